@@ -1,0 +1,10 @@
+/* cmd_generate.c - TEMPORARY placeholder until the subcommand lands (replace this file). */
+#include <stdio.h>
+#include "commands.h"
+
+int cmd_generate(int argc, char **argv)
+{
+    (void)argc;
+    fprintf(stderr, "attnscope: '%s' is not built yet\n", argv[0]);
+    return 1;
+}

@@ -1,0 +1,10 @@
+/* cmd_greedy.c - TEMPORARY placeholder until the subcommand lands (replace this file). */
+#include <stdio.h>
+#include "commands.h"
+
+int cmd_greedy(int argc, char **argv)
+{
+    (void)argc;
+    fprintf(stderr, "attnscope: '%s' is not built yet\n", argv[0]);
+    return 1;
+}
