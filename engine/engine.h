@@ -6,5 +6,6 @@
 #include "config.h"
 #include "model.h"
 #include "session.h"
+#include "tokenizer.h"
 
 #endif
