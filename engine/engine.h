@@ -7,5 +7,7 @@
 #include "model.h"
 #include "session.h"
 #include "tokenizer.h"
+#include "chat.h"
+#include "sampler.h"
 
 #endif
