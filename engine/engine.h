@@ -9,5 +9,6 @@
 #include "tokenizer.h"
 #include "chat.h"
 #include "sampler.h"
+#include "conv.h"
 
 #endif
