@@ -77,6 +77,9 @@ const sampler_params *conv_sampling(const conv_t *c);
 void conv_set_cache(conv_t *c, bool on);
 bool conv_cache(const conv_t *c);
 void conv_set_max_new(conv_t *c, int n);       /* 0 = unlimited */
+/* The options a conv_open of another folder needs to continue with the same
+ * settings (context size, threads, chat, cache, max_new, sampling). */
+void conv_get_opts(const conv_t *c, conv_opts *o);
 int conv_max_new(const conv_t *c);
 
 /* ---- messages -------------------------------------------------------------- */
