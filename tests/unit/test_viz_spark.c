@@ -1,0 +1,89 @@
+/* test_viz_spark.c - sparklines, eighth-block bars and percentiles. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "spark.h"
+
+static void sparkline_scales_from_zero_to_the_maximum(void **state)
+{
+    (void)state;
+    viz_grid g = {0};
+    viz_grid_resize(&g, 10, 1);
+    const float v[4] = {1.0f, 2.0f, 4.0f, 8.0f};
+    assert_int_equal(viz_spark_draw(&g, 0, 0, 10, v, 4, 0.0f, VIZ_DEFAULT, VIZ_DEFAULT), 4);
+    assert_int_equal(g.cells[0].ch, 0x2581);   /* 1/8 */
+    assert_int_equal(g.cells[1].ch, 0x2582);   /* 2/8 */
+    assert_int_equal(g.cells[2].ch, 0x2584);   /* 4/8 */
+    assert_int_equal(g.cells[3].ch, 0x2588);   /* 8/8 */
+    assert_int_equal(g.cells[4].ch, ' ');
+    viz_grid_free(&g);
+}
+
+static void sparklines_sharing_a_maximum_compare_by_height(void **state)
+{
+    (void)state;
+    viz_grid g = {0};
+    viz_grid_resize(&g, 4, 2);
+    const float on[2] = {1.0f, 1.0f}, off[2] = {4.0f, 8.0f};
+    viz_spark_draw(&g, 0, 0, 4, on, 2, 8.0f, VIZ_DEFAULT, VIZ_DEFAULT);
+    viz_spark_draw(&g, 0, 1, 4, off, 2, 8.0f, VIZ_DEFAULT, VIZ_DEFAULT);
+    assert_int_equal(viz_grid_at(&g, 0, 0)->ch, 0x2581);
+    assert_int_equal(viz_grid_at(&g, 0, 1)->ch, 0x2584);
+    assert_int_equal(viz_grid_at(&g, 1, 1)->ch, 0x2588);
+    viz_grid_free(&g);
+}
+
+static void sparkline_shows_the_newest_values_when_too_many(void **state)
+{
+    (void)state;
+    viz_grid g = {0};
+    viz_grid_resize(&g, 3, 1);
+    const float v[5] = {8.0f, 8.0f, 1.0f, 1.0f, 8.0f};
+    assert_int_equal(viz_spark_draw(&g, 0, 0, 3, v, 5, 8.0f, VIZ_DEFAULT, VIZ_DEFAULT), 3);
+    assert_int_equal(g.cells[0].ch, 0x2581);
+    assert_int_equal(g.cells[2].ch, 0x2588);
+    viz_grid_free(&g);
+}
+
+static void bars_use_eighth_blocks_for_the_remainder(void **state)
+{
+    (void)state;
+    viz_grid g = {0};
+    viz_grid_resize(&g, 10, 1);
+    assert_int_equal(viz_bar_draw(&g, 0, 0, 10, 0.25f, VIZ_DEFAULT, VIZ_DEFAULT), 3);
+    assert_int_equal(g.cells[0].ch, 0x2588);
+    assert_int_equal(g.cells[1].ch, 0x2588);
+    assert_int_equal(g.cells[2].ch, 0x258C);   /* half a cell: ▌ */
+    assert_int_equal(g.cells[3].ch, ' ');
+    assert_int_equal(viz_bar_draw(&g, 0, 0, 10, 0.0f, VIZ_DEFAULT, VIZ_DEFAULT), 0);
+    assert_int_equal(viz_bar_draw(&g, 0, 0, 10, 2.0f, VIZ_DEFAULT, VIZ_DEFAULT), 10);
+    viz_grid_free(&g);
+}
+
+static void percentiles_interpolate_between_closest_ranks_like_numpy(void **state)
+{
+    (void)state;
+    const float v[5] = {5.0f, 1.0f, 4.0f, 2.0f, 3.0f};
+    float tmp[5];
+    assert_true(viz_percentile(v, 5, 50.0f, tmp) == 3.0f);
+    assert_true(viz_percentile(v, 5, 90.0f, tmp) == 4.6f);   /* numpy.percentile: 4.6 */
+    assert_true(viz_percentile(v, 5, 0.0f, tmp) == 1.0f);
+    assert_true(viz_percentile(v, 5, 100.0f, tmp) == 5.0f);
+    assert_true(v[0] == 5.0f);                                 /* input untouched */
+    assert_true(viz_percentile(v, 0, 50.0f, tmp) == 0.0f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(sparkline_scales_from_zero_to_the_maximum),
+        cmocka_unit_test(sparklines_sharing_a_maximum_compare_by_height),
+        cmocka_unit_test(sparkline_shows_the_newest_values_when_too_many),
+        cmocka_unit_test(bars_use_eighth_blocks_for_the_remainder),
+        cmocka_unit_test(percentiles_interpolate_between_closest_ranks_like_numpy),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
