@@ -5,33 +5,33 @@
 #define REPL_TUI_H
 
 #include <stdbool.h>
-#include <stdint.h>
+
+#include "plain.h"
 
 typedef struct {
-    const char *model_dir;     /* model folder (required) */
-    const char *theme;         /* "dark" (NULL = dark), "light" or "projector" */
-    bool mono;                 /* --mono: monochrome shade characters, no colour */
-    bool no_mouse;             /* do not capture the mouse (keeps terminal copy/paste) */
-    const char *device;        /* "cpu" (NULL = cpu) or "cuda" */
-    int threads;               /* 0 = all cores */
-    int max_seq;               /* context size in tokens, 0 = the model's (capped) */
-    bool no_kv_cache;          /* start with the KV cache off */
-    const char *system;        /* system prompt, NULL = none */
-    const char *history_path;  /* readline history file, NULL = ~/.attnscope_history */
-    /* Sampling; the same defaults as --plain apply when the caller copies them. */
-    float temp;                /* 0 = greedy (argmax) */
-    int top_k;                 /* 0 = off */
-    float top_p;               /* 1 = off */
-    float min_p;               /* 0 = off */
-    float repeat_penalty;      /* 1 = off */
-    uint64_t seed;
-    int max_new;               /* tokens per reply, 0 = until end of turn or context */
+    const char *model_dir;       /* the resolved model folder (cli_resolve_model) */
+    const cli_common *common;    /* sampling, context, threads, cache, system, device */
+    const char *models_dir;      /* bundled models folder for /model NAME, or NULL */
+    const char *history_path;    /* readline history, NULL = $HOME/.attnscope_history (shared with --plain) */
+    const char *theme;           /* --theme dark|light|projector; NULL = dark */
+    bool mono;                   /* --mono: monochrome shade characters (NO_COLOR does the same) */
+    bool no_mouse;               /* --no-mouse: leave the mouse to the terminal (copy/paste) */
 } tui_opts;
 
+/* Zeroes o (theme dark, colour, mouse on). */
+void tui_opts_default(tui_opts *o);
+
+/* Tries to consume argv[*i] (and its value) as a TUI option: --theme NAME
+ * (or --theme=NAME), --mono, --no-mouse. Returns 1 when consumed (*i then
+ * points at the last argv used), 0 when it is not a TUI option, -1 after
+ * printing one line "attnscope: ..." on stderr for a missing or unknown value. */
+int tui_option(int argc, char **argv, int *i, tui_opts *o);
+
 /* Runs the TUI until /quit, Ctrl-D or a fatal signal, and restores the terminal
- * on every way out (atexit and SIGINT/SIGTERM/SIGSEGV handlers call endwin).
- * Returns the exit code: 0 on a normal quit, 1 on a runtime failure, 2 when the
- * model folder cannot be loaded (the one-line reason on stderr after endwin). */
+ * on every way out (atexit and SIGINT/SIGTERM/SIGHUP/SIGSEGV handlers call
+ * endwin). Returns the exit code: 0 on a normal quit, 1 on a runtime failure
+ * (terminal setup), 2 when the model folder cannot be loaded (one line on
+ * stderr, printed before the screen is taken over). */
 int tui_run(const tui_opts *o);
 
 #endif
