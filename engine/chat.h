@@ -42,14 +42,23 @@ int chat_open(chat_template **out, const char *template_text, const char *bos,
 
 void chat_close(chat_template *t);      /* accepts NULL */
 
-/* The detected family: "chatml", "qwen3", "smollm2", "llama3", "llama2",
- * "mistral-v1", "mistral-v3", "mistral-v7", "zephyr", "phi3", "gemma",
- * "gemma3", or "none". Valid until chat_close. */
+/* The detected family: "chatml" (Qwen2/2.5, SmolLM2 and plain ChatML, with
+ * the template's default system prompt if it has one), "qwen3", "llama3"
+ * (Llama 3 8B's short template), "llama3.1" (the 3.1/3.2 template with the
+ * "Cutting Knowledge Date" system header), "llama2", "mistral" ([INST] v0.1 /
+ * Mixtral), "zephyr", "phi3", "gemma", or "none". Valid until chat_close. */
 const char *chat_family(const chat_template *t);
 
 /* NULL when the template is fully supported; otherwise one line saying why
  * rendering falls back (unknown template) or what is approximated. */
 const char *chat_warning(const chat_template *t);
+
+/* The date the Llama 3.1/3.2 system header shows ("26 Jul 2024" form). By
+ * default it is what the template itself would use under transformers: its
+ * fixed date, or today's local date where the template calls strftime_now.
+ * Passing a date here is transformers' date_string=... argument; NULL goes
+ * back to the default. Copied; ENG_ENOMEM on failure. */
+int chat_set_date(chat_template *t, const char *date, eng_err *err);
 
 /* The end-of-turn strings generation must stop at (e.g. "<|im_end|>",
  * "<|eot_id|>", "</s>", "<end_of_turn>"), as a NULL-terminated array owned by
