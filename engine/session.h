@@ -63,4 +63,16 @@ typedef struct {
 
 session_timing session_last_timing(const session_t *s);
 
+/* ---- additions: sizes for benchmarks and memory accounting ---- */
+
+/* Bytes of weights one decode step reads: every layer's matrices and norms,
+ * the final norm, lm_head, and one embedding row. */
+size_t session_decode_weight_bytes(const session_t *s);
+
+/* Bytes of the run buffers and compute scratch allocated by session_new
+ * (activations), not counting the KV cache or the observer. */
+size_t session_run_bytes(const session_t *s);
+
+int session_threads(const session_t *s);       /* compute threads in use */
+
 #endif

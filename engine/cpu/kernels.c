@@ -1,0 +1,252 @@
+/* kernels.c - the CPU inner loops (see kernels.h): weight rows are widened to
+ * f32 in registers, never in memory, and multiplied against f32 activations. */
+#include "kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define KERN_AVX512 1
+#endif
+
+/* ---------------------------------------------------------------- widening */
+
+#ifdef KERN_AVX512
+/* 16 bf16 -> 16 f32: a bf16 is the top half of an f32. */
+static inline __m512 load16_bf16(const uint16_t *p)
+{
+    __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+static inline __m512 load16_f16(const uint16_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
+static inline __m512 load16(const void *base, eng_dtype t, int64_t i)
+{
+    switch (t) {
+    case DT_BF16: return load16_bf16((const uint16_t *)base + i);
+    case DT_F16: return load16_f16((const uint16_t *)base + i);
+    default: return _mm512_loadu_ps((const float *)base + i);
+    }
+}
+#endif
+
+static inline float load1(const void *base, eng_dtype t, int64_t i)
+{
+    switch (t) {
+    case DT_BF16: return bf16_to_f32(((const uint16_t *)base)[i]);
+    case DT_F16: return f16_to_f32(((const uint16_t *)base)[i]);
+    default: return ((const float *)base)[i];
+    }
+}
+
+/* ----------------------------------------------------------------- matvec */
+
+/* Four rows at a time share each load of x; two accumulators per row hide the
+ * FMA latency. One specialised copy per dtype keeps the switch out of the loop. */
+#ifdef KERN_AVX512
+#define MATVEC_BODY(LOAD)                                                          \
+    int64_t r = r0;                                                                \
+    for (; r + 4 <= r1; r += 4) {                                                  \
+        const uint8_t *w0 = base + (size_t)r * row_bytes;                          \
+        const uint8_t *w1 = w0 + row_bytes, *w2 = w1 + row_bytes, *w3 = w2 + row_bytes; \
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                \
+        __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                                 \
+        int64_t k = 0;                                                             \
+        for (; k + 32 <= n; k += 32) {                                             \
+            __m512 xa = _mm512_loadu_ps(x + k), xb = _mm512_loadu_ps(x + k + 16);  \
+            a0 = _mm512_fmadd_ps(LOAD(w0, k), xa, a0);                             \
+            b0 = _mm512_fmadd_ps(LOAD(w0, k + 16), xb, b0);                        \
+            a1 = _mm512_fmadd_ps(LOAD(w1, k), xa, a1);                             \
+            b1 = _mm512_fmadd_ps(LOAD(w1, k + 16), xb, b1);                        \
+            a2 = _mm512_fmadd_ps(LOAD(w2, k), xa, a2);                             \
+            b2 = _mm512_fmadd_ps(LOAD(w2, k + 16), xb, b2);                        \
+            a3 = _mm512_fmadd_ps(LOAD(w3, k), xa, a3);                             \
+            b3 = _mm512_fmadd_ps(LOAD(w3, k + 16), xb, b3);                        \
+        }                                                                          \
+        for (; k + 16 <= n; k += 16) {                                             \
+            __m512 xa = _mm512_loadu_ps(x + k);                                    \
+            a0 = _mm512_fmadd_ps(LOAD(w0, k), xa, a0);                             \
+            a1 = _mm512_fmadd_ps(LOAD(w1, k), xa, a1);                             \
+            a2 = _mm512_fmadd_ps(LOAD(w2, k), xa, a2);                             \
+            a3 = _mm512_fmadd_ps(LOAD(w3, k), xa, a3);                             \
+        }                                                                          \
+        float s0 = _mm512_reduce_add_ps(_mm512_add_ps(a0, b0));                    \
+        float s1 = _mm512_reduce_add_ps(_mm512_add_ps(a1, b1));                    \
+        float s2 = _mm512_reduce_add_ps(_mm512_add_ps(a2, b2));                    \
+        float s3 = _mm512_reduce_add_ps(_mm512_add_ps(a3, b3));                    \
+        for (; k < n; k++) {                                                       \
+            s0 += load1(w0, w->dtype, k) * x[k];                                   \
+            s1 += load1(w1, w->dtype, k) * x[k];                                   \
+            s2 += load1(w2, w->dtype, k) * x[k];                                   \
+            s3 += load1(w3, w->dtype, k) * x[k];                                   \
+        }                                                                          \
+        y[r - r0] = s0; y[r - r0 + 1] = s1; y[r - r0 + 2] = s2; y[r - r0 + 3] = s3; \
+    }                                                                              \
+    for (; r < r1; r++) {                                                          \
+        const uint8_t *w0 = base + (size_t)r * row_bytes;                          \
+        __m512 a0 = _mm512_setzero_ps();                                           \
+        int64_t k = 0;                                                             \
+        for (; k + 16 <= n; k += 16)                                               \
+            a0 = _mm512_fmadd_ps(LOAD(w0, k), _mm512_loadu_ps(x + k), a0);         \
+        float s0 = _mm512_reduce_add_ps(a0);                                       \
+        for (; k < n; k++) s0 += load1(w0, w->dtype, k) * x[k];                    \
+        y[r - r0] = s0;                                                            \
+    }
+
+#define LOAD_BF16(p, k) load16_bf16((const uint16_t *)(p) + (k))
+#define LOAD_F16(p, k) load16_f16((const uint16_t *)(p) + (k))
+#define LOAD_F32(p, k) _mm512_loadu_ps((const float *)(p) + (k))
+
+static void matvec_bf16(float *y, const tensor_t *w, int64_t r0, int64_t r1, const float *x)
+{
+    const uint8_t *base = w->data;
+    int64_t n = w->shape[1];
+    size_t row_bytes = (size_t)n * 2;
+    MATVEC_BODY(LOAD_BF16)
+}
+
+static void matvec_f16(float *y, const tensor_t *w, int64_t r0, int64_t r1, const float *x)
+{
+    const uint8_t *base = w->data;
+    int64_t n = w->shape[1];
+    size_t row_bytes = (size_t)n * 2;
+    MATVEC_BODY(LOAD_F16)
+}
+
+static void matvec_f32(float *y, const tensor_t *w, int64_t r0, int64_t r1, const float *x)
+{
+    const uint8_t *base = w->data;
+    int64_t n = w->shape[1];
+    size_t row_bytes = (size_t)n * 4;
+    MATVEC_BODY(LOAD_F32)
+}
+#endif
+
+void kern_matvec_rows(float *y, const tensor_t *w, int64_t r0, int64_t r1, const float *x)
+{
+#ifdef KERN_AVX512
+    switch (w->dtype) {
+    case DT_BF16: matvec_bf16(y, w, r0, r1, x); return;
+    case DT_F16: matvec_f16(y, w, r0, r1, x); return;
+    default: matvec_f32(y, w, r0, r1, x); return;
+    }
+#else
+    int64_t n = w->shape[1];
+    for (int64_t r = r0; r < r1; r++) {
+        float s = 0.0f;
+        for (int64_t k = 0; k < n; k++)
+            s += load1(w->data, w->dtype, r * n + k) * x[k];
+        y[r - r0] = s;
+    }
+#endif
+}
+
+/* ------------------------------------------------------------- conversion */
+
+static void convert_span(float *dst, const void *src, eng_dtype t, int64_t i0, int64_t count)
+{
+    int64_t i = 0;
+    if (t == DT_F32) {
+        memcpy(dst, (const float *)src + i0, (size_t)count * sizeof(float));
+        return;
+    }
+#ifdef KERN_AVX512
+    for (; i + 16 <= count; i += 16)
+        _mm512_storeu_ps(dst + i, load16(src, t, i0 + i));
+#endif
+    for (; i < count; i++)
+        dst[i] = load1(src, t, i0 + i);
+}
+
+void kern_convert_rows(float *dst, const tensor_t *w, int64_t r0, int64_t r1)
+{
+    int64_t n = w->shape[1];
+    convert_span(dst, w->data, w->dtype, r0 * n, (r1 - r0) * n);
+}
+
+void kern_row_f32(float *dst, const tensor_t *w, int64_t r, int64_t n)
+{
+    convert_span(dst, w->data, w->dtype, r * n, n);
+}
+
+/* ------------------------------------------------------------ dot / axpy */
+
+float kern_dot(const float *a, const float *b, int n)
+{
+    int i = 0;
+    float s = 0.0f;
+#ifdef KERN_AVX512
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
+    }
+    for (; i + 16 <= n; i += 16)
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+    s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+#endif
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+void kern_axpy(float *y, float a, const float *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+/* ---------------------------------------------------------------- softmax */
+
+#ifdef KERN_AVX512
+/* exp(x) for x <= 0: x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial
+ * for e^r (relative error ~2e-7), and 2^n applied with scalef. */
+static inline __m512 exp512(__m512 x)
+{
+    const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
+    const __m512 ln2_hi = _mm512_set1_ps(0.693359375f);
+    const __m512 ln2_lo = _mm512_set1_ps(-2.12194440e-4f);
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, ln2_hi, x);
+    r = _mm512_fnmadd_ps(n, ln2_lo, r);
+    __m512 p = _mm512_set1_ps(1.0f / 720.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+#endif
+
+void kern_softmax(float *x, int n)
+{
+    float mx = x[0];
+    for (int i = 1; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    float sum = 0.0f;
+    int i = 0;
+#ifdef KERN_AVX512
+    __m512 vmx = _mm512_set1_ps(mx), vsum = _mm512_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vmx));
+        _mm512_storeu_ps(x + i, e);
+        vsum = _mm512_add_ps(vsum, e);
+    }
+    sum = _mm512_reduce_add_ps(vsum);
+#endif
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    float inv = 1.0f / sum;
+    for (i = 0; i < n; i++)
+        x[i] *= inv;
+}

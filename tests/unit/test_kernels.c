@@ -1,0 +1,279 @@
+/* test_kernels.c - the CPU kernels and backend against naive double-precision
+ * loops, per stored dtype: matvec, GEMM with widened blocks, softmax, the
+ * thread pool's split, and attention (decode and GEMM paths, GQA, observer). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "backend.h"
+#include "cpu/kernels.h"
+#include "cpu/pool.h"
+
+static uint64_t rng = 88172645463325252ULL;
+static float frand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+/* A (rows, cols) tensor of random values in dtype, and its exact f32 values. */
+static tensor_t random_tensor(eng_dtype t, int rows, int cols, float **exact)
+{
+    size_t n = (size_t)rows * cols;
+    void *data = malloc(n * dtype_size(t));
+    *exact = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        float v = frand();
+        if (t == DT_BF16) {
+            ((uint16_t *)data)[i] = f32_to_bf16(v);
+            v = bf16_to_f32(((uint16_t *)data)[i]);
+        } else if (t == DT_F16) {
+            ((uint16_t *)data)[i] = f32_to_f16(v);
+            v = f16_to_f32(((uint16_t *)data)[i]);
+        } else {
+            ((float *)data)[i] = v;
+        }
+        (*exact)[i] = v;
+    }
+    return (tensor_t){.data = data, .dtype = t, .ndim = 2, .shape = {rows, cols}};
+}
+
+/* Odd sizes run every SIMD tail. */
+static const int sizes[][2] = {{1, 1}, {3, 15}, {5, 16}, {7, 33}, {17, 576}, {9, 1000}, {64, 2048}};
+
+static void matvec_matches_naive_loops_for_every_dtype(void **state)
+{
+    (void)state;
+    for (int t = DT_F32; t <= DT_BF16; t++)
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+            int rows = sizes[si][0], cols = sizes[si][1];
+            float *w_exact, *x = malloc((size_t)cols * sizeof(float)), *y = malloc((size_t)rows * sizeof(float));
+            tensor_t w = random_tensor((eng_dtype)t, rows, cols, &w_exact);
+            for (int i = 0; i < cols; i++) x[i] = frand();
+            kern_matvec_rows(y, &w, 0, rows, x);
+            for (int r = 0; r < rows; r++) {
+                double ref = 0;
+                for (int k = 0; k < cols; k++) ref += (double)w_exact[(size_t)r * cols + k] * x[k];
+                assert_true(fabs(y[r] - ref) <= 1e-5 * (1 + sqrt(cols)));
+            }
+            /* A sub-range writes only its own rows, starting at y[0]. */
+            if (rows > 2) {
+                float y2[2];
+                kern_matvec_rows(y2, &w, 1, 3, x);
+                assert_true(fabsf(y2[0] - y[1]) <= 1e-6f * (1 + fabsf(y[1])));
+                assert_true(fabsf(y2[1] - y[2]) <= 1e-6f * (1 + fabsf(y[2])));
+            }
+            free((void *)w.data); free(w_exact); free(x); free(y);
+        }
+}
+
+static void row_conversion_is_exact_for_every_dtype(void **state)
+{
+    (void)state;
+    for (int t = DT_F32; t <= DT_BF16; t++) {
+        float *exact;
+        tensor_t w = random_tensor((eng_dtype)t, 7, 37, &exact);
+        float out[5 * 37];
+        kern_convert_rows(out, &w, 2, 7);
+        assert_memory_equal(out, exact + 2 * 37, sizeof out);
+        kern_row_f32(out, &w, 3, 37);
+        assert_memory_equal(out, exact + 3 * 37, 37 * sizeof(float));
+        free((void *)w.data); free(exact);
+    }
+}
+
+static void softmax_matches_exp_and_sums_to_one(void **state)
+{
+    (void)state;
+    const int ns[] = {1, 2, 15, 16, 17, 100, 1031};
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+        int n = ns[k];
+        float *x = malloc((size_t)n * sizeof(float));
+        double *ref = malloc((size_t)n * sizeof(double)), mx = -1e30, sum = 0;
+        for (int i = 0; i < n; i++) {
+            x[i] = 20.0f * frand();
+            if (i == n / 2) x[i] = -200.0f;   /* deep underflow */
+            mx = fmax(mx, x[i]);
+        }
+        for (int i = 0; i < n; i++) sum += (ref[i] = exp((double)x[i] - mx));
+        kern_softmax(x, n);
+        double s = 0;
+        for (int i = 0; i < n; i++) {
+            assert_true(fabs(x[i] - ref[i] / sum) <= 1e-6 * (ref[i] / sum) + 1e-9);
+            s += x[i];
+        }
+        assert_true(fabs(s - 1.0) < 1e-5);
+        free(x); free(ref);
+    }
+}
+
+static void pool_split_covers_every_item_once(void **state)
+{
+    (void)state;
+    for (int64_t n = 0; n < 200; n += 7)
+        for (int nt = 1; nt <= 5; nt++)
+            for (int64_t align = 1; align <= 16; align *= 4) {
+                int64_t next = 0;
+                for (int tid = 0; tid < nt; tid++) {
+                    int64_t b, e;
+                    pool_split(n, tid, nt, align, &b, &e);
+                    assert_true(b == next || b == e);
+                    if (b < e) {
+                        assert_true(b % align == 0);
+                        next = e;
+                    }
+                }
+                assert_int_equal(next, n);
+            }
+}
+
+typedef struct {
+    int hits[8];
+} pool_probe;
+
+static void probe_fn(void *arg, int tid, int n)
+{
+    pool_probe *p = arg;
+    (void)n;
+    p->hits[tid]++;
+}
+
+static void pool_runs_the_job_once_on_each_worker(void **state)
+{
+    (void)state;
+    pool_t *p;
+    assert_int_equal(pool_new(&p, 3, NULL), ENG_OK);
+    pool_probe probe = {{0}};
+    for (int i = 0; i < 1000; i++)
+        pool_run(p, probe_fn, &probe);
+    assert_int_equal(probe.hits[0], 1000);
+    assert_int_equal(probe.hits[1], 1000);
+    assert_int_equal(probe.hits[2], 1000);
+    assert_int_equal(probe.hits[3], 0);
+    pool_free(p);
+}
+
+static void backend_matvec_and_matmul_match_naive_for_every_dtype(void **state)
+{
+    (void)state;
+    void *ctx;
+    bk_sizes sz = {.n_threads = 2, .max_in = 1000, .max_rows = 40, .max_keys = 64};
+    assert_int_equal(backend_cpu.ctx_new(&ctx, &sz, NULL), ENG_OK);
+    for (int t = DT_F32; t <= DT_BF16; t++) {
+        int rows = 601, cols = 1000, T = 37;   /* 300 rows a thread: two widened blocks */
+        float *we, *wbe;
+        tensor_t w = random_tensor((eng_dtype)t, rows, cols, &we);
+        tensor_t w2 = random_tensor((eng_dtype)t, 45, cols, &wbe);
+        float *x = malloc((size_t)T * cols * sizeof(float));
+        float *y = malloc((size_t)T * rows * sizeof(float)), *y1 = malloc((size_t)rows * sizeof(float));
+        float *y2 = malloc(45 * sizeof(float));
+        for (int i = 0; i < T * cols; i++) x[i] = frand();
+        backend_cpu.matmul(ctx, y, x, T, &w);
+        bk_matvec jobs[2] = {{y1, &w, x + cols}, {y2, &w2, x + cols}};
+        backend_cpu.matvec(ctx, jobs, 2);
+        for (int i = 0; i < T; i++)
+            for (int r = 0; r < rows; r++) {
+                double ref = 0;
+                for (int k = 0; k < cols; k++) ref += (double)we[(size_t)r * cols + k] * x[(size_t)i * cols + k];
+                assert_true(fabs(y[(size_t)i * rows + r] - ref) <= 1e-4);
+                if (i == 1)
+                    assert_true(fabs(y1[r] - ref) <= 1e-4);
+            }
+        for (int r = 0; r < 45; r++) {
+            double ref = 0;
+            for (int k = 0; k < cols; k++) ref += (double)wbe[(size_t)r * cols + k] * x[cols + k];
+            assert_true(fabs(y2[r] - ref) <= 1e-4);
+        }
+        free((void *)w.data); free(we); free((void *)w2.data); free(wbe);
+        free(x); free(y); free(y1); free(y2);
+    }
+    backend_cpu.ctx_free(ctx);
+}
+
+/* Naive causal GQA attention in double for one query row. */
+static void naive_attention_row(const float *q, const float *k, const float *v, int cap, int nk,
+                                int n_heads, int n_kv, int hd, double *out, double *probs)
+{
+    for (int h = 0; h < n_heads; h++) {
+        int g = h / (n_heads / n_kv);
+        double mx = -1e300, sum = 0;
+        double *p = probs + (size_t)h * nk;
+        for (int j = 0; j < nk; j++) {
+            double s = 0;
+            for (int d = 0; d < hd; d++)
+                s += (double)q[h * hd + d] * k[((size_t)g * cap + j) * hd + d];
+            p[j] = s / sqrt(hd);
+            mx = fmax(mx, p[j]);
+        }
+        for (int j = 0; j < nk; j++) sum += (p[j] = exp(p[j] - mx));
+        for (int j = 0; j < nk; j++) p[j] /= sum;
+        for (int d = 0; d < hd; d++) {
+            double o = 0;
+            for (int j = 0; j < nk; j++) o += p[j] * v[((size_t)g * cap + j) * hd + d];
+            out[h * hd + d] = o;
+        }
+    }
+}
+
+static void attention_matches_naive_with_gqa_on_both_paths(void **state)
+{
+    (void)state;
+    const int n_heads = 6, n_kv = 2, hd = 24, cap = 50, q_dim = n_heads * hd;
+    void *ctx;
+    bk_sizes sz = {.n_threads = 2, .max_in = 64, .max_rows = 20, .max_keys = cap};
+    assert_int_equal(backend_cpu.ctx_new(&ctx, &sz, NULL), ENG_OK);
+    float *k = malloc((size_t)n_kv * cap * hd * sizeof(float)), *v = malloc((size_t)n_kv * cap * hd * sizeof(float));
+    for (int i = 0; i < n_kv * cap * hd; i++) { k[i] = 2 * frand(); v[i] = frand(); }
+    const int cases[][2] = {{1, 0}, {1, 29}, {2, 10}, {20, 0}, {13, 30}};   /* T, pos0 */
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int T = cases[ci][0], pos0 = cases[ci][1], nk = pos0 + T;
+        float *q = malloc((size_t)T * q_dim * sizeof(float)), *out = malloc((size_t)T * q_dim * sizeof(float));
+        int pnk = nk + 3;   /* observer rows wider than this call's keys */
+        float *probs = malloc((size_t)n_heads * T * pnk * sizeof(float));
+        for (int i = 0; i < T * q_dim; i++) q[i] = frand();
+        bk_attention a = {.q = q, .k = k, .v = v, .kv_stride = cap, .out = out, .T = T, .pos0 = pos0,
+                          .n_heads = n_heads, .n_kv_heads = n_kv, .head_dim = hd,
+                          .scale = 1.0f / sqrtf((float)hd), .probs = probs, .probs_row0 = 0,
+                          .probs_nq = T, .probs_nk = pnk};
+        backend_cpu.attention(ctx, &a);
+        double ref_out[6 * 24], ref_p[6 * 64];
+        for (int i = 0; i < T; i++) {
+            naive_attention_row(q + (size_t)i * q_dim, k, v, cap, pos0 + i + 1, n_heads, n_kv, hd, ref_out, ref_p);
+            for (int d = 0; d < q_dim; d++)
+                assert_true(fabs(out[(size_t)i * q_dim + d] - ref_out[d]) <= 1e-5);
+            for (int h = 0; h < n_heads; h++)
+                for (int j = 0; j < pnk; j++) {
+                    float got = probs[((size_t)h * T + i) * pnk + j];
+                    if (j <= pos0 + i)
+                        assert_true(fabs(got - ref_p[(size_t)h * (pos0 + i + 1) + j]) <= 1e-6);
+                    else
+                        assert_true(got == 0.0f);
+                }
+        }
+        free(q); free(out); free(probs);
+    }
+    free(k); free(v);
+    backend_cpu.ctx_free(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(matvec_matches_naive_loops_for_every_dtype),
+        cmocka_unit_test(row_conversion_is_exact_for_every_dtype),
+        cmocka_unit_test(softmax_matches_exp_and_sums_to_one),
+        cmocka_unit_test(pool_split_covers_every_item_once),
+        cmocka_unit_test(pool_runs_the_job_once_on_each_worker),
+        cmocka_unit_test(backend_matvec_and_matmul_match_naive_for_every_dtype),
+        cmocka_unit_test(attention_matches_naive_with_gqa_on_both_paths),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
