@@ -1,0 +1,109 @@
+/* engine_cli.c - option parsing and model opening shared by the logits,
+ * greedy and bench subcommands (see engine_cli.h). */
+#include "engine_cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ecli_exit_code(int status)
+{
+    return status == ENG_OK ? 0 : status == ENG_EINPUT ? 2 : 1;
+}
+
+int ecli_parse_int(const char *cmd, const char *flag, const char *val, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (errno || end == val || *end || v < lo || v > hi) {
+        fprintf(stderr, "attnscope %s: %s wants an integer from %ld to %ld, not '%s'\n", cmd, flag, lo, hi, val);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int ecli_parse_ids(const char *cmd, const char *val, int **ids, int *n)
+{
+    size_t cap = 1;
+    for (const char *p = val; *p; p++)
+        cap += *p == ',';
+    int *out = malloc(cap * sizeof(int));
+    if (!out) {
+        fprintf(stderr, "attnscope %s: out of memory\n", cmd);
+        return -1;
+    }
+    int count = 0;
+    const char *p = val;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || end == p || v < 0 || v > 0x7fffffff || (*end && *end != ',')) {
+            fprintf(stderr, "attnscope %s: --ids wants comma-separated token ids like 1,2,3, not '%s'\n", cmd, val);
+            free(out);
+            return -1;
+        }
+        out[count++] = (int)v;
+        if (!*end)
+            break;
+        p = end + 1;
+    }
+    *ids = out;
+    *n = count;
+    return 0;
+}
+
+int ecli_parse_dtype(const char *cmd, const char *val, eng_dtype *out)
+{
+    if (strcmp(val, "bf16") == 0) *out = DT_BF16;
+    else if (strcmp(val, "f16") == 0) *out = DT_F16;
+    else if (strcmp(val, "f32") == 0) *out = DT_F32;
+    else {
+        fprintf(stderr, "attnscope %s: --dtype wants bf16, f16 or f32, not '%s'\n", cmd, val);
+        return -1;
+    }
+    return 0;
+}
+
+int ecli_check_device(const char *cmd, const char *device)
+{
+    if (!device || strcmp(device, "cpu") == 0)
+        return 0;
+    if (strcmp(device, "cuda") == 0)
+        fprintf(stderr, "attnscope %s: --device cuda: this build has no CUDA backend (rebuild with make CUDA=1)\n", cmd);
+    else
+        fprintf(stderr, "attnscope %s: --device wants cpu or cuda, not '%s'\n", cmd, device);
+    return -1;
+}
+
+int ecli_open_model(const char *cmd, const char *dir, const char *synth, eng_dtype dtype, model_t **out)
+{
+    eng_err e = {{0}};
+    int rc = synth ? model_synthetic(out, synth, dtype, 1, &e) : model_open(out, dir, &e);
+    if (rc != ENG_OK) {
+        fprintf(stderr, "attnscope %s: %s\n", cmd, e.msg[0] ? e.msg : "cannot open the model");
+        return ecli_exit_code(rc);
+    }
+    return 0;
+}
+
+const char *ecli_opt(const char *cmd, int argc, char **argv, int *i, const char *name, int *missing)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return NULL;
+    if (a[n] == '=')
+        return a + n + 1;
+    if (a[n] != '\0')
+        return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "attnscope %s: %s needs a value\n", cmd, name);
+        *missing = 1;
+        return NULL;
+    }
+    return argv[++*i];
+}

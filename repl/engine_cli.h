@@ -1,0 +1,35 @@
+/* engine_cli.h - what the engine-facing subcommands (logits, greedy, bench)
+ * share: parsing ids and numbers, --device, opening a model folder or a
+ * synthetic model, and mapping engine statuses to exit codes. Every function
+ * that fails prints one line "attnscope CMD: ..." on stderr. */
+#ifndef REPL_ENGINE_CLI_H
+#define REPL_ENGINE_CLI_H
+
+#include "engine.h"
+
+/* 2 for ENG_EINPUT (bad input), 1 for everything else that failed, 0 for OK. */
+int ecli_exit_code(int status);
+
+/* An integer in [lo, hi] from flag's value; 0, or -1 after the message. */
+int ecli_parse_int(const char *cmd, const char *flag, const char *val, long lo, long hi, int *out);
+
+/* "1,2,3" -> malloc'd ids (free with free); 0, or -1 after the message. */
+int ecli_parse_ids(const char *cmd, const char *val, int **ids, int *n);
+
+/* "bf16" | "f16" | "f32"; 0, or -1 after the message. */
+int ecli_parse_dtype(const char *cmd, const char *val, eng_dtype *out);
+
+/* "cpu" is fine; "cuda" is refused (this build has no CUDA backend);
+ * anything else is unknown. 0, or -1 after the message. */
+int ecli_check_device(const char *cmd, const char *device);
+
+/* Opens --model DIR (dir) or --synthetic NAME (synth, weights of dtype);
+ * returns the exit code (0 on success) after printing the engine's message. */
+int ecli_open_model(const char *cmd, const char *dir, const char *synth, eng_dtype dtype, model_t **out);
+
+/* Value of the option at argv[*i] ("--opt V" or "--opt=V"): NULL when
+ * argv[*i] is not `name`; prints a message and sets *missing when the value
+ * is absent. Advances *i past a separate value. */
+const char *ecli_opt(const char *cmd, int argc, char **argv, int *i, const char *name, int *missing);
+
+#endif
