@@ -47,8 +47,18 @@ static inline int config_kv_mul(const config_t *c) { return c->n_heads / c->n_kv
  * line in err naming the field at fault. */
 int config_parse(config_t *c, const char *json, size_t len, const char *fname, eng_err *err);
 
+/* Reads config.json (and generation_config.json, if present) from folder dir:
+ * config_parse + config_merge_generation. Same errors. */
+int config_load(config_t *c, const char *dir, eng_err *err);
+
 /* Reads DIR/generation_config.json if present and adds its eos ids (and bos)
  * to c. A missing file is not an error; a malformed one is ENG_EINPUT. */
 int config_merge_generation(config_t *c, const char *dir, eng_err *err);
+
+/* Reads a whole regular file of at most max bytes into a NUL-terminated
+ * eng_malloc'd buffer (*buf, *len without the NUL; free with eng_free).
+ * A missing file, a folder, or a file over max bytes is ENG_EINPUT (the
+ * message names path); a read error ENG_EIO; *buf is NULL on failure. */
+int config_read_file(const char *path, size_t max, char **buf, size_t *len, eng_err *err);
 
 #endif
