@@ -187,8 +187,13 @@ int conv_open(conv_t **out, const char *dir, const conv_opts *o, eng_err *err)
         goto fail;
     if ((rc = tok_stream_new(&c->stream, c->tok, true, err)) != ENG_OK)
         goto fail;
+    /* A reply never outgrows the context: its buffers are allocated once. */
+    int max = session_max(c->sess);
     c->prompt_logits = eng_malloc((size_t)c->n_vocab * sizeof(float));
-    if (!c->prompt_logits) {
+    c->reply = eng_malloc((size_t)max * sizeof *c->reply);
+    c->tok_ms = eng_malloc((size_t)max * sizeof *c->tok_ms);
+    c->cap_reply = c->cap_tok_ms = max;
+    if (!c->prompt_logits || !c->reply || !c->tok_ms) {
         rc = eng_fail(err, ENG_ENOMEM, "conversation: out of memory");
         goto fail;
     }
@@ -392,6 +397,9 @@ static void timings_start(conv_t *c, int prompt_tokens, int prefill_tokens, doub
  * are in prompt_logits; adds the empty assistant message. */
 static int reply_start(conv_t *c, eng_err *err)
 {
+    /* Room for this reply's timings now, so that finishing never allocates. */
+    if (grow((void **)&c->hist, &c->cap_hist, c->n_hist + 1, sizeof *c->hist))
+        return eng_fail(err, ENG_ENOMEM, "conversation: out of memory");
     int rc = msg_push(c, CONV_ASSISTANT, "", err);
     if (rc != ENG_OK)
         return rc;
@@ -526,7 +534,7 @@ static void finish(conv_t *c, conv_stop why)
         snprintf(c->stop_msg, sizeof c->stop_msg, "reply cut at the limit of %d tokens (-n)", c->opts.max_new);
     else if (why == CONV_STOP_USER)
         snprintf(c->stop_msg, sizeof c->stop_msg, "stopped");
-    if (!grow((void **)&c->hist, &c->cap_hist, c->n_hist + 1, sizeof *c->hist)) {
+    if (c->n_hist < c->cap_hist) {          /* reserved by reply_start */
         c->hist[c->n_hist++] = c->cur;
         c->hist_has_cur = true;
     }
@@ -537,12 +545,10 @@ void conv_stop_reply(conv_t *c)
     finish(c, CONV_STOP_USER);
 }
 
-static int record_latency(conv_t *c, double ms)
+static void record_latency(conv_t *c, double ms)
 {
-    if (grow((void **)&c->tok_ms, &c->cap_tok_ms, c->n_tok_ms + 1, sizeof *c->tok_ms))
-        return -1;
-    c->tok_ms[c->n_tok_ms++] = ms;
-    return 0;
+    if (c->n_tok_ms < c->cap_tok_ms)
+        c->tok_ms[c->n_tok_ms++] = ms;
 }
 
 /* Appends the newly printable text of id to the assistant message. */
@@ -611,10 +617,10 @@ int conv_step(conv_t *c, int force_id, conv_token *tok, eng_err *err)
         tok->stop = CONV_STOP_USER;
         return rc;
     }
-    if (grow((void **)&c->reply, &c->cap_reply, c->n_reply + 1, sizeof *c->reply)) {
-        finish(c, CONV_STOP_USER);
-        tok->stop = CONV_STOP_USER;
-        return eng_fail(err, ENG_ENOMEM, "conversation: out of memory");
+    if (c->n_reply >= c->cap_reply) {      /* cannot happen: the context check comes first */
+        finish(c, CONV_STOP_CONTEXT);
+        tok->stop = CONV_STOP_CONTEXT;
+        return ENG_OK;
     }
     c->reply[c->n_reply++] = id;
     c->cur.gen_tokens++;
@@ -718,6 +724,11 @@ static void sb_put(sbuf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
+static void sb_puts(sbuf *b, const char *s)
+{
+    sb_put(b, s, strlen(s));
+}
+
 static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void sb_printf(sbuf *b, const char *fmt, ...)
@@ -811,9 +822,9 @@ int conv_save(const conv_t *c, const char *path, bool force, eng_err *err)
 
     sbuf b = {0};
     const sampler_params *p = &c->opts.sampling;
-    sb_put(&b, "{\n  \"model\": ", 13);
+    sb_puts(&b, "{\n  \"model\": ");
     sb_str(&b, c->dir);
-    sb_put(&b, ",\n  \"family\": ", 14);
+    sb_puts(&b, ",\n  \"family\": ");
     sb_str(&b, conv_family(c));
     sb_printf(&b, ",\n  \"settings\": {\"temp\": %g, \"top_k\": %d, \"top_p\": %g, \"min_p\": %g, "
                   "\"repeat_penalty\": %g, \"penalty_last_n\": %d, \"seed\": %llu, ",
@@ -823,18 +834,18 @@ int conv_save(const conv_t *c, const char *path, bool force, eng_err *err)
               session_cache(c->sess) ? "true" : "false", c->opts.max_new, session_max(c->sess),
               c->chat ? "true" : "false");
     for (int i = 0; i < c->n_msgs; i++) {
-        sb_put(&b, i ? ",\n    {\"role\": " : "\n    {\"role\": ", i ? 15 : 14);
+        sb_puts(&b, i ? ",\n    {\"role\": " : "\n    {\"role\": ");
         sb_str(&b, conv_role_name(c->msgs[i].role));
-        sb_put(&b, ", \"content\": ", 13);
+        sb_puts(&b, ", \"content\": ");
         sb_str(&b, c->msgs[i].text);
-        sb_put(&b, "}", 1);
+        sb_puts(&b, "}");
     }
-    sb_put(&b, c->n_msgs ? "\n  ],\n  \"timings\": [" : "],\n  \"timings\": [", c->n_msgs ? 19 : 16);
+    sb_puts(&b, c->n_msgs ? "\n  ],\n  \"timings\": [" : "],\n  \"timings\": [");
     for (int i = 0; i < c->n_hist; i++) {
-        sb_put(&b, i ? ",\n    " : "\n    ", i ? 6 : 5);
+        sb_puts(&b, i ? ",\n    " : "\n    ");
         sb_timings(&b, &c->hist[i]);
     }
-    sb_put(&b, c->n_hist ? "\n  ]\n}\n" : "]\n}\n", c->n_hist ? 7 : 4);
+    sb_puts(&b, c->n_hist ? "\n  ]\n}\n" : "]\n}\n");
     if (b.oom) {
         eng_free(b.p);
         return eng_fail(err, ENG_ENOMEM, "/save: out of memory");
