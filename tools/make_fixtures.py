@@ -203,7 +203,33 @@ def save_folder(model, spec, folder):
         raise RuntimeError(f"asked for shards, got {files}")
     if not spec.get("shard") and "model.safetensors" not in files:
         raise RuntimeError(f"no model.safetensors in {files}")
+    desc = describe_folder(folder)
+    if desc["dtypes"] != [ST_DTYPES[spec["dtype"]]]:
+        raise RuntimeError(f"stored dtypes {desc['dtypes']}, wanted {ST_DTYPES[spec['dtype']]}")
+    if desc["lm_head"] == bool(spec["tie_word_embeddings"]):
+        log(f"  {spec['name']}: note: tie_word_embeddings={spec['tie_word_embeddings']} "
+            f"but lm_head.weight stored: {desc['lm_head']}")
     return files
+
+
+ST_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
+
+
+def describe_folder(folder):
+    """Reads the safetensors headers of folder (plain Python): tensor count,
+    stored dtypes, and whether lm_head.weight is stored."""
+    names, dtypes = [], set()
+    for f in sorted(os.listdir(folder)):
+        if not f.endswith(".safetensors"):
+            continue
+        with open(os.path.join(folder, f), "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(n))
+        for k, v in header.items():
+            if k != "__metadata__":
+                names.append(k)
+                dtypes.add(v["dtype"])
+    return dict(tensors=len(names), dtypes=sorted(dtypes), lm_head="lm_head.weight" in names)
 
 
 def load_fp32(folder):
@@ -280,7 +306,7 @@ def make_one(spec, out_root, seed):
             raise RuntimeError(f"attention shape {tuple(attn.shape)}")
         write_refs(tmp, ids, logits, attn, greedy, margins,
                    dict(name=name, model_dir=None, spec=spec, seed=seed, files=files,
-                        perturbed=counts, **versions()))
+                        stored=describe_folder(tmp), perturbed=counts, **versions()))
         if os.path.exists(final):
             shutil.rmtree(final)
         os.rename(tmp, final)
