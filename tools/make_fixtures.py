@@ -247,7 +247,10 @@ def reference(model, ids):
     (argmax, the whole sequence re-run each step: no cache involved)."""
     x = torch.tensor([ids], dtype=torch.long)
     out = model(input_ids=x, output_attentions=True, use_cache=False)
-    if out.attentions is None or len(out.attentions) == 0:
+    if not getattr(out, "attentions", None):
+        model.config.output_attentions = True   # older/newer ways of asking
+        out = model(input_ids=x, use_cache=False)
+    if not getattr(out, "attentions", None):
         raise RuntimeError("the model returned no attentions (eager attention not in use?)")
     logits = out.logits[0].float()
     attn = torch.stack([a[0].float() for a in out.attentions])
