@@ -1457,11 +1457,61 @@ static void pat_free(pattern_t *p)
     memset(p, 0, sizeof *p);
 }
 
+/* HF compiles these regexes with Oniguruma, whose \s is exactly Unicode
+ * White_Space; PCRE2's \s also matches U+180E MONGOLIAN VOWEL SEPARATOR.
+ * \s and \S are rewritten to the explicit White_Space set to match. */
+#define WHITE_SPACE "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}" \
+                    "\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+
+static int onig_compat(const char *re, size_t len, sbuf *out)
+{
+    bool in_class = false;
+    int rc = ENG_OK;
+    for (size_t i = 0; rc == ENG_OK && i < len; i++) {
+        char c = re[i];
+        if (c == '\\' && i + 1 < len) {
+            char d = re[i + 1];
+            i++;
+            const char *rep = d == 's' ? (in_class ? WHITE_SPACE : "[" WHITE_SPACE "]")
+                            : d == 'S' && !in_class ? "[^" WHITE_SPACE "]" : NULL;
+            if (rep) rc = sb_add(out, rep, strlen(rep));
+            else { rc = sb_addc(out, c); if (rc == ENG_OK) rc = sb_addc(out, d); }
+            continue;
+        }
+        if (!in_class && c == '[') {
+            in_class = true;
+            rc = sb_addc(out, c);
+            /* a ']' right after '[' or '[^' is a literal */
+            if (rc == ENG_OK && i + 1 < len && re[i + 1] == '^') { rc = sb_addc(out, '^'); i++; }
+            if (rc == ENG_OK && i + 1 < len && re[i + 1] == ']') { rc = sb_addc(out, ']'); i++; }
+            continue;
+        }
+        if (in_class && c == '[' && i + 1 < len && re[i + 1] == ':') {   /* [:alpha:] */
+            const char *end = memmem(re + i + 2, len - i - 2, ":]", 2);
+            if (end) {
+                size_t l = (size_t)(end + 2 - (re + i));
+                rc = sb_add(out, re + i, l);
+                i += l - 1;
+                continue;
+            }
+        }
+        if (in_class && c == ']') in_class = false;
+        rc = sb_addc(out, c);
+    }
+    return rc;
+}
+
 static int compile_regex(loader_t *L, const char *where, const char *re, size_t len, pcre2_code **out)
 {
     int ec;
     PCRE2_SIZE eo;
-    *out = pcre2_compile((PCRE2_SPTR)re, len, PCRE2_UTF | PCRE2_UCP, &ec, &eo, L->t->cctx);
+    sbuf fixed = {0};
+    if (onig_compat(re, len, &fixed) || sb_reserve(&fixed, 0)) {
+        sb_free(&fixed);
+        return eng_fail(L->err, ENG_ENOMEM, "tokenizer: out of memory");
+    }
+    *out = pcre2_compile((PCRE2_SPTR)fixed.p, fixed.n, PCRE2_UTF | PCRE2_UCP, &ec, &eo, L->t->cctx);
+    sb_free(&fixed);
     if (!*out && ec == PCRE2_ERROR_HEAP_FAILED) return eng_fail(L->err, ENG_ENOMEM, "tokenizer: out of memory");
     if (!*out) {
         PCRE2_UCHAR msg[160];
