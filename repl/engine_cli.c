@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int ecli_exit_code(int status)
 {
@@ -107,3 +108,46 @@ const char *ecli_opt(const char *cmd, int argc, char **argv, int *i, const char 
     }
     return argv[++*i];
 }
+
+/* OpenBLAS 0.3.21 (Debian 12) picks its kernels by CPU model when it loads and
+ * falls back to its SSE3 "Prescott" kernels on models it does not know (such
+ * as family 6 model 207 Xeons): sgemm, and so prefill, then runs several
+ * times slower than with its AVX-512 kernels. OPENBLAS_CORETYPE overrides the
+ * choice, but OpenBLAS reads it in its own constructor, before main() runs
+ * and before libc would honour a setenv. So when the variable is unset and
+ * the CPU has AVX-512 (or AVX2), the program re-executes itself once, early,
+ * with it set. A value the user set is kept; ATTNSCOPE_NO_REEXEC=1 or running
+ * under valgrind skips this. */
+#define MAX_ENV 4096
+static char *new_env[MAX_ENV + 2];
+
+static void prefer_fast_blas(int argc, char **argv, char **envp)
+{
+    (void)argc;
+    if (!argv || !envp)
+        return;
+    int n = 0;
+    for (; envp[n]; n++) {
+        if (strncmp(envp[n], "OPENBLAS_CORETYPE=", 18) == 0 || strncmp(envp[n], "ATTNSCOPE_NO_REEXEC=", 20) == 0)
+            return;
+        if (strncmp(envp[n], "LD_PRELOAD=", 11) == 0 && strstr(envp[n], "vgpreload"))
+            return;
+    }
+    if (n > MAX_ENV)
+        return;
+    __builtin_cpu_init();
+    static char core[] = "OPENBLAS_CORETYPE=SkylakeX";
+    if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))) {
+        if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+            return;
+        memcpy(core + 18, "Haswell", 8);
+    }
+    for (int i = 0; i < n; i++)
+        new_env[i] = envp[i];
+    new_env[n] = core;
+    new_env[n + 1] = NULL;
+    execve("/proc/self/exe", argv, new_env);   /* returns only on failure: carry on */
+}
+__attribute__((section(".preinit_array"), used))
+static void (*const preinit_prefer_fast_blas)(int, char **, char **) = prefer_fast_blas;

@@ -47,9 +47,12 @@ static inline float load1(const void *base, eng_dtype t, int64_t i)
 /* ----------------------------------------------------------------- matvec */
 
 /* Four rows at a time share each load of x; two accumulators per row hide the
- * FMA latency. One specialised copy per dtype keeps the switch out of the loop. */
+ * FMA latency. One specialised copy per dtype keeps the switch out of the loop.
+ * Software prefetch 1 KB ahead in each row: on this machine it lifts one
+ * core's matvec from ~60% to ~80% of its plain read bandwidth. */
+#define PREFETCH_BYTES 1024
 #ifdef KERN_AVX512
-#define MATVEC_BODY(LOAD)                                                          \
+#define MATVEC_BODY(LOAD, ES)                                                          \
     int64_t r = r0;                                                                \
     for (; r + 4 <= r1; r += 4) {                                                  \
         const uint8_t *w0 = base + (size_t)r * row_bytes;                          \
@@ -58,6 +61,10 @@ static inline float load1(const void *base, eng_dtype t, int64_t i)
         __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                                 \
         int64_t k = 0;                                                             \
         for (; k + 32 <= n; k += 32) {                                             \
+            _mm_prefetch((const char *)w0 + k * ES + PREFETCH_BYTES, _MM_HINT_T0); \
+            _mm_prefetch((const char *)w1 + k * ES + PREFETCH_BYTES, _MM_HINT_T0); \
+            _mm_prefetch((const char *)w2 + k * ES + PREFETCH_BYTES, _MM_HINT_T0); \
+            _mm_prefetch((const char *)w3 + k * ES + PREFETCH_BYTES, _MM_HINT_T0); \
             __m512 xa = _mm512_loadu_ps(x + k), xb = _mm512_loadu_ps(x + k + 16);  \
             a0 = _mm512_fmadd_ps(LOAD(w0, k), xa, a0);                             \
             b0 = _mm512_fmadd_ps(LOAD(w0, k + 16), xb, b0);                        \
@@ -107,7 +114,7 @@ static void matvec_bf16(float *y, const tensor_t *w, int64_t r0, int64_t r1, con
     const uint8_t *base = w->data;
     int64_t n = w->shape[1];
     size_t row_bytes = (size_t)n * 2;
-    MATVEC_BODY(LOAD_BF16)
+    MATVEC_BODY(LOAD_BF16, 2)
 }
 
 static void matvec_f16(float *y, const tensor_t *w, int64_t r0, int64_t r1, const float *x)
@@ -115,7 +122,7 @@ static void matvec_f16(float *y, const tensor_t *w, int64_t r0, int64_t r1, cons
     const uint8_t *base = w->data;
     int64_t n = w->shape[1];
     size_t row_bytes = (size_t)n * 2;
-    MATVEC_BODY(LOAD_F16)
+    MATVEC_BODY(LOAD_F16, 2)
 }
 
 static void matvec_f32(float *y, const tensor_t *w, int64_t r0, int64_t r1, const float *x)
@@ -123,7 +130,7 @@ static void matvec_f32(float *y, const tensor_t *w, int64_t r0, int64_t r1, cons
     const uint8_t *base = w->data;
     int64_t n = w->shape[1];
     size_t row_bytes = (size_t)n * 4;
-    MATVEC_BODY(LOAD_F32)
+    MATVEC_BODY(LOAD_F32, 4)
 }
 #endif
 

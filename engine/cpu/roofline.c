@@ -1,0 +1,108 @@
+/* roofline.c - read bandwidth and reference sgemm timings (see roofline.h). */
+#include "cpu/roofline.h"
+#include "cpu/pool.h"
+
+#include <cblas.h>
+#include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+typedef struct {
+    const float *buf;
+    size_t n;
+    float sums[256];
+} read_task;
+
+static void read_worker(void *arg, int tid, int nt)
+{
+    read_task *t = arg;
+    int64_t b, e;
+    pool_split((int64_t)t->n, tid, nt, 64, &b, &e);
+    const float *p = t->buf;
+    float s = 0.0f;
+    int64_t i = b;
+#if defined(__AVX512F__)
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (; i + 64 <= e; i += 64) {
+        a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
+        a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
+        a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
+        a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
+    }
+    s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+#endif
+    for (; i < e; i++)
+        s += p[i];
+    t->sums[tid & 255] = s;
+}
+
+int roof_read_bandwidth(size_t bytes, int n_threads, int reps, double *bytes_per_s, eng_err *err)
+{
+    size_t n = bytes / sizeof(float);
+    n -= n % 64;
+    float *raw = eng_malloc(n * sizeof(float) + 64);
+    if (!raw)
+        return eng_fail(err, ENG_ENOMEM, "read bandwidth: cannot allocate %zu bytes", bytes);
+    float *buf = (float *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (float)(i & 7);
+    pool_t *pool;
+    int rc = pool_new(&pool, n_threads, err);
+    if (rc != ENG_OK) {
+        eng_free(raw);
+        return rc;
+    }
+    read_task t = {.buf = buf, .n = n};
+    double best = 1e30;
+    for (int r = 0; r < reps + 1; r++) {   /* the first pass warms up */
+        double t0 = eng_now_ms();
+        pool_run(pool, read_worker, &t);
+        double ms = eng_now_ms() - t0;
+        if (r > 0 && ms < best)
+            best = ms;
+    }
+    pool_free(pool);
+    eng_free(raw);
+    *bytes_per_s = (double)(n * sizeof(float)) / (best / 1000.0);
+    return ENG_OK;
+}
+
+int roof_sgemm_prefill_ms(const model_t *m, int T, int n_threads, int reps, double *ms, double *flops,
+                          eng_err *err)
+{
+    const config_t *c = &m->cfg;
+    int64_t q_dim = config_q_dim(c), kv_dim = config_kv_dim(c), d = c->dim, h = c->hidden_dim;
+    int64_t shapes[7][2] = {{q_dim, d}, {kv_dim, d}, {kv_dim, d}, {d, q_dim}, {h, d}, {h, d}, {d, h}};
+    int64_t max_in = d > h ? d : h, max_out = max_in;
+    if (q_dim > max_in) max_in = max_out = q_dim;
+    float *a = eng_malloc((size_t)T * max_in * sizeof(float));
+    float *b = eng_malloc((size_t)max_out * max_in * sizeof(float));
+    float *y = eng_malloc((size_t)T * max_out * sizeof(float));
+    if (!a || !b || !y) {
+        eng_free(a); eng_free(b); eng_free(y);
+        return eng_fail(err, ENG_ENOMEM, "sgemm reference: out of memory");
+    }
+    for (int64_t i = 0; i < T * max_in; i++) a[i] = (float)((i % 13) - 6) * 0.01f;
+    for (int64_t i = 0; i < max_out * max_in; i++) b[i] = (float)((i % 7) - 3) * 0.01f;
+    openblas_set_num_threads(n_threads);
+    double best = 1e30, fl = 0;
+    for (int r = 0; r < reps + 1; r++) {
+        double total = 0;
+        fl = 0;
+        for (int k = 0; k < 7; k++) {
+            int out = (int)shapes[k][0], in = (int)shapes[k][1];
+            double t0 = eng_now_ms();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, a, in, b, in, 0.0f, y, out);
+            total += eng_now_ms() - t0;
+            fl += 2.0 * T * out * in;
+        }
+        if (r > 0 && total < best)
+            best = total;
+    }
+    openblas_set_num_threads(1);   /* the backend runs OpenBLAS inside its own threads */
+    eng_free(a); eng_free(b); eng_free(y);
+    *ms = best * c->n_layers;
+    *flops = fl * c->n_layers;
+    return ENG_OK;
+}
