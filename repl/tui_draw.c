@@ -524,17 +524,23 @@ static void draw_status(tui_app *app)
     viz_grid_fill(&app->grid, r, ' ', t->status_fg, t->status_bg, 0);
     const sampler_params *p = conv_sampling(app->conv);
     session_t *s = conv_session(app->conv);
-    char buf[512];
-    char speed[32] = "";
+    bool wide = r.w >= 120;
+    char buf[512], speed[32] = "", step[48] = "", sampling[128];
     if (app->generating || app->live_tok_s > 0) snprintf(speed, sizeof speed, " \xe2\x94\x82 %.1f tok/s", app->live_tok_s);
-    snprintf(buf, sizeof buf, " %s \xe2\x94\x82 cpu \xe2\x94\x82 cache %s \xe2\x94\x82 T %.2g k %d p %.2g min-p %.2g rep %.2g \xe2\x94\x82 ctx %d/%d%s%s%s",
-             conv_model(app->conv)->name, conv_cache(app->conv) ? "on" : "off",
-             (double)p->temperature, p->top_k, (double)p->top_p, (double)p->min_p, (double)p->repeat_penalty,
-             session_len(s), session_max(s), speed,
-             app->step_mode ? " \xe2\x94\x82 STEP" : "",
-             app->generating ? " \xe2\x94\x82 generating (Esc stops)" : "");
+    if (app->step_mode)
+        snprintf(step, sizeof step, app->generating ? " \xe2\x94\x82 STEP %d tok" : " \xe2\x94\x82 STEP", app->gen_tokens);
+    if (wide)
+        snprintf(sampling, sizeof sampling, "T %.2g  top-k %d  top-p %.2g  min-p %.2g  rep %.2g",
+                 (double)p->temperature, p->top_k, (double)p->top_p, (double)p->min_p, (double)p->repeat_penalty);
+    else
+        snprintf(sampling, sizeof sampling, "T%.2g k%d p%.2g m%.2g r%.2g",
+                 (double)p->temperature, p->top_k, (double)p->top_p, (double)p->min_p, (double)p->repeat_penalty);
+    snprintf(buf, sizeof buf, " %s \xe2\x94\x82 cpu \xe2\x94\x82 cache %s \xe2\x94\x82 %s \xe2\x94\x82 ctx %d/%d%s%s%s",
+             conv_model(app->conv)->name, conv_cache(app->conv) ? "on" : "off", sampling,
+             session_len(s), session_max(s), speed, step,
+             app->generating ? (wide ? " \xe2\x94\x82 generating (Esc stops)" : " \xe2\x94\x82 Esc stops") : "");
     int used = viz_grid_text(&app->grid, r.x, r.y, r.w, buf, t->status_fg, t->status_bg, 0);
-    const char *hint = "F1 help ";
+    const char *hint = wide ? "F1 help " : "F1 ";
     int hw = viz_text_width(hint);
     if (used + hw + 1 < r.w) viz_grid_text(&app->grid, r.x + r.w - hw, r.y, hw, hint, t->status_fg, t->status_bg, VIZ_BOLD);
 }
