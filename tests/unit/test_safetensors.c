@@ -324,6 +324,64 @@ static void refuses_broken_indexes(void **state)
     expect_dir_refused(path, "no model.safetensors or model.safetensors.index.json");
 }
 
+/* ---------------------------------------------------------- mutated files */
+
+static void randomly_mutated_files_are_read_or_refused_never_crash(void **state)
+{
+    (void)state;
+    const stw_tensor t[] = {{"model.norm.weight", DT_BF16, 1, {6}}, {"w", DT_F32, 2, {3, 2}}};
+    assert_int_equal(stw_file(in_tmp("seed.safetensors"), t, 2), 0);
+    FILE *f = fopen(in_tmp("seed.safetensors"), "rb");
+    unsigned char good[1024];
+    size_t n = fread(good, 1, sizeof good, f);
+    fclose(f);
+    assert_true(n > 64 && n < sizeof good);
+    uint64_t rng = 0x9e3779b97f4a7c15u;
+    int ok = 0, refused = 0;
+    for (int iter = 0; iter < 2000; iter++) {
+        unsigned char buf[1024];
+        memcpy(buf, good, n);
+        size_t len = n;
+        int edits = 1 + iter % 4;
+        for (int k = 0; k < edits; k++) {
+            rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+            size_t at = (size_t)(rng >> 16) % len;
+            switch ((rng >> 8) % 4) {
+            case 0: buf[at] = (unsigned char)rng; break;                 /* any byte */
+            case 1: buf[at] = "{}[]\",:0123456789-e."[rng % 19]; break; /* JSON-ish byte */
+            case 2: len = at > 0 ? at : 1; break;                         /* truncate */
+            case 3: buf[at] = (unsigned char)(buf[at] ^ (1u << (rng % 8))); break;
+            }
+        }
+        f = fopen(in_tmp("mut.safetensors"), "wb");
+        fwrite(buf, 1, len, f);
+        fclose(f);
+        st_set *s;
+        eng_err e = {{0}};
+        int rc = st_open_file(&s, in_tmp("mut.safetensors"), &e);
+        assert_true(rc == ENG_OK || rc == ENG_EINPUT);
+        if (rc == ENG_OK) {
+            /* whatever was accepted lies inside the file */
+            for (int i = 0; i < st_count(s); i++) {
+                const st_tensor *x = st_get(s, i);
+                assert_true(x->nbytes <= len);
+                volatile unsigned char sink = 0;
+                for (size_t b = 0; b < x->nbytes; b++)
+                    sink ^= ((const unsigned char *)x->data)[b];
+                (void)sink;
+            }
+            st_close(s);
+            ok++;
+        } else {
+            assert_null(s);
+            assert_non_null(strstr(e.msg, "mut.safetensors"));
+            refused++;
+        }
+    }
+    print_message("mutated files: %d read, %d refused\n", ok, refused);
+    assert_true(ok > 0 && refused > 0);
+}
+
 /* ---------------------------------------------------------- out of memory */
 
 static void every_failed_allocation_gives_enomem_and_leaks_nothing(void **state)
@@ -368,6 +426,7 @@ int main(void)
         cmocka_unit_test(refuses_a_folder_or_a_missing_file),
         cmocka_unit_test(reads_a_sharded_folder_through_its_index),
         cmocka_unit_test(refuses_broken_indexes),
+        cmocka_unit_test(randomly_mutated_files_are_read_or_refused_never_crash),
         cmocka_unit_test(every_failed_allocation_gives_enomem_and_leaks_nothing),
     };
     return cmocka_run_group_tests_name("safetensors", tests, setup, teardown);
