@@ -1,10 +1,217 @@
-/* cmd_tokenize.c - TEMPORARY placeholder until the subcommand lands (replace this file). */
+/* cmd_tokenize.c - `attnscope tokenize`: the token ids of a text under a model
+ * folder's tokenizer.json, as a JSON array on stdout (and, with --bench, the
+ * encode throughput on a file). */
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "commands.h"
+#include "engine.h"
+
+static const char usage[] =
+    "usage: attnscope tokenize --model DIR [--add-special] [--] TEXT\n"
+    "       attnscope tokenize --model DIR --file FILE [--add-special]\n"
+    "       attnscope tokenize --model DIR --bench FILE [--repeat N]\n"
+    "  Prints the JSON array of token ids that DIR's tokenizer.json gives TEXT\n"
+    "  (DIR needs only tokenizer.json and, if present, tokenizer_config.json).\n"
+    "  --add-special  apply the post-processor (e.g. BOS for Llama 2)\n"
+    "  --file FILE    tokenize the bytes of FILE instead of TEXT\n"
+    "  --decode       read TEXT as a JSON id array (or comma list) and print the text\n"
+    "  --bench FILE   encode FILE N times (default 5) on one thread and print\n"
+    "                 MB/s (best and median) on stdout as JSON\n";
+
+static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int bad(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("attnscope tokenize: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 2;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t n = 0, cap = 0, k;
+    char chunk[65536];
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (n + k + 1 > cap) {
+            cap = (n + k + 1) * 2;
+            char *p = realloc(buf, cap);
+            if (!p) { free(buf); fclose(f); return NULL; }
+            buf = p;
+        }
+        memcpy(buf + n, chunk, k);
+        n += k;
+    }
+    fclose(f);
+    if (!buf && (buf = malloc(1)) == NULL) return NULL;
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static int status_exit(int rc) { return rc == ENG_EINPUT ? 2 : 1; }
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int bench(tokenizer_t *t, const char *path, int repeat)
+{
+    size_t len = 0;
+    char *text = slurp(path, &len);
+    if (!text) return bad("cannot read %s", path);
+    double *mbs = calloc((size_t)repeat, sizeof *mbs);
+    size_t n_ids = 0;
+    eng_err err = {{0}};
+    int rc = ENG_OK;
+    for (int r = 0; r < repeat && rc == ENG_OK && mbs; r++) {
+        int *ids = NULL;
+        double t0 = eng_now_ms();
+        rc = tok_encode(t, text, len, false, &ids, &n_ids, &err);
+        double ms = eng_now_ms() - t0;
+        eng_free(ids);
+        mbs[r] = (double)len / 1e6 / (ms / 1e3);
+    }
+    free(text);
+    if (!mbs) return 1;
+    if (rc) { free(mbs); fprintf(stderr, "attnscope tokenize: %s\n", err.msg); return status_exit(rc); }
+    qsort(mbs, (size_t)repeat, sizeof *mbs, cmp_double);
+    printf("{\"file\": \"%s\", \"bytes\": %zu, \"tokens\": %zu, \"repeat\": %d, "
+           "\"mb_s_best\": %.2f, \"mb_s_median\": %.2f, \"threads\": 1}\n",
+           path, len, n_ids, repeat, mbs[repeat - 1], mbs[repeat / 2]);
+    free(mbs);
+    return 0;
+}
+
+/* "[1, 2, 3]" or "1,2,3" -> ids */
+static int parse_ids(const char *s, int **out, size_t *n)
+{
+    size_t cap = 16;
+    *n = 0;
+    *out = malloc(cap * sizeof **out);
+    if (!*out) return 1;
+    while (*s) {
+        if (strchr("[], \t\n", *s)) { s++; continue; }
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 0 || v > 0x7fffffff) return 2;
+        if (*n == cap) {
+            int *p = realloc(*out, (cap *= 2) * sizeof *p);
+            if (!p) return 1;
+            *out = p;
+        }
+        (*out)[(*n)++] = (int)v;
+        s = end;
+    }
+    return 0;
+}
 
 int cmd_tokenize(int argc, char **argv)
 {
-    (void)argc;
-    fprintf(stderr, "attnscope: '%s' is not built yet\n", argv[0]);
-    return 1;
+    const char *model = NULL, *text = NULL, *file = NULL, *bench_file = NULL;
+    bool add_special = false, decode = false, rest = false;
+    int repeat = 5;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (rest || a[0] != '-' || a[1] == 0) {
+            if (text) return bad("one TEXT only (quote it; see --help)");
+            text = a;
+        } else if (strcmp(a, "--") == 0) {
+            rest = true;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(a, "--add-special") == 0) {
+            add_special = true;
+        } else if (strcmp(a, "--decode") == 0) {
+            decode = true;
+        } else if (strcmp(a, "--model") == 0 || strcmp(a, "--file") == 0 || strcmp(a, "--bench") == 0 ||
+                   strcmp(a, "--repeat") == 0) {
+            if (i + 1 >= argc) return bad("%s needs a value", a);
+            const char *v = argv[++i];
+            if (a[2] == 'm') model = v;
+            else if (a[2] == 'f') file = v;
+            else if (a[2] == 'b') bench_file = v;
+            else {
+                char *end;
+                long r = strtol(v, &end, 10);
+                if (*end || r < 1 || r > 1000) return bad("--repeat needs a number from 1 to 1000");
+                repeat = (int)r;
+            }
+        } else {
+            return bad("unknown option '%s' (see --help)", a);
+        }
+    }
+    if (!model) return bad("--model DIR is required");
+    if (!bench_file && !text && !file) return bad("no TEXT given (see --help)");
+    if (text && file) return bad("give TEXT or --file, not both");
+
+    tokenizer_t *t = NULL;
+    eng_err err = {{0}};
+    int rc = tok_open(&t, model, &err);
+    if (rc) {
+        fprintf(stderr, "attnscope tokenize: %s\n", err.msg);
+        return rc == ENG_EIO ? 2 : status_exit(rc);   /* a folder without tokenizer.json is bad input */
+    }
+    if (bench_file) {
+        int r = bench(t, bench_file, repeat);
+        tok_close(t);
+        return r;
+    }
+    size_t len = 0;
+    char *owned = NULL;
+    if (file) {
+        owned = slurp(file, &len);
+        if (!owned) { tok_close(t); return bad("cannot read %s", file); }
+        text = owned;
+    } else {
+        len = strlen(text);
+    }
+    int exit_code = 0;
+    if (decode) {
+        int *ids = NULL;
+        size_t n = 0;
+        int pr = parse_ids(text, &ids, &n);
+        char *out = NULL;
+        size_t ol = 0;
+        if (pr == 2) exit_code = bad("--decode: TEXT must be a list of token ids");
+        else if (pr) exit_code = 1;
+        else if ((rc = tok_decode(t, ids, n, false, &out, &ol, &err))) {
+            fprintf(stderr, "attnscope tokenize: %s\n", err.msg);
+            exit_code = status_exit(rc);
+        } else {
+            fwrite(out, 1, ol, stdout);
+            fputc('\n', stdout);
+        }
+        eng_free(out);
+        free(ids);
+    } else {
+        int *ids = NULL;
+        size_t n = 0;
+        rc = tok_encode(t, text, len, add_special, &ids, &n, &err);
+        if (rc) {
+            fprintf(stderr, "attnscope tokenize: %s\n", err.msg);
+            exit_code = status_exit(rc);
+        } else {
+            fputc('[', stdout);
+            for (size_t i = 0; i < n; i++) printf(i ? ", %d" : "%d", ids[i]);
+            fputs("]\n", stdout);
+        }
+        eng_free(ids);
+    }
+    free(owned);
+    tok_close(t);
+    if (fflush(stdout) != 0 && exit_code == 0) exit_code = 1;
+    return exit_code;
 }
