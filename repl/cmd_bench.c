@@ -68,10 +68,11 @@ static int run_one(session_t *s, bool cache, const int *prompt, int P, int N, be
     r->cache = cache;
     session_set_cache(s, cache);
 
-    /* Warm-up: the same prefill and two decode steps, then back to empty. */
+    /* Warm-up: the same prefill and (cache on) two decode steps, then back to
+     * empty. A cache-off decode step is a prefill, so that one is warm already. */
     session_rewind(s, 0);
     rc = session_eval(s, prompt, P, NULL, e);
-    for (int i = 0; i < 2 && i < N && rc == ENG_OK; i++) {
+    for (int i = 0; cache && i < 2 && i < N && rc == ENG_OK; i++) {
         tok = argmax(session_logits(s), V);
         rc = session_eval(s, &tok, 1, NULL, e);
     }
