@@ -161,6 +161,94 @@ def greedy_margins(step_logits):
     return out
 
 
+def rope_inv_freq(cfg, hd):
+    """inv_freq for head size hd from a config.json dict (rope_parameters, or
+    rope_theta + rope_scaling), with linear and llama3 scaling."""
+    rp = cfg.get("rope_parameters") or {}
+    sc = rp if rp else (cfg.get("rope_scaling") or {})
+    theta = float(rp.get("rope_theta", cfg.get("rope_theta", 10000.0)))
+    inv = 1.0 / theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd)
+    kind = sc.get("rope_type", sc.get("type", "default"))
+    if kind == "linear":
+        inv = inv / sc["factor"]
+    elif kind == "llama3":
+        f, lo, hi = sc["factor"], sc["low_freq_factor"], sc["high_freq_factor"]
+        L = sc["original_max_position_embeddings"]
+        wl = 2 * torch.pi / inv
+        smooth = (L / wl - lo) / (hi - lo)
+        mid = (1 - smooth) * inv / f + smooth * inv
+        inv = torch.where(wl > L / lo, inv / f, torch.where(wl < L / hi, inv, mid))
+    elif kind != "default":
+        raise ValueError(f"rope type {kind}")
+    return inv.float()
+
+
+@torch.no_grad()
+def plain_forward(W, cfg, ids):
+    """A second, independent forward pass in plain torch from the weights by HF
+    name (float32) and the config.json dict, as the engine reads them: logits
+    [T, vocab] and attention [layers, heads, T, T]. A diagnostic: if it and
+    transformers disagree, the fixture (or transformers' reading of the
+    config) deserves a look before the engine is blamed."""
+    T, d = len(ids), cfg["hidden_size"]
+    H = cfg["num_attention_heads"]
+    KV = cfg.get("num_key_value_heads") or H
+    hd = cfg.get("head_dim") or (128 if cfg["model_type"] == "qwen3" else d // H)
+    eps = cfg.get("rms_norm_eps", 1e-6)
+
+    def rms(x, w):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+    def rot(x):
+        h = x.shape[-1] // 2
+        return torch.cat((-x[..., h:], x[..., :h]), -1)
+
+    fr = torch.outer(torch.arange(T, dtype=torch.float32), rope_inv_freq(cfg, hd))
+    cos, sin = torch.cat((fr, fr), -1).cos(), torch.cat((fr, fr), -1).sin()
+    x = W["model.embed_tokens.weight"][torch.tensor(ids)]
+    atts = []
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        h = rms(x, W[p + "input_layernorm.weight"])
+        q, k, v = (h @ W[p + f"self_attn.{n}_proj.weight"].T for n in "qkv")
+        if p + "self_attn.q_proj.bias" in W:
+            q, k, v = (t + W[p + f"self_attn.{n}_proj.bias"] for t, n in zip((q, k, v), "qkv"))
+        q = q.view(T, H, hd).transpose(0, 1)
+        k = k.view(T, KV, hd).transpose(0, 1)
+        v = v.view(T, KV, hd).transpose(0, 1)
+        if p + "self_attn.q_norm.weight" in W:
+            q, k = rms(q, W[p + "self_attn.q_norm.weight"]), rms(k, W[p + "self_attn.k_norm.weight"])
+        q, k = q * cos + rot(q) * sin, k * cos + rot(k) * sin
+        k, v = k.repeat_interleave(H // KV, 0), v.repeat_interleave(H // KV, 0)
+        sc = (q @ k.transpose(1, 2)) / hd ** 0.5
+        a = torch.softmax(sc.masked_fill(torch.ones(T, T).triu(1).bool(), float("-inf")), -1)
+        atts.append(a)
+        x = x + (a @ v).transpose(0, 1).reshape(T, H * hd) @ W[p + "self_attn.o_proj.weight"].T
+        h = rms(x, W[p + "post_attention_layernorm.weight"])
+        g, u = h @ W[p + "mlp.gate_proj.weight"].T, h @ W[p + "mlp.up_proj.weight"].T
+        x = x + (torch.nn.functional.silu(g) * u) @ W[p + "mlp.down_proj.weight"].T
+    x = rms(x, W["model.norm.weight"])
+    head = W.get("lm_head.weight")
+    if cfg.get("tie_word_embeddings") or head is None:
+        head = W["model.embed_tokens.weight"]
+    return x @ head.T, torch.stack(atts)
+
+
+def second_opinion(model, folder, ids, logits, attn):
+    """max |plain - transformers| / max |transformers| for the logits, and the
+    max abs attention difference; None (logged) if the plain pass fails."""
+    try:
+        with open(os.path.join(folder, "config.json")) as f:
+            cfg = json.load(f)
+        W = {k: v.float() for k, v in model.state_dict().items()}
+        pl, pa = plain_forward(W, cfg, ids)
+        return dict(logits_rel=float((pl - logits).abs().max() / logits.abs().max()),
+                    attn_abs=float((pa - attn).abs().max()))
+    except Exception as e:
+        log(f"  second opinion failed: {type(e).__name__}: {e}")
+        return None
+
+
 # ---------------------------------------------------------- with transformers
 
 def make_config(spec):
@@ -304,18 +392,22 @@ def make_one(spec, out_root, seed):
             log(f"  {name}: greedy margin {min(margins):.2e} too small, reseeding")
         else:
             raise RuntimeError(f"no seed gave greedy margins >= 2e-3 (last {min(margins):.2e})")
+        check = second_opinion(ref_model, tmp, ids, logits, attn)
+        if check and (check["logits_rel"] > 1e-4 or check["attn_abs"] > 1e-5):
+            log(f"  {name}: WARNING: transformers and the plain torch pass disagree: {check}")
         exp_l, exp_h = spec.get("num_hidden_layers", COMMON["num_hidden_layers"]), spec["num_attention_heads"]
         if tuple(attn.shape) != (exp_l, exp_h, len(ids), len(ids)):
             raise RuntimeError(f"attention shape {tuple(attn.shape)}")
         write_refs(tmp, ids, logits, attn, greedy, margins,
                    dict(name=name, model_dir=None, spec=spec, seed=seed, files=files,
-                        stored=describe_folder(tmp), perturbed=counts, **versions()))
+                        stored=describe_folder(tmp), perturbed=counts, second_opinion=check,
+                        **versions()))
         if os.path.exists(final):
             shutil.rmtree(final)
         os.rename(tmp, final)
         size = sum(os.path.getsize(os.path.join(final, f)) for f in os.listdir(final))
         log(f"  {name}: ok, {len(files)} files, {size / 1024:.0f} KiB, greedy {greedy}, "
-            f"min margin {min(margins):.3f}, perturbed {counts}")
+            f"min margin {min(margins):.3f}, perturbed {counts}, plain torch vs transformers {check}")
         return size
     finally:
         if os.path.isdir(tmp):
@@ -347,9 +439,11 @@ def make_from(args):
     if any(i < 0 or i >= vocab for i in ids):
         raise ValueError(f"ids outside the vocabulary (size {vocab}): {ids}")
     logits, attn, greedy, margins = reference(model, ids)
+    check = second_opinion(model, src, ids, logits, attn)
+    log(f"{args.name}: plain torch vs transformers {check}")
     repo_dir = args.repo_dir or os.path.join("models", os.path.basename(os.path.normpath(src)))
     write_refs(outdir, ids, logits, attn, greedy, margins,
-               dict(name=args.name, model_dir=repo_dir, ids_from=how, **versions()))
+               dict(name=args.name, model_dir=repo_dir, ids_from=how, second_opinion=check, **versions()))
     log(f"{args.name}: ok, T={len(ids)}, greedy {greedy}, min margin {min(margins):.3f} "
         f"(small margins: greedy comparison may be fragile)" if min(margins) < 2e-3 else
         f"{args.name}: ok, T={len(ids)}, greedy {greedy}, min margin {min(margins):.3f}")
@@ -426,6 +520,39 @@ def self_test():
     h = h / h.pow(2).mean(-1, keepdim=True).sqrt()
     lg = h @ emb.T
     assert lg.std() > 4, float(lg.std())
+    # the plain forward: rows are causal distributions; GQA equals MHA with
+    # each KV head repeated; llama3 scaling keeps high and divides low frequencies
+    cfg = dict(model_type="qwen3", hidden_size=16, num_attention_heads=4, num_key_value_heads=2,
+               head_dim=8, num_hidden_layers=1, rms_norm_eps=1e-6, vocab_size=20,
+               rope_parameters=dict(rope_type="default", rope_theta=10000.0))
+    g = torch.Generator().manual_seed(1)
+    shapes = {"model.embed_tokens.weight": (20, 16), "model.norm.weight": (16,),
+              "model.layers.0.input_layernorm.weight": (16,), "model.layers.0.post_attention_layernorm.weight": (16,),
+              "model.layers.0.self_attn.q_proj.weight": (32, 16), "model.layers.0.self_attn.k_proj.weight": (16, 16),
+              "model.layers.0.self_attn.v_proj.weight": (16, 16), "model.layers.0.self_attn.o_proj.weight": (16, 32),
+              "model.layers.0.self_attn.q_norm.weight": (8,), "model.layers.0.self_attn.k_norm.weight": (8,),
+              "model.layers.0.mlp.gate_proj.weight": (24, 16), "model.layers.0.mlp.up_proj.weight": (24, 16),
+              "model.layers.0.mlp.down_proj.weight": (16, 24)}
+    W = {k: torch.randn(v, generator=g) for k, v in shapes.items()}
+    lg, at = plain_forward(W, dict(cfg, tie_word_embeddings=True), [3, 5, 7, 9])
+    assert lg.shape == (4, 20) and at.shape == (1, 4, 4, 4)
+    assert torch.allclose(at.sum(-1), torch.ones(1, 4, 4)) and float(at.triu(1).abs().max()) == 0.0
+    W2 = dict(W)
+    for n in "kv":
+        W2[f"model.layers.0.self_attn.{n}_proj.weight"] = \
+            W[f"model.layers.0.self_attn.{n}_proj.weight"].view(2, 8, 16).repeat_interleave(2, 0).reshape(32, 16)
+    lg2, _ = plain_forward(W2, dict(cfg, num_key_value_heads=4, tie_word_embeddings=True), [3, 5, 7, 9])
+    assert torch.allclose(lg, lg2, atol=1e-5), float((lg - lg2).abs().max())
+    base = rope_inv_freq(dict(rope_theta=500000.0), 16)
+    l3 = rope_inv_freq(dict(rope_theta=500000.0, rope_scaling=dict(
+        rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+        original_max_position_embeddings=64)), 16)
+    wl = 2 * torch.pi / base
+    assert torch.equal(l3[wl < 16], base[wl < 16])
+    assert torch.allclose(l3[wl > 64], base[wl > 64] / 8)
+    assert bool(((wl < 16) | (wl > 64)).any() and (~((wl < 16) | (wl > 64))).any())
+    lin = rope_inv_freq(dict(rope_parameters=dict(rope_type="linear", rope_theta=10000.0, factor=4.0)), 16)
+    assert torch.allclose(lin, rope_inv_freq(dict(), 16) / 4)
     print("make_fixtures self-test: ok")
 
 
