@@ -270,7 +270,7 @@ static uint64_t hash_u64(uint64_t x)
 
 /* String -> id map over strings owned elsewhere (the tokenizer's arena). */
 typedef struct {
-    int32_t *slot;       /* id, or -1 when empty */
+    struct vslot { int32_t id; uint32_t tag; } *slot;   /* id -1: empty; tag: high hash bits */
     size_t mask;
 } strmap;
 
@@ -360,6 +360,8 @@ typedef struct {
     size_t *len;
 } matcher_t;
 
+typedef struct level level_t;
+
 struct tokenizer {
     /* vocabulary: id -> model token string and/or added token */
     sbuf arena;              /* model token strings, NUL-separated */
@@ -385,6 +387,9 @@ struct tokenizer {
 
     nrm_t *normalizer;       /* NULL: none */
     pre_t *pre;
+    const pre_t **pre_flat;  /* the leaves of pre, in order */
+    int n_pre;
+    level_t *lv;             /* [n_pre] scratch per level */
     dec_t *decoder;
     bool has_template;
     tpl_item *tpl;
@@ -395,8 +400,7 @@ struct tokenizer {
     bool add_bos, add_eos;
 
     /* per-word cache (encode only) */
-    uint64_t *cache_hash;    /* 0 empty */
-    uint32_t *cache_koff, *cache_klen, *cache_ioff, *cache_ilen;
+    struct centry *cache;    /* open addressing, hash 0 = empty */
     size_t cache_mask, cache_used;
     sbuf cache_keys;
     ibuf cache_ids;
@@ -711,98 +715,12 @@ static int bytelevel_map(const char *s, size_t n, sbuf *out)
     return ENG_OK;
 }
 
-typedef struct {
-    pcre2_match_data *md;
-    pcre2_match_context *mctx;
+/* Scratch for one level of the (flattened) pre-tokenizer chain. */
+struct level {
     segs_t sg;
     sbuf tmp, tmp2;
-    slist a, b;
-} scratch_t;
-
-static int pre_apply(const pre_t *pt, scratch_t *sc, slist *in, slist *out, eng_err *err)
-{
-    int rc = ENG_OK;
-    sl_clear(out);
-    if (pt->kind == PRE_SEQ) {
-        slist cur = {0}, nxt = {0};
-        for (size_t i = 0; rc == ENG_OK && i < in->n; i++)
-            rc = sl_push(&cur, sl_str(in, i), in->len[i], in->first[i]);
-        for (int k = 0; rc == ENG_OK && k < pt->n_sub; k++) {
-            rc = pre_apply(&pt->sub[k], sc, &cur, &nxt, err);
-            sl_swap(&cur, &nxt);
-        }
-        for (size_t i = 0; rc == ENG_OK && i < cur.n; i++)
-            rc = sl_push(out, sl_str(&cur, i), cur.len[i], cur.first[i]);
-        sl_free(&cur);
-        sl_free(&nxt);
-        return rc;
-    }
-    for (size_t i = 0; rc == ENG_OK && i < in->n; i++) {
-        const char *s = sl_str(in, i);
-        size_t n = in->len[i];
-        bool first = in->first[i];
-        switch (pt->kind) {
-        case PRE_SPLIT:
-            rc = segs_from_pattern(&pt->pat, sc->md, sc->mctx, s, n, &sc->sg, err);
-            if (rc == ENG_OK) rc = split_emit(&sc->sg, pt->behavior, pt->invert, s, first, out);
-            break;
-        case PRE_DIGITS:
-            rc = segs_from_pred(pred_ascii_digit, s, n, &sc->sg);
-            if (rc == ENG_OK)
-                rc = split_emit(&sc->sg, pt->individual_digits ? SPL_ISOLATED : SPL_CONTIGUOUS, false, s, first, out);
-            break;
-        case PRE_WSSPLIT:
-            rc = segs_from_pred(cp_is_space, s, n, &sc->sg);
-            if (rc == ENG_OK) rc = split_emit(&sc->sg, SPL_REMOVED, false, s, first, out);
-            break;
-        case PRE_BYTELEVEL: {
-            sc->tmp.n = 0;
-            if (pt->add_prefix_space && !(n > 0 && s[0] == ' ')) rc = sb_addc(&sc->tmp, ' ');
-            if (rc == ENG_OK) rc = sb_add(&sc->tmp, s, n);
-            if (rc) break;
-            if (pt->use_regex) {
-                rc = segs_from_pattern(&pt->pat, sc->md, sc->mctx, sc->tmp.p, sc->tmp.n, &sc->sg, err);
-                if (rc) break;
-            } else {
-                sc->sg.n = 0;
-                rc = seg_push(&sc->sg, 0, sc->tmp.n, false);
-            }
-            for (size_t k = 0; rc == ENG_OK && k < sc->sg.n; k++) {
-                seg_t g = sc->sg.p[k];
-                if (g.b == g.a) continue;
-                sc->tmp2.n = 0;
-                rc = bytelevel_map(sc->tmp.p + g.a, g.b - g.a, &sc->tmp2);
-                if (rc == ENG_OK) rc = sl_push(out, sc->tmp2.p, sc->tmp2.n, first && g.a == 0);
-            }
-            break;
-        }
-        case PRE_METASPACE: {
-            char rep[8];
-            size_t rl = u8_encode(pt->replacement, rep);
-            sc->tmp.n = 0;
-            bool starts = n >= rl && memcmp(s, rep, rl) == 0;
-            /* spaces become the replacement first, so a leading space counts */
-            if (n > 0 && s[0] == ' ') starts = true;
-            if ((pt->scheme == PREPEND_ALWAYS || (pt->scheme == PREPEND_FIRST && first)) && !starts)
-                rc = sb_add(&sc->tmp, rep, rl);
-            for (size_t k = 0; rc == ENG_OK && k < n; k++)
-                rc = s[k] == ' ' ? sb_add(&sc->tmp, rep, rl) : sb_addc(&sc->tmp, s[k]);
-            if (rc) break;
-            if (pt->split) {
-                pattern_t lit = { .literal = rep, .literal_len = rl };
-                rc = segs_from_pattern(&lit, NULL, NULL, sc->tmp.p, sc->tmp.n, &sc->sg, err);
-                if (rc == ENG_OK) rc = split_emit(&sc->sg, SPL_MERGED_NEXT, false, sc->tmp.p, first, out);
-            } else if (sc->tmp.n) {
-                rc = sl_push(out, sc->tmp.p, sc->tmp.n, first);
-            }
-            break;
-        }
-        case PRE_SEQ:
-            break;
-        }
-    }
-    return rc;
-}
+    slist out;
+};
 
 /* ======================================================================
  * BPE
@@ -810,11 +728,14 @@ static int pre_apply(const pre_t *pt, scratch_t *sc, slist *in, slist *out, eng_
 
 static int vocab_get(const tokenizer_t *t, const char *s, size_t n)
 {
-    size_t i = hash_bytes(s, n) & t->vocab.mask;
+    uint64_t h = hash_bytes(s, n);
+    uint32_t tag = (uint32_t)(h >> 32);
+    size_t i = h & t->vocab.mask;
     for (;;) {
-        int32_t id = t->vocab.slot[i];
-        if (id < 0) return -1;
-        if (t->tok_len[id] == n && memcmp(t->arena.p + t->tok_off[id], s, n) == 0) return id;
+        struct vslot v = t->vocab.slot[i];
+        if (v.id < 0) return -1;
+        if (v.tag == tag && t->tok_len[v.id] == n && memcmp(t->arena.p + t->tok_off[v.id], s, n) == 0)
+            return v.id;
         i = (i + 1) & t->vocab.mask;
     }
 }
@@ -949,61 +870,84 @@ static int bpe_word(const tokenizer_t *t, const char *w, size_t n, ibuf *out)
 
 /* ---- the per-word cache ------------------------------------------------- */
 
+/* One cached word in 32 bytes: short words (most) are compared in place and
+ * single-id results stored in place, so a hit touches one cache line. */
+struct centry {
+    uint64_t hash;           /* 0: empty */
+    char key[16];            /* the word when klen <= 16, else its offset in cache_keys */
+    uint16_t klen, ilen;
+    uint32_t val;            /* the id when ilen == 1, else the offset in cache_ids */
+};
+
 #define CACHE_SLOTS   (1u << 16)
 #define CACHE_MAX_LEN 256
 
 static void cache_clear(tokenizer_t *t)
 {
-    if (t->cache_hash) memset(t->cache_hash, 0, (t->cache_mask + 1) * sizeof *t->cache_hash);
+    if (t->cache) memset(t->cache, 0, (t->cache_mask + 1) * sizeof *t->cache);
     t->cache_used = 0;
     t->cache_keys.n = 0;
     t->cache_ids.n = 0;
 }
 
-/* Encodes one pre-token with ignore_merges, the cache and BPE. */
+static bool centry_is(const tokenizer_t *t, const struct centry *e, const char *w, size_t n)
+{
+    if (e->klen != n) return false;
+    if (n <= sizeof e->key) return memcmp(e->key, w, n) == 0;
+    uint32_t off;
+    memcpy(&off, e->key, sizeof off);
+    return memcmp(t->cache_keys.p + off, w, n) == 0;
+}
+
+/* Encodes one pre-token: the cache, then ignore_merges, then BPE. The cache
+ * sits in front of ignore_merges (HF checks the vocabulary first): both give
+ * the same ids for the same word. */
 static int encode_word(tokenizer_t *t, const char *w, size_t n, ibuf *out)
 {
-    if (t->ignore_merges) {
-        int id = vocab_get(t, w, n);
-        if (id >= 0) return ib_push(out, id);
-    }
-    bool cacheable = t->cache_hash && n <= CACHE_MAX_LEN;
+    bool cacheable = n <= CACHE_MAX_LEN;
     uint64_t h = 0;
     size_t slot = 0;
     if (cacheable) {
         h = hash_bytes(w, n) | 1;
         slot = h & t->cache_mask;
         for (;;) {
-            uint64_t k = t->cache_hash[slot];
-            if (k == 0) break;
-            if (k == h && t->cache_klen[slot] == n &&
-                memcmp(t->cache_keys.p + t->cache_koff[slot], w, n) == 0) {
-                uint32_t len = t->cache_ilen[slot];
-                if (ib_reserve(out, len)) return ENG_ENOMEM;
-                memcpy(out->p + out->n, t->cache_ids.p + t->cache_ioff[slot], len * sizeof(int));
-                out->n += len;
+            const struct centry *e = &t->cache[slot];
+            if (e->hash == 0) break;
+            if (e->hash == h && centry_is(t, e, w, n)) {
+                if (e->ilen == 1) return ib_push(out, (int)e->val);
+                if (ib_reserve(out, e->ilen)) return ENG_ENOMEM;
+                memcpy(out->p + out->n, t->cache_ids.p + e->val, e->ilen * sizeof(int));
+                out->n += e->ilen;
                 return ENG_OK;
             }
             slot = (slot + 1) & t->cache_mask;
         }
     }
     size_t before = out->n;
-    int rc = bpe_word(t, w, n, out);
-    if (rc || !cacheable) return rc;
-    if (t->cache_used + 1 > (t->cache_mask + 1) / 2 || t->cache_keys.n > (1u << 24)) {
+    int id = t->ignore_merges ? vocab_get(t, w, n) : -1;
+    int rc = id >= 0 ? ib_push(out, id) : bpe_word(t, w, n, out);
+    size_t len = out->n - before;
+    if (rc || !cacheable || len > UINT16_MAX) return rc;
+    if (t->cache_used + 1 > (t->cache_mask + 1) / 2 || t->cache_keys.n > (1u << 24) || t->cache_ids.n > (1u << 24)) {
         cache_clear(t);
         slot = h & t->cache_mask;   /* the table is empty now */
     }
-    size_t koff = t->cache_keys.n, ioff = t->cache_ids.n, len = out->n - before;
+    struct centry e = { .hash = h, .klen = (uint16_t)n, .ilen = (uint16_t)len };
     /* a failed cache insert is not an error: the word is encoded already */
-    if (sb_add(&t->cache_keys, w, n) || ib_reserve(&t->cache_ids, len)) return ENG_OK;
-    memcpy(t->cache_ids.p + ioff, out->p + before, len * sizeof(int));
-    t->cache_ids.n += len;
-    t->cache_hash[slot] = h;
-    t->cache_koff[slot] = (uint32_t)koff;
-    t->cache_klen[slot] = (uint32_t)n;
-    t->cache_ioff[slot] = (uint32_t)ioff;
-    t->cache_ilen[slot] = (uint32_t)len;
+    if (n <= sizeof e.key) memcpy(e.key, w, n);
+    else {
+        uint32_t off = (uint32_t)t->cache_keys.n;
+        if (sb_add(&t->cache_keys, w, n)) return ENG_OK;
+        memcpy(e.key, &off, sizeof off);
+    }
+    if (len == 1) e.val = (uint32_t)out->p[before];
+    else {
+        if (ib_reserve(&t->cache_ids, len)) return ENG_OK;
+        e.val = (uint32_t)t->cache_ids.n;
+        memcpy(t->cache_ids.p + t->cache_ids.n, out->p + before, len * sizeof(int));
+        t->cache_ids.n += len;
+    }
+    t->cache[slot] = e;
     t->cache_used++;
     return ENG_OK;
 }
@@ -1103,53 +1047,131 @@ static int find_added(const tokenizer_t *t, const matcher_t *m, const char *s, s
  * Encode
  * ====================================================================== */
 
-static int scratch_init(tokenizer_t *t, scratch_t *sc)
+static int pre_piece(tokenizer_t *t, int lvl, const char *s, size_t n, bool first, ibuf *ids, eng_err *err);
+
+/* Hands one piece to the next level; for ByteLevel (map) its bytes are first
+ * mapped to GPT-2's printable characters. */
+static int pre_next(tokenizer_t *t, int lvl, bool map, const char *s, size_t n, bool first,
+                    ibuf *ids, eng_err *err)
 {
-    memset(sc, 0, sizeof *sc);
-    sc->md = t->md;
-    sc->mctx = t->mctx;
-    return ENG_OK;
+    if (n == 0) return ENG_OK;
+    if (!map) return pre_piece(t, lvl + 1, s, n, first, ids, err);
+    level_t *L = &t->lv[lvl];
+    L->tmp2.n = 0;
+    int rc = bytelevel_map(s, n, &L->tmp2);
+    return rc ? rc : pre_piece(t, lvl + 1, L->tmp2.p, L->tmp2.n, first, ids, err);
 }
 
-static void scratch_free(scratch_t *sc)
+/* Isolated/Removed splits pass each piece on as soon as it is found, so a
+ * long text never becomes a long list of pieces. */
+static int split_stream(tokenizer_t *t, int lvl, const pattern_t *pat, bool keep_gap, bool keep_match,
+                        bool map, const char *s, size_t n, bool first, ibuf *ids, eng_err *err)
 {
-    eng_free(sc->sg.p);
-    sb_free(&sc->tmp);
-    sb_free(&sc->tmp2);
-    sl_free(&sc->a);
-    sl_free(&sc->b);
+    size_t prev = 0, from = 0, ms, me;
+    int rc = ENG_OK;
+    while (rc == ENG_OK && from <= n) {
+        int f = pat_find(pat, t->md, t->mctx, s, n, from, &ms, &me, err);
+        if (f < 0) return f == -2 ? ENG_ENOMEM : ENG_ERANGE;
+        if (f == 0) break;
+        if (me == ms) {
+            int32_t c;
+            if (ms >= n) break;
+            from = ms + u8_next(s + ms, n - ms, &c);
+            continue;
+        }
+        if (prev != ms && keep_gap) rc = pre_next(t, lvl, map, s + prev, ms - prev, first && prev == 0, ids, err);
+        if (rc == ENG_OK && keep_match) rc = pre_next(t, lvl, map, s + ms, me - ms, first && ms == 0, ids, err);
+        prev = from = me;
+    }
+    if (rc == ENG_OK && prev != n && keep_gap) rc = pre_next(t, lvl, map, s + prev, n - prev, first && prev == 0, ids, err);
+    return rc;
+}
+
+/* Runs pre-tokenizer lvl of the flattened chain on one piece and passes what
+ * it makes on to the next level; past the last level, pieces are words for
+ * the BPE. Depth first: the order of words is the order HF's Sequence gives. */
+static int pre_piece(tokenizer_t *t, int lvl, const char *s, size_t n, bool first, ibuf *ids, eng_err *err)
+{
+    if (n == 0) return ENG_OK;
+    if (lvl == t->n_pre) return encode_word(t, s, n, ids);
+    const pre_t *pt = t->pre_flat[lvl];
+    level_t *L = &t->lv[lvl];
+    int rc = ENG_OK;
+    sl_clear(&L->out);
+    switch (pt->kind) {
+    case PRE_SPLIT:
+        if (pt->behavior == SPL_ISOLATED || pt->behavior == SPL_REMOVED) {
+            bool iso = pt->behavior == SPL_ISOLATED;
+            return split_stream(t, lvl, &pt->pat, iso || !pt->invert, iso || pt->invert, false, s, n, first, ids, err);
+        }
+        rc = segs_from_pattern(&pt->pat, t->md, t->mctx, s, n, &L->sg, err);
+        if (rc == ENG_OK) rc = split_emit(&L->sg, pt->behavior, pt->invert, s, first, &L->out);
+        break;
+    case PRE_DIGITS:
+        rc = segs_from_pred(pred_ascii_digit, s, n, &L->sg);
+        if (rc == ENG_OK)
+            rc = split_emit(&L->sg, pt->individual_digits ? SPL_ISOLATED : SPL_CONTIGUOUS, false, s, first, &L->out);
+        break;
+    case PRE_WSSPLIT:
+        rc = segs_from_pred(cp_is_space, s, n, &L->sg);
+        if (rc == ENG_OK) rc = split_emit(&L->sg, SPL_REMOVED, false, s, first, &L->out);
+        break;
+    case PRE_BYTELEVEL:
+        L->tmp.n = 0;
+        if (pt->add_prefix_space && s[0] != ' ') rc = sb_addc(&L->tmp, ' ');
+        if (rc == ENG_OK) rc = sb_add(&L->tmp, s, n);
+        if (rc) break;
+        if (pt->use_regex)
+            return split_stream(t, lvl, &pt->pat, true, true, true, L->tmp.p, L->tmp.n, first, ids, err);
+        return pre_next(t, lvl, true, L->tmp.p, L->tmp.n, first, ids, err);
+    case PRE_METASPACE: {
+        char rep[8];
+        size_t rl = u8_encode(pt->replacement, rep);
+        L->tmp.n = 0;
+        /* spaces become the replacement first, so a leading space counts */
+        bool starts = s[0] == ' ' || (n >= rl && memcmp(s, rep, rl) == 0);
+        if ((pt->scheme == PREPEND_ALWAYS || (pt->scheme == PREPEND_FIRST && first)) && !starts)
+            rc = sb_add(&L->tmp, rep, rl);
+        for (size_t k = 0; rc == ENG_OK && k < n; k++)
+            rc = s[k] == ' ' ? sb_add(&L->tmp, rep, rl) : sb_addc(&L->tmp, s[k]);
+        if (rc) break;
+        if (!pt->split) return pre_piece(t, lvl + 1, L->tmp.p, L->tmp.n, first, ids, err);
+        pattern_t lit = { .literal = rep, .literal_len = rl };
+        rc = segs_from_pattern(&lit, NULL, NULL, L->tmp.p, L->tmp.n, &L->sg, err);
+        if (rc == ENG_OK) rc = split_emit(&L->sg, SPL_MERGED_NEXT, false, L->tmp.p, first, &L->out);
+        break;
+    }
+    case PRE_SEQ:   /* flattened away at load */
+        break;
+    }
+    for (size_t i = 0; rc == ENG_OK && i < L->out.n; i++)
+        rc = pre_piece(t, lvl + 1, sl_str(&L->out, i), L->out.len[i], L->out.first[i], ids, err);
+    return rc;
 }
 
 /* A piece of text between added tokens: normalize, match normalized added
  * tokens, pre-tokenize, BPE. */
-static int encode_piece(tokenizer_t *t, scratch_t *sc, const char *s, size_t n, bool first,
-                        ibuf *ids, eng_err *err)
+static int encode_piece(tokenizer_t *t, const char *s, size_t n, bool first, ibuf *ids, eng_err *err)
 {
     if (n == 0) return ENG_OK;
     sbuf norm = {0};
     spans_t sp = {0};
     int rc = ENG_OK;
     if (t->normalizer) {
-        rc = nrm_apply(t->normalizer, sc->md, sc->mctx, s, n, &norm, err);
+        rc = nrm_apply(t->normalizer, t->md, t->mctx, s, n, &norm, err);
         if (rc) goto done;
         s = norm.p ? norm.p : "";
         n = norm.n;
     }
+    if (t->m_norm.n == 0) {
+        rc = pre_piece(t, 0, s, n, first, ids, err);
+        goto done;
+    }
     rc = find_added(t, &t->m_norm, s, n, &sp);
     for (size_t k = 0; rc == ENG_OK && k < sp.n; k++) {
         span_t g = sp.p[k];
-        if (g.added >= 0) { rc = ib_push(ids, t->added[g.added].id); continue; }
-        if (g.b == g.a) continue;
-        sl_clear(&sc->a);
-        rc = sl_push(&sc->a, s + g.a, g.b - g.a, first && g.a == 0);
-        if (rc) break;
-        slist *words = &sc->a;
-        if (t->pre) {
-            rc = pre_apply(t->pre, sc, &sc->a, &sc->b, err);
-            words = &sc->b;
-        }
-        for (size_t w = 0; rc == ENG_OK && w < words->n; w++)
-            rc = encode_word(t, sl_str(words, w), words->len[w], ids);
+        if (g.added >= 0) rc = ib_push(ids, t->added[g.added].id);
+        else rc = pre_piece(t, 0, s + g.a, g.b - g.a, first && g.a == 0, ids, err);
     }
 done:
     sb_free(&norm);
@@ -1168,13 +1190,11 @@ int tok_encode(tokenizer_t *t, const char *text, size_t len, bool add_special,
     if (!u8_valid(text, len)) return eng_fail(err, ENG_EINPUT, "tokenizer: input is not valid UTF-8");
     ibuf ids = {0};
     spans_t sp = {0};
-    scratch_t sc;
-    scratch_init(t, &sc);
     int rc = find_added(t, &t->m_raw, text, len, &sp);
     for (size_t k = 0; rc == ENG_OK && k < sp.n; k++) {
         span_t g = sp.p[k];
         if (g.added >= 0) rc = ib_push(&ids, t->added[g.added].id);
-        else rc = encode_piece(t, &sc, text + g.a, g.b - g.a, g.a == 0, &ids, err);
+        else rc = encode_piece(t, text + g.a, g.b - g.a, g.a == 0, &ids, err);
     }
     if (rc == ENG_OK && add_special && t->has_template) {
         ibuf all = {0};
@@ -1192,7 +1212,6 @@ int tok_encode(tokenizer_t *t, const char *text, size_t len, bool add_special,
     }
     if (rc == ENG_OK && !ids.p) rc = ib_reserve(&ids, 1);   /* non-NULL even when empty */
     eng_free(sp.p);
-    scratch_free(&sc);
     if (rc) {
         eng_free(ids.p);
         if (rc == ENG_ENOMEM) eng_fail(err, rc, "tokenizer: out of memory");
@@ -1892,9 +1911,10 @@ static int load_model(loader_t *L, const cJSON *model, const cJSON *added)
         t->tok_off[id] = t->arena.n;
         t->tok_len[id] = (uint32_t)n;
         sb_add(&t->arena, v->string, n + 1);   /* reserved above: cannot fail */
-        size_t i = hash_bytes(v->string, n) & t->vocab.mask;
-        while (t->vocab.slot[i] >= 0) i = (i + 1) & t->vocab.mask;
-        t->vocab.slot[i] = id;
+        uint64_t h = hash_bytes(v->string, n);
+        size_t i = h & t->vocab.mask;
+        while (t->vocab.slot[i].id >= 0) i = (i + 1) & t->vocab.mask;
+        t->vocab.slot[i] = (struct vslot){id, (uint32_t)(h >> 32)};
     }
 
     /* merges: "a b" or ["a", "b"]; rank = position */
@@ -1908,12 +1928,12 @@ static int load_model(loader_t *L, const cJSON *model, const cJSON *added)
     cJSON_ArrayForEach(v, merges) {
         const char *a, *b;
         size_t al, bl;
-        char where[64];
-        snprintf(where, sizeof where, "model.merges[%d]", rank);
+        char where[64];   /* formatted only for a message: 280k merges make snprintf show */
+#define WHERE (snprintf(where, sizeof where, "model.merges[%d]", rank), where)
         if (cJSON_IsString(v)) {
             a = v->valuestring;
             const char *sp = strchr(a, ' ');
-            if (!sp || strchr(sp + 1, ' ')) { rc = bad(L, where, "'%s' is not two tokens separated by one space", a); break; }
+            if (!sp || strchr(sp + 1, ' ')) { rc = bad(L, WHERE, "'%s' is not two tokens separated by one space", a); break; }
             al = (size_t)(sp - a);
             b = sp + 1;
             bl = strlen(b);
@@ -1923,21 +1943,22 @@ static int load_model(loader_t *L, const cJSON *model, const cJSON *added)
             b = cJSON_GetArrayItem(v, 1)->valuestring;
             al = strlen(a);
             bl = strlen(b);
-        } else { rc = bad(L, where, "must be \"a b\" or [\"a\", \"b\"]"); break; }
+        } else { rc = bad(L, WHERE, "must be \"a b\" or [\"a\", \"b\"]"); break; }
         int ia = vocab_get(t, a, al), ib = vocab_get(t, b, bl);
         joined.n = 0;
         if (sb_add(&joined, a, al) || sb_add(&joined, b, bl)) { rc = eng_fail(L->err, ENG_ENOMEM, "tokenizer: out of memory"); break; }
         if (ia < 0 || ib < 0) {
             char tokname[200];
             snprintf(tokname, sizeof tokname, "%.*s", (int)(ia < 0 ? al : bl), ia < 0 ? a : b);
-            rc = bad(L, where, "names a token that is not in the vocabulary: '%s'", tokname);
+            rc = bad(L, WHERE, "names a token that is not in the vocabulary: '%s'", tokname);
             break;
         }
         int inew = vocab_get(t, joined.p, joined.n);
-        if (inew < 0) { rc = bad(L, where, "the merged token '%s' is not in the vocabulary", joined.p); break; }
+        if (inew < 0) { rc = bad(L, WHERE, "the merged token '%s' is not in the vocabulary", joined.p); break; }
         merge_put(t, ia, ib, (uint32_t)rank, inew);
         rank++;
     }
+#undef WHERE
     sb_free(&joined);
     if (rc) return rc;
 
@@ -2090,15 +2111,19 @@ void tok_close(tokenizer_t *t)
     eng_free(t->normalizer);
     pre_free(t->pre);
     eng_free(t->pre);
+    eng_free(t->pre_flat);
+    for (int i = 0; t->lv && i < t->n_pre; i++) {
+        eng_free(t->lv[i].sg.p);
+        sb_free(&t->lv[i].tmp);
+        sb_free(&t->lv[i].tmp2);
+        sl_free(&t->lv[i].out);
+    }
+    eng_free(t->lv);
     dec_free(t->decoder);
     eng_free(t->decoder);
     for (int i = 0; i < t->n_tpl; i++) eng_free(t->tpl[i].ids);
     eng_free(t->tpl);
-    eng_free(t->cache_hash);
-    eng_free(t->cache_koff);
-    eng_free(t->cache_klen);
-    eng_free(t->cache_ioff);
-    eng_free(t->cache_ilen);
+    eng_free(t->cache);
     sb_free(&t->cache_keys);
     eng_free(t->cache_ids.p);
     if (t->md) pcre2_match_data_free(t->md);
@@ -2107,6 +2132,20 @@ void tok_close(tokenizer_t *t)
     if (t->cctx) pcre2_compile_context_free(t->cctx);
     if (t->gctx) pcre2_general_context_free(t->gctx);
     eng_free(t);
+}
+
+static int pre_count(const pre_t *p)
+{
+    if (p->kind != PRE_SEQ) return 1;
+    int n = 0;
+    for (int i = 0; i < p->n_sub; i++) n += pre_count(&p->sub[i]);
+    return n;
+}
+
+static void pre_flatten(const pre_t *p, const pre_t **out, int *k)
+{
+    if (p->kind != PRE_SEQ) { out[(*k)++] = p; return; }
+    for (int i = 0; i < p->n_sub; i++) pre_flatten(&p->sub[i], out, k);
 }
 
 static int load_all(loader_t *L, const cJSON *root, const cJSON *cfg)
@@ -2130,6 +2169,14 @@ static int load_all(loader_t *L, const cJSON *root, const cJSON *cfg)
         if (!(t->pre = eng_calloc(1, sizeof *t->pre))) return eng_fail(err, ENG_ENOMEM, "tokenizer: out of memory");
         if ((rc = parse_pre(L, "pre_tokenizer", o, t->pre))) return rc;
     }
+    if (t->pre) {
+        t->n_pre = pre_count(t->pre);
+        t->pre_flat = eng_calloc((size_t)t->n_pre + 1, sizeof *t->pre_flat);
+        t->lv = eng_calloc((size_t)t->n_pre + 1, sizeof *t->lv);
+        if (!t->pre_flat || !t->lv) return eng_fail(err, ENG_ENOMEM, "tokenizer: out of memory");
+        int k = 0;
+        pre_flatten(t->pre, t->pre_flat, &k);
+    }
     o = jget(root, "decoder");
     if (o && !cJSON_IsNull(o)) {
         if (!(t->decoder = eng_calloc(1, sizeof *t->decoder))) return eng_fail(err, ENG_ENOMEM, "tokenizer: out of memory");
@@ -2146,13 +2193,8 @@ static int load_all(loader_t *L, const cJSON *root, const cJSON *cfg)
     load_config(t, cfg);
 
     t->cache_mask = CACHE_SLOTS - 1;
-    t->cache_hash = eng_calloc(CACHE_SLOTS, sizeof *t->cache_hash);
-    t->cache_koff = eng_malloc(CACHE_SLOTS * sizeof *t->cache_koff);
-    t->cache_klen = eng_malloc(CACHE_SLOTS * sizeof *t->cache_klen);
-    t->cache_ioff = eng_malloc(CACHE_SLOTS * sizeof *t->cache_ioff);
-    t->cache_ilen = eng_malloc(CACHE_SLOTS * sizeof *t->cache_ilen);
-    if (!t->cache_hash || !t->cache_koff || !t->cache_klen || !t->cache_ioff || !t->cache_ilen)
-        return eng_fail(err, ENG_ENOMEM, "tokenizer: out of memory");
+    t->cache = eng_calloc(CACHE_SLOTS, sizeof *t->cache);
+    if (!t->cache) return eng_fail(err, ENG_ENOMEM, "tokenizer: out of memory");
     return ENG_OK;
 }
 
