@@ -280,6 +280,39 @@ static void min_p_cuts_below_a_fraction_of_the_top_probability_in_both_modes(voi
     }
 }
 
+static void the_worked_example_in_docs_sampling_md_holds(void **state)
+{
+    (void)state;
+    sampler_params p = plain();
+    p.repeat_penalty = 1.1f;
+    p.temperature = 0.7f;
+    p.top_k = 4;
+    p.top_p = 0.9f;
+    p.min_p = 0.3f;
+    sampler *s = make(6, &p);
+    const int ctx[] = {1, 5};                     /* London, banana */
+    sampler_accept_many(s, ctx, 2);
+    const float l[6] = {3.0f, 2.5f, 2.0f, 1.0f, 0.5f, -1.0f};
+    int t = step(s, l);
+    static const double want[6][SAMPLER_NSTAGES] = {
+        {0.4525, 0.4796, 0.4796, 0.5946, 0.6057, 0.6276, 0.7387},
+        {0.2744, 0.2318, 0.2318, 0.2104, 0.2143, 0.2220, 0.2613},
+        {0.1665, 0.1764, 0.1764, 0.1425, 0.1452, 0.1504, 0},
+        {0.0612, 0.0649, 0.0649, 0.0341, 0.0348, 0, 0},
+        {0.0371, 0.0394, 0.0394, 0.0167, 0, 0, 0},
+        {0.0083, 0.0079, 0.0079, 0.0017, 0, 0, 0},
+    };
+    for (int i = 0; i < 6; i++)
+        for (int st = 0; st < SAMPLER_NSTAGES; st++)
+            if (fabs(cand(s, i)->prob[st] - want[i][st]) > 6e-5)
+                fail_msg("token %d after %s: %.4f, the doc says %.4f", i, sampler_stage_name(st),
+                         cand(s, i)->prob[st], want[i][st]);
+    /* the doc's draw: u < 0.7387 gives Paris, above it London */
+    assert_int_equal(t, sampler_last(s)->u < 0.7387 ? 0 : 1);
+    assert_int_equal(sampler_last(s)->n_kept, 2);
+    sampler_free(s);
+}
+
 /* ------------------------------------------------------------ the draw */
 
 /* Chi-square of n draws against probs; df = k - 1. */
@@ -613,6 +646,7 @@ int main(void)
         cmocka_unit_test(top_k_keeps_the_k_most_likely_and_renormalises),
         cmocka_unit_test(top_p_keeps_the_smallest_prefix_reaching_p_and_at_least_one),
         cmocka_unit_test(min_p_cuts_below_a_fraction_of_the_top_probability_in_both_modes),
+        cmocka_unit_test(the_worked_example_in_docs_sampling_md_holds),
         cmocka_unit_test(draws_follow_the_distribution_by_chi_square),
         cmocka_unit_test(a_nucleus_beyond_the_sorted_rows_follows_the_distribution),
         cmocka_unit_test(the_same_seed_gives_the_same_sequence),
