@@ -424,7 +424,7 @@ int session_new(session_t **out, const model_t *m, int max_seq, int n_threads, e
         return rc;
     }
     int nt = s->bk->n_threads(s->bk_ctx);
-    s->run_bytes += (size_t)nt * ((size_t)max_in * 64 > (1u << 18) ? (size_t)max_in * 64 : (1u << 18)) * sizeof(float);
+    s->run_bytes += (size_t)nt * ((size_t)max_in * 128 > (1u << 18) ? (size_t)max_in * 128 : (1u << 18)) * sizeof(float);
     s->run_bytes += (size_t)nt * (size_t)s->chunk * max_seq * sizeof(float);
     widen_vectors(s);
     rope_init(s);

@@ -51,8 +51,8 @@ static int cpu_ctx_new(void **out, const bk_sizes *sz, eng_err *err)
     if (!c)
         return eng_fail(err, ENG_ENOMEM, "cpu backend: out of memory");
     c->n = n;
-    /* A block of at least 64 rows keeps each GEMM call large enough. */
-    c->scratch_floats = sz->max_in * 64 > CONVERT_FLOATS ? sz->max_in * 64 : CONVERT_FLOATS;
+    /* Room for a block of 128 rows of the widest matrix, or 1 MiB. */
+    c->scratch_floats = sz->max_in * 128 > CONVERT_FLOATS ? sz->max_in * 128 : CONVERT_FLOATS;
     c->scores_floats = (size_t)(sz->max_rows > 0 ? sz->max_rows : 1) * (size_t)(sz->max_keys > 0 ? sz->max_keys : 1);
     c->scratch = eng_calloc((size_t)n, sizeof *c->scratch);
     c->scores = eng_calloc((size_t)n, sizeof *c->scores);
@@ -85,14 +85,15 @@ static int cpu_n_threads(const void *vctx) { return ((const cpu_ctx *)vctx)->n; 
 typedef struct {
     const bk_matvec *jobs;
     int n_jobs;
-    int64_t total;
+    int64_t total;        /* rows of all jobs */
+    int64_t chunk_rows;
 } matvec_task;
 
-static void matvec_worker(void *arg, int tid, int nt)
+static void matvec_chunk(void *arg, int64_t chunk, int tid)
 {
     const matvec_task *t = arg;
-    int64_t b, e;
-    pool_split(t->total, tid, nt, 16, &b, &e);
+    (void)tid;
+    int64_t b = chunk * t->chunk_rows, e = b + t->chunk_rows < t->total ? b + t->chunk_rows : t->total;
     /* Walk the concatenation of all jobs' rows and do [b, e). */
     int64_t base = 0;
     for (int j = 0; j < t->n_jobs && base < e; j++) {
@@ -105,13 +106,24 @@ static void matvec_worker(void *arg, int tid, int nt)
     }
 }
 
+/* Chunks of about 64 KB of weights: small enough that an idle core can take
+ * over a late one's share, large enough that claiming costs ~1%. */
 static void cpu_matvec(void *vctx, const bk_matvec *jobs, int n_jobs)
 {
     cpu_ctx *c = vctx;
-    matvec_task t = {jobs, n_jobs, 0};
+    matvec_task t = {jobs, n_jobs, 0, 16};
     for (int j = 0; j < n_jobs; j++)
         t.total += jobs[j].w->shape[0];
-    pool_run(c->pool, matvec_worker, &t);
+    size_t row_bytes = (size_t)jobs[0].w->shape[1] * dtype_size(jobs[0].w->dtype);
+    t.chunk_rows = (int64_t)((65536 / (row_bytes ? row_bytes : 1)) & ~(size_t)3);
+    if (t.chunk_rows < 4)
+        t.chunk_rows = 4;
+    int64_t n_chunks = (t.total + t.chunk_rows - 1) / t.chunk_rows;
+    if (n_chunks > POOL_MAX_CHUNKS) {
+        t.chunk_rows = (t.total + POOL_MAX_CHUNKS - 1) / POOL_MAX_CHUNKS;
+        n_chunks = (t.total + t.chunk_rows - 1) / t.chunk_rows;
+    }
+    pool_run(c->pool, n_chunks, matvec_chunk, &t);
 }
 
 /* ----------------------------------------------------------------- matmul */
@@ -122,40 +134,41 @@ typedef struct {
     const float *x;
     int T;
     const tensor_t *w;
+    int64_t blk;          /* weight rows per chunk */
 } matmul_task;
 
-static void matmul_worker(void *arg, int tid, int nt)
+static void matmul_chunk(void *arg, int64_t chunk, int tid)
 {
     const matmul_task *t = arg;
     int64_t rows = t->w->shape[0], cols = t->w->shape[1];
-    int64_t b, e;
-    pool_split(rows, tid, nt, 16, &b, &e);
-    if (b >= e)
-        return;
+    int64_t r = chunk * t->blk, r1 = r + t->blk < rows ? r + t->blk : rows;
+    const float *wf;
     if (t->w->dtype == DT_F32) {
-        const float *w = (const float *)t->w->data + b * cols;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t->T, (int)(e - b), (int)cols,
-                    1.0f, t->x, (int)cols, w, (int)cols, 0.0f, t->y + b, (int)rows);
-        return;
+        wf = (const float *)t->w->data + r * cols;
+    } else {
+        /* Widen this block of weight rows into the worker's scratch. */
+        kern_convert_rows(t->c->scratch[tid], t->w, r, r1);
+        wf = t->c->scratch[tid];
     }
-    /* Widen a block of weight rows into this thread's scratch, multiply, repeat. */
-    float *scratch = t->c->scratch[tid];
-    int64_t blk = t->c->scratch_floats / cols;
-    if (blk > 16)
-        blk -= blk % 16;
-    for (int64_t r = b; r < e; r += blk) {
-        int64_t r1 = r + blk < e ? r + blk : e;
-        kern_convert_rows(scratch, t->w, r, r1);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t->T, (int)(r1 - r), (int)cols,
-                    1.0f, t->x, (int)cols, scratch, (int)cols, 0.0f, t->y + r, (int)rows);
-    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t->T, (int)(r1 - r), (int)cols,
+                1.0f, t->x, (int)cols, wf, (int)cols, 0.0f, t->y + r, (int)rows);
 }
 
+/* Blocks of up to 128 weight rows (fewer if the scratch is smaller), each one
+ * GEMM of all T activation rows against the block. */
 static void cpu_matmul(void *vctx, float *y, const float *x, int T, const tensor_t *w)
 {
     cpu_ctx *c = vctx;
-    matmul_task t = {c, y, x, T, w};
-    pool_run(c->pool, matmul_worker, &t);
+    int64_t rows = w->shape[0], cols = w->shape[1];
+    int64_t blk = c->scratch_floats / cols;
+    if (blk > 128)
+        blk = 128;
+    if (blk > 16)
+        blk -= blk % 16;
+    if (blk < 1)
+        blk = 1;
+    matmul_task t = {c, y, x, T, w, blk};
+    pool_run(c->pool, (rows + blk - 1) / blk, matmul_chunk, &t);
 }
 
 /* -------------------------------------------------------------- attention */
@@ -215,24 +228,20 @@ static void attend_gemm(const bk_attention *a, int h, float *sc)
                 sc, nk, vh, hd, 0.0f, a->out + (size_t)h * hd, q_dim);
 }
 
-static void attention_worker(void *arg, int tid, int nt)
+static void attention_chunk(void *arg, int64_t h, int tid)
 {
     const attn_task *t = arg;
-    int64_t b, e;
-    pool_split(t->a->n_heads, tid, nt, 1, &b, &e);
-    for (int64_t h = b; h < e; h++) {
-        if (t->a->T <= 2)
-            attend_rows(t->a, (int)h, t->c->scores[tid]);
-        else
-            attend_gemm(t->a, (int)h, t->c->scores[tid]);
-    }
+    if (t->a->T <= 2)
+        attend_rows(t->a, (int)h, t->c->scores[tid]);
+    else
+        attend_gemm(t->a, (int)h, t->c->scores[tid]);
 }
 
 static void cpu_attention(void *vctx, const bk_attention *a)
 {
     cpu_ctx *c = vctx;
     attn_task t = {c, a};
-    pool_run(c->pool, attention_worker, &t);
+    pool_run(c->pool, a->n_heads, attention_chunk, &t);
 }
 
 const backend_ops backend_cpu = {

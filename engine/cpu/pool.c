@@ -1,7 +1,16 @@
-/* pool.c - the persistent thread pool (see pool.h). A job is published by
- * bumping a generation counter under the mutex; workers spin on it for a short
- * while (back-to-back decode dispatches) before sleeping on the condition
- * variable (long gaps, and while OpenBLAS has the cores). */
+/* pool.c - the chunk-claiming thread pool (see pool.h).
+ *
+ * One 64-bit word describes the current job and its progress:
+ *
+ *   claim = | generation : 24 | next chunk : 20 | chunk count : 20 |
+ *
+ * The caller writes fn/arg, then publishes a new generation with next = 0.
+ * Any worker (the caller included) claims chunk `next` by compare-and-swap of
+ * next -> next + 1. A job cannot finish while one of its chunks is unclaimed,
+ * so a worker that won a chunk may read fn/arg: they still belong to its job.
+ * `completed` counts finished chunks; the caller returns when it reaches the
+ * count. Idle workers spin briefly on the word, then sleep on a condition
+ * variable (a seq_cst `sleepers` count tells the caller whether to signal). */
 #include "pool.h"
 
 #include <pthread.h>
@@ -17,6 +26,12 @@
 
 #define SPIN_NS 200000L   /* how long an idle worker spins before sleeping */
 
+#define GEN(c) ((uint32_t)((c) >> 40))
+#define NEXT(c) ((int64_t)(((c) >> 20) & 0xfffff))
+#define TOTAL(c) ((int64_t)((c) & 0xfffff))
+#define MAKE(g, next, total) (((uint64_t)((g) & 0xffffff) << 40) | ((uint64_t)(next) << 20) | (uint64_t)(total))
+#define ONE_CLAIMED ((uint64_t)1 << 20)
+
 typedef struct {
     pool_t *pool;
     int tid;
@@ -29,8 +44,9 @@ struct pool {
     int started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    atomic_uint gen;
-    atomic_int done;
+    _Atomic uint64_t claim;
+    atomic_long completed;
+    atomic_int sleepers;
     atomic_bool quit;
     pool_fn fn;
     void *arg;
@@ -43,29 +59,47 @@ static long elapsed_ns(const struct timespec *t0)
     return (t.tv_sec - t0->tv_sec) * 1000000000L + (t.tv_nsec - t0->tv_nsec);
 }
 
+/* Claims and runs chunks of the job whose generation is gen until none is
+ * left (or a newer job has replaced it). */
+static void work_on(pool_t *p, uint32_t gen, int tid)
+{
+    uint64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
+    while (GEN(c) == gen && NEXT(c) < TOTAL(c)) {
+        if (atomic_compare_exchange_weak_explicit(&p->claim, &c, c + ONE_CLAIMED, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            p->fn(p->arg, NEXT(c), tid);
+            atomic_fetch_add_explicit(&p->completed, 1, memory_order_release);
+            c = atomic_load_explicit(&p->claim, memory_order_acquire);
+        }
+    }
+}
+
 static void *worker_main(void *varg)
 {
     worker_arg *wa = varg;
     pool_t *p = wa->pool;
-    unsigned seen = 0;
+    uint32_t seen = GEN(atomic_load(&p->claim));
     for (;;) {
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         unsigned spins = 0;
-        while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen) {
+        uint64_t c;
+        while (GEN(c = atomic_load_explicit(&p->claim, memory_order_acquire)) == seen &&
+               !atomic_load_explicit(&p->quit, memory_order_acquire)) {
             CPU_RELAX();
             if ((++spins & 255) == 0 && elapsed_ns(&t0) > SPIN_NS) {
                 pthread_mutex_lock(&p->mu);
-                while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen)
+                atomic_fetch_add(&p->sleepers, 1);
+                while (GEN(atomic_load(&p->claim)) == seen && !atomic_load(&p->quit))
                     pthread_cond_wait(&p->cv, &p->mu);
+                atomic_fetch_sub(&p->sleepers, 1);
                 pthread_mutex_unlock(&p->mu);
             }
         }
-        seen = atomic_load_explicit(&p->gen, memory_order_acquire);
         if (atomic_load_explicit(&p->quit, memory_order_acquire))
             return NULL;
-        p->fn(p->arg, wa->tid, p->n);
-        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        seen = GEN(c);
+        work_on(p, seen, wa->tid);
     }
 }
 
@@ -101,25 +135,31 @@ int pool_new(pool_t **out, int n_threads, eng_err *err)
     return ENG_OK;
 }
 
-void pool_run(pool_t *p, pool_fn fn, void *arg)
+void pool_run(pool_t *p, int64_t n_chunks, pool_fn fn, void *arg)
 {
+    if (n_chunks <= 0)
+        return;
     if (p->n == 1) {
-        fn(arg, 0, 1);
+        for (int64_t i = 0; i < n_chunks; i++)
+            fn(arg, i, 0);
         return;
     }
     p->fn = fn;
     p->arg = arg;
-    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    fn(arg, 0, p->n);
+    atomic_store_explicit(&p->completed, 0, memory_order_relaxed);
+    uint32_t gen = (GEN(atomic_load_explicit(&p->claim, memory_order_relaxed)) + 1) & 0xffffff;
+    atomic_store(&p->claim, MAKE(gen, 0, n_chunks));   /* seq_cst: pairs with `sleepers` */
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    work_on(p, gen, 0);
     unsigned spins = 0;
-    while (atomic_load_explicit(&p->done, memory_order_acquire) < p->n - 1) {
+    while (atomic_load_explicit(&p->completed, memory_order_acquire) < n_chunks) {
         CPU_RELAX();
         if ((++spins & 1023) == 0)
-            sched_yield();   /* a worker may be descheduled on a busy machine */
+            sched_yield();   /* a worker holding a chunk may be descheduled */
     }
 }
 
@@ -130,9 +170,8 @@ void pool_free(pool_t *p)
     if (!p)
         return;
     if (p->started > 0) {
-        atomic_store_explicit(&p->quit, true, memory_order_release);
+        atomic_store(&p->quit, true);
         pthread_mutex_lock(&p->mu);
-        atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
         for (int i = 1; i <= p->started; i++)
@@ -143,16 +182,4 @@ void pool_free(pool_t *p)
     eng_free(p->threads);
     eng_free(p->args);
     eng_free(p);
-}
-
-void pool_split(int64_t n, int tid, int nt, int64_t align, int64_t *b, int64_t *e)
-{
-    if (align < 1)
-        align = 1;
-    int64_t chunks = (n + align - 1) / align;
-    int64_t per = chunks / nt, extra = chunks % nt;
-    int64_t c0 = tid * per + (tid < extra ? tid : extra);
-    int64_t c1 = c0 + per + (tid < extra ? 1 : 0);
-    *b = c0 * align < n ? c0 * align : n;
-    *e = c1 * align < n ? c1 * align : n;
 }

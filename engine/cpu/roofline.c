@@ -14,11 +14,12 @@ typedef struct {
     float sums[256];
 } read_task;
 
-static void read_worker(void *arg, int tid, int nt)
+#define READ_CHUNK (1 << 18)   /* floats: 1 MiB per chunk */
+
+static void read_chunk(void *arg, int64_t chunk, int tid)
 {
     read_task *t = arg;
-    int64_t b, e;
-    pool_split((int64_t)t->n, tid, nt, 64, &b, &e);
+    int64_t b = chunk * READ_CHUNK, e = b + READ_CHUNK < (int64_t)t->n ? b + READ_CHUNK : (int64_t)t->n;
     const float *p = t->buf;
     float s = 0.0f;
     int64_t i = b;
@@ -34,7 +35,7 @@ static void read_worker(void *arg, int tid, int nt)
 #endif
     for (; i < e; i++)
         s += p[i];
-    t->sums[tid & 255] = s;
+    t->sums[tid & 255] += s;
 }
 
 int roof_read_bandwidth(size_t bytes, int n_threads, int reps, double *bytes_per_s, eng_err *err)
@@ -57,7 +58,7 @@ int roof_read_bandwidth(size_t bytes, int n_threads, int reps, double *bytes_per
     double best = 1e30;
     for (int r = 0; r < reps + 1; r++) {   /* the first pass warms up */
         double t0 = eng_now_ms();
-        pool_run(pool, read_worker, &t);
+        pool_run(pool, (int64_t)((n + READ_CHUNK - 1) / READ_CHUNK), read_chunk, &t);
         double ms = eng_now_ms() - t0;
         if (r > 0 && ms < best)
             best = ms;

@@ -1,6 +1,6 @@
 /* test_kernels.c - the CPU kernels and backend against naive double-precision
  * loops, per stored dtype: matvec, GEMM with widened blocks, softmax, the
- * thread pool's split, and attention (decode and GEMM paths, GQA, observer). */
+ * thread pool, and attention (decode and GEMM paths, GQA, observer). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -115,49 +115,40 @@ static void softmax_matches_exp_and_sums_to_one(void **state)
     }
 }
 
-static void pool_split_covers_every_item_once(void **state)
-{
-    (void)state;
-    for (int64_t n = 0; n < 200; n += 7)
-        for (int nt = 1; nt <= 5; nt++)
-            for (int64_t align = 1; align <= 16; align *= 4) {
-                int64_t next = 0;
-                for (int tid = 0; tid < nt; tid++) {
-                    int64_t b, e;
-                    pool_split(n, tid, nt, align, &b, &e);
-                    assert_true(b == next || b == e);
-                    if (b < e) {
-                        assert_true(b % align == 0);
-                        next = e;
-                    }
-                }
-                assert_int_equal(next, n);
-            }
-}
-
 typedef struct {
-    int hits[8];
+    int hits[5000];
+    int by_tid[4];
 } pool_probe;
 
-static void probe_fn(void *arg, int tid, int n)
+static void probe_fn(void *arg, int64_t chunk, int tid)
 {
     pool_probe *p = arg;
-    (void)n;
-    p->hits[tid]++;
+    p->hits[chunk]++;   /* each chunk has one owner: no race */
+    __atomic_fetch_add(&p->by_tid[tid], 1, __ATOMIC_RELAXED);
 }
 
-static void pool_runs_the_job_once_on_each_worker(void **state)
+static void pool_runs_every_chunk_exactly_once(void **state)
 {
     (void)state;
     pool_t *p;
     assert_int_equal(pool_new(&p, 3, NULL), ENG_OK);
-    pool_probe probe = {{0}};
-    for (int i = 0; i < 1000; i++)
-        pool_run(p, probe_fn, &probe);
-    assert_int_equal(probe.hits[0], 1000);
-    assert_int_equal(probe.hits[1], 1000);
-    assert_int_equal(probe.hits[2], 1000);
-    assert_int_equal(probe.hits[3], 0);
+    assert_int_equal(pool_size(p), 3);
+    static pool_probe probe;
+    const int64_t counts[] = {0, 1, 2, 3, 7, 64, 5000};
+    for (int rep = 0; rep < 200; rep++)
+        for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+            memset(&probe, 0, sizeof probe);
+            pool_run(p, counts[k], probe_fn, &probe);
+            for (int64_t i = 0; i < 5000; i++)
+                assert_int_equal(probe.hits[i], i < counts[k] ? 1 : 0);
+            assert_int_equal(probe.by_tid[0] + probe.by_tid[1] + probe.by_tid[2], counts[k]);
+            assert_int_equal(probe.by_tid[3], 0);
+        }
+    pool_free(p);
+    assert_int_equal(pool_new(&p, 1, NULL), ENG_OK);   /* no threads: all on the caller */
+    memset(&probe, 0, sizeof probe);
+    pool_run(p, 10, probe_fn, &probe);
+    assert_int_equal(probe.by_tid[0], 10);
     pool_free(p);
 }
 
@@ -168,7 +159,7 @@ static void backend_matvec_and_matmul_match_naive_for_every_dtype(void **state)
     bk_sizes sz = {.n_threads = 2, .max_in = 1000, .max_rows = 40, .max_keys = 64};
     assert_int_equal(backend_cpu.ctx_new(&ctx, &sz, NULL), ENG_OK);
     for (int t = DT_F32; t <= DT_BF16; t++) {
-        int rows = 601, cols = 1000, T = 37;   /* 300 rows a thread: two widened blocks */
+        int rows = 601, cols = 1000, T = 37;   /* five widened blocks of rows */
         float *we, *wbe;
         tensor_t w = random_tensor((eng_dtype)t, rows, cols, &we);
         tensor_t w2 = random_tensor((eng_dtype)t, 45, cols, &wbe);
@@ -270,8 +261,7 @@ int main(void)
         cmocka_unit_test(matvec_matches_naive_loops_for_every_dtype),
         cmocka_unit_test(row_conversion_is_exact_for_every_dtype),
         cmocka_unit_test(softmax_matches_exp_and_sums_to_one),
-        cmocka_unit_test(pool_split_covers_every_item_once),
-        cmocka_unit_test(pool_runs_the_job_once_on_each_worker),
+        cmocka_unit_test(pool_runs_every_chunk_exactly_once),
         cmocka_unit_test(backend_matvec_and_matmul_match_naive_for_every_dtype),
         cmocka_unit_test(attention_matches_naive_with_gqa_on_both_paths),
     };
