@@ -706,11 +706,14 @@ static void bl_init(void)
 static int bytelevel_map(const char *s, size_t n, sbuf *out)
 {
     if (sb_reserve(out, 2 * n)) return ENG_ENOMEM;
+    char *o = out->p + out->n;
     for (size_t i = 0; i < n; i++) {
         unsigned char b = (unsigned char)s[i];
-        memcpy(out->p + out->n, bl_enc[b], bl_enc_len[b]);
-        out->n += bl_enc_len[b];
+        o[0] = bl_enc[b][0];   /* every mapped character is 1 or 2 bytes of UTF-8 */
+        o[1] = bl_enc[b][1];
+        o += bl_enc_len[b];
     }
+    out->n = (size_t)(o - out->p);
     out->p[out->n] = 0;
     return ENG_OK;
 }
@@ -1117,13 +1120,14 @@ static int pre_piece(tokenizer_t *t, int lvl, const char *s, size_t n, bool firs
         if (rc == ENG_OK) rc = split_emit(&L->sg, SPL_REMOVED, false, s, first, &L->out);
         break;
     case PRE_BYTELEVEL:
-        L->tmp.n = 0;
-        if (pt->add_prefix_space && s[0] != ' ') rc = sb_addc(&L->tmp, ' ');
-        if (rc == ENG_OK) rc = sb_add(&L->tmp, s, n);
-        if (rc) break;
-        if (pt->use_regex)
-            return split_stream(t, lvl, &pt->pat, true, true, true, L->tmp.p, L->tmp.n, first, ids, err);
-        return pre_next(t, lvl, true, L->tmp.p, L->tmp.n, first, ids, err);
+        if (pt->add_prefix_space && s[0] != ' ') {
+            L->tmp.n = 0;
+            if ((rc = sb_addc(&L->tmp, ' ')) || (rc = sb_add(&L->tmp, s, n))) break;
+            s = L->tmp.p;
+            n = L->tmp.n;
+        }
+        if (pt->use_regex) return split_stream(t, lvl, &pt->pat, true, true, true, s, n, first, ids, err);
+        return pre_next(t, lvl, true, s, n, first, ids, err);
     case PRE_METASPACE: {
         char rep[8];
         size_t rl = u8_encode(pt->replacement, rep);
