@@ -18,6 +18,8 @@ typedef enum {
     FAM_LLAMA31,    /* Llama 3.1/3.2: system header with the knowledge/today dates */
     FAM_LLAMA2,     /* <s>[INST] <<SYS>>...<</SYS>> ... [/INST] */
     FAM_MISTRAL,    /* <s>[INST] ... [/INST]answer</s>[ ] (v0.1, Mixtral) */
+    FAM_MISTRAL_V3, /* system folded into the last user turn (v3, v3-tekken) */
+    FAM_MISTRAL_V7, /* [SYSTEM_PROMPT] ... [/SYSTEM_PROMPT] */
     FAM_ZEPHYR,     /* <|user|>\n...</s>\n */
     FAM_PHI3,       /* <|user|>\n...<|end|>\n */
     FAM_GEMMA,      /* <start_of_turn>user\n...<end_of_turn>\n */
@@ -26,7 +28,8 @@ typedef enum {
 static const char *const family_names[] = {
     [FAM_NONE] = "none",       [FAM_CHATML] = "chatml",   [FAM_QWEN3] = "qwen3",
     [FAM_LLAMA3] = "llama3",   [FAM_LLAMA31] = "llama3.1", [FAM_LLAMA2] = "llama2",
-    [FAM_MISTRAL] = "mistral", [FAM_ZEPHYR] = "zephyr",   [FAM_PHI3] = "phi3",
+    [FAM_MISTRAL] = "mistral", [FAM_MISTRAL_V3] = "mistral-v3", [FAM_MISTRAL_V7] = "mistral-v7",
+    [FAM_ZEPHYR] = "zephyr",   [FAM_PHI3] = "phi3",
     [FAM_GEMMA] = "gemma",
 };
 
@@ -42,6 +45,8 @@ struct chat_template {
     bool date_from_clock;       /* Llama 3.2: strftime_now("%d %b %Y") */
     bool gen_always;            /* Llama 3 8B (npm copy): assistant header always */
     bool eos_space;             /* Mistral v0.1: eos_token + ' ' after an answer */
+    bool inst_space;            /* Mistral v3: "[INST] " (v3-tekken: "[INST]") */
+    bool answer_trim;           /* Mistral v3: " " + answer|trim (v3-tekken: as is) */
     bool skip_empty_system;     /* Phi-3.5 form: "'system' and message['content']" */
     const char *stops[MAX_STOPS + 1];
     char *stop_store[MAX_STOPS];
@@ -265,7 +270,23 @@ static int detect(chat_template *t, const char *tmpl)
             t->eos_space = has(tmpl, "eos_token + ' '");
             return ENG_OK;
         }
-        return unsupported(t, "Mistral [INST] variant other than v0.1/Mixtral");
+        if (has(tmpl, "[SYSTEM_PROMPT]")) {
+            if (!has(tmpl, "'[INST] ' + message['content'] + '[/INST]'") ||
+                !has(tmpl, "' ' + message['content'] + eos_token"))
+                return unsupported(t, "Mistral [SYSTEM_PROMPT] variant");
+            t->fam = FAM_MISTRAL_V7;
+            return ENG_OK;
+        }
+        if (has(tmpl, "loop.last and system_message is defined")) {
+            t->inst_space = has(tmpl, "\"[INST] \" + message[\"content\"]");
+            t->answer_trim = has(tmpl, "\" \" + message[\"content\"]|trim + eos_token");
+            if ((!t->inst_space && !has(tmpl, "\"[INST]\" + message[\"content\"]")) ||
+                (!t->answer_trim && !has(tmpl, "message[\"content\"] + eos_token}}")))
+                return unsupported(t, "Mistral v3 variant");
+            t->fam = FAM_MISTRAL_V3;
+            return ENG_OK;
+        }
+        return unsupported(t, "Mistral [INST] variant other than v0.1, v3 or v7");
     }
     if (has(tmpl, "<|assistant|>") && has(tmpl, "<|end|>")) {
         if (!has(tmpl, "{% else %}{{ eos_token }}") || has(tmpl, "bos_token"))
@@ -323,7 +344,8 @@ static int set_stops(chat_template *t)
     case FAM_LLAMA3: case FAM_LLAMA31: turn = "<|eot_id|>"; break;
     case FAM_PHI3: turn = "<|end|>"; break;
     case FAM_GEMMA: turn = "<end_of_turn>"; break;
-    case FAM_LLAMA2: case FAM_MISTRAL: case FAM_ZEPHYR: break;
+    case FAM_LLAMA2: case FAM_MISTRAL: case FAM_MISTRAL_V3: case FAM_MISTRAL_V7:
+    case FAM_ZEPHYR: break;
     }
     if (add_stop(t, turn) != ENG_OK || add_stop(t, t->eos) != ENG_OK) return ENG_ENOMEM;
     return ENG_OK;
@@ -666,6 +688,69 @@ static int render_mistral(const chat_template *t, const chat_msg *m, size_t n, u
     return ENG_OK;
 }
 
+/* Mistral v3: an optional first system message goes into the last user turn,
+ * and only if the conversation ends with one. */
+static int render_mistral_v3(const chat_template *t, const chat_msg *m, size_t n, unsigned flags,
+                             sbuf *b, eng_err *err)
+{
+    (void)flags;
+    const char *sys = NULL;
+    size_t first = 0;
+    if (n > 0 && role_is(&m[0], "system")) { sys = m[0].content; first = 1; }
+    for (size_t i = first; i < n; i++)
+        if (role_is(&m[i], "user") != ((i - first) % 2 == 0))
+            return alternation_error(err, "Mistral", i);
+    const char *inst = t->inst_space ? "[INST] " : "[INST]";
+    sb_add(b, t->bos);
+    for (size_t i = first; i < n; i++) {
+        if (role_is(&m[i], "user")) {
+            sb_add(b, inst);
+            if (i == n - 1 && sys) {
+                sb_add(b, sys);
+                sb_add(b, "\n\n");
+            }
+            sb_add(b, m[i].content);
+            sb_add(b, "[/INST]");
+        } else if (role_is(&m[i], "assistant")) {
+            if (t->answer_trim) {
+                sb_add(b, " ");
+                sb_add_stripped(b, m[i].content);
+            } else {
+                sb_add(b, m[i].content);
+            }
+            sb_add(b, t->eos);
+        } else {
+            return eng_fail(err, ENG_EINPUT,
+                            "chat: the Mistral template supports a system message only first "
+                            "(message %zu)", i);
+        }
+    }
+    return ENG_OK;
+}
+
+static int render_mistral_v7(const chat_template *t, const chat_msg *m, size_t n, unsigned flags,
+                             sbuf *b, eng_err *err)
+{
+    (void)flags; (void)err;
+    sb_add(b, t->bos);
+    for (size_t i = 0; i < n; i++) {
+        if (role_is(&m[i], "user")) {
+            sb_add(b, "[INST] ");
+            sb_add(b, m[i].content);
+            sb_add(b, "[/INST]");
+        } else if (role_is(&m[i], "system")) {
+            sb_add(b, "[SYSTEM_PROMPT] ");
+            sb_add(b, m[i].content);
+            sb_add(b, "[/SYSTEM_PROMPT]");
+        } else {
+            sb_add(b, " ");
+            sb_add(b, m[i].content);
+            sb_add(b, t->eos);
+        }
+    }
+    return ENG_OK;
+}
+
 static int render_zephyr(const chat_template *t, const chat_msg *m, size_t n, unsigned flags,
                          sbuf *b, eng_err *err)
 {
@@ -722,7 +807,8 @@ typedef int (*render_fn)(const chat_template *, const chat_msg *, size_t, unsign
 static const render_fn renderers[] = {
     [FAM_NONE] = NULL,            [FAM_CHATML] = render_chatml,   [FAM_QWEN3] = render_qwen3,
     [FAM_LLAMA3] = render_llama3, [FAM_LLAMA31] = render_llama31, [FAM_LLAMA2] = render_llama2,
-    [FAM_MISTRAL] = render_mistral, [FAM_ZEPHYR] = render_zephyr, [FAM_PHI3] = render_phi3,
+    [FAM_MISTRAL] = render_mistral, [FAM_MISTRAL_V3] = render_mistral_v3,
+    [FAM_MISTRAL_V7] = render_mistral_v7, [FAM_ZEPHYR] = render_zephyr, [FAM_PHI3] = render_phi3,
     [FAM_GEMMA] = render_gemma,
 };
 

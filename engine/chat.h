@@ -46,7 +46,9 @@ void chat_close(chat_template *t);      /* accepts NULL */
  * the template's default system prompt if it has one), "qwen3", "llama3"
  * (Llama 3 8B's short template), "llama3.1" (the 3.1/3.2 template with the
  * "Cutting Knowledge Date" system header), "llama2", "mistral" ([INST] v0.1 /
- * Mixtral), "zephyr", "phi3", "gemma", or "none". Valid until chat_close. */
+ * Mixtral), "mistral-v3" (v3 and v3-tekken: the system prompt goes into the
+ * last user turn), "mistral-v7" ([SYSTEM_PROMPT]), "zephyr", "phi3", "gemma",
+ * or "none". Valid until chat_close. */
 const char *chat_family(const chat_template *t);
 
 /* NULL when the template is fully supported; otherwise one line saying why

@@ -80,6 +80,8 @@ static void each_fixture_is_detected_as_its_family(void **state)
         {"qwen3", "qwen3"},       {"qwen2.5", "chatml"},    {"smollm2", "chatml"},
         {"zephyr", "zephyr"},     {"llama2", "llama2"},     {"mistral-v1", "mistral"},
         {"mixtral", "mistral"},   {"gemma", "gemma"},       {"phi3", "phi3"},
+        {"mistral-v3", "mistral-v3"}, {"mistral-v3-tekken", "mistral-v3"},
+        {"mistral-v7", "mistral-v7"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         chat_template *t = open_fixture(want[i].fixture);
