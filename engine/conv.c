@@ -464,7 +464,8 @@ static int prefill(conv_t *c, eng_err *err)
     }
     memcpy(c->prompt_logits, session_logits(c->sess), (size_t)c->n_vocab * sizeof(float));
     eng_free(ids);
-    timings_start(c, (int)n, (int)n - p, ms);
+    /* Positions actually run: n - p with the cache on, all n with it off. */
+    timings_start(c, (int)n, session_last_timing(c->sess).n_computed, ms);
     return ENG_OK;
 }
 
