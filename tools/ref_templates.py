@@ -75,22 +75,47 @@ class TransformersRenderer:
         raise RuntimeError("could not build an in-memory tokenizer: " + "; ".join(errors))
 
     def tokenizer_for(self, fx):
-        return self._make_tokenizer(fx)
+        """A tokenizer carrying the template, or, if none can be built here,
+        the fixture itself for transformers' own render_jinja_template."""
+        try:
+            return self._make_tokenizer(fx)
+        except Exception as e:
+            log("  note: %s; falling back to render_jinja_template" % e)
+            from transformers.utils.chat_template_utils import render_jinja_template  # noqa: F401
+            return fx
+
+    @staticmethod
+    def _render_jinja(fx, messages, gen, kwargs):
+        from transformers.utils.chat_template_utils import render_jinja_template
+        extra = dict(kwargs)
+        for k in ("bos_token", "eos_token"):
+            if fx.get(k) is not None:
+                extra[k] = fx[k]
+        out = render_jinja_template(conversations=[messages], chat_template=fx["chat_template"],
+                                    add_generation_prompt=gen, **extra)
+        if isinstance(out, tuple):
+            out = out[0]
+        if isinstance(out, list):
+            out = out[0]
+        return out
 
     @staticmethod
     def render_with(tok, messages, gen, kwargs, chat_template=None):
-        extra = dict(kwargs)
-        if chat_template is not None:
-            extra["chat_template"] = chat_template
-        try:
-            out = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen,
-                                          return_dict=False, **extra)
-        except TypeError:
+        if isinstance(tok, dict):      # no tokenizer object: transformers' renderer itself
+            out = TransformersRenderer._render_jinja(tok, messages, gen, kwargs)
+        else:
+            extra = dict(kwargs)
+            if chat_template is not None:
+                extra["chat_template"] = chat_template
             out = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen, **extra)
+            if not isinstance(out, str) and not (isinstance(out, list) and len(out) == 1
+                                                 and isinstance(out[0], str)):
+                out = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen,
+                                              return_dict=False, **extra)
         if isinstance(out, list) and len(out) == 1 and isinstance(out[0], str):
             out = out[0]
         if not isinstance(out, str):
-            raise RuntimeError("apply_chat_template returned %s, not a string" % type(out).__name__)
+            raise RuntimeError("the renderer returned %s, not a string" % type(out).__name__)
         return out
 
 
@@ -228,7 +253,10 @@ def main():
                             log("[%s] %s gen=%s %s: %s" % (name, case["name"], gen, kwargs, item["error"]))
                             log(traceback.format_exc(limit=3))
                     results.append(item)
-        doc = {"fixture": name, "renderer": renderer.name, "source": fx.get("source"),
+        how = renderer.name
+        if isinstance(tok, dict) and not args.jinja:
+            how = how.replace("apply_chat_template(tokenize=False)", "render_jinja_template")
+        doc = {"fixture": name, "renderer": how, "source": fx.get("source"),
                "results": results}
         if real is not None:
             doc["crosscheck_real_tokenizer"] = crosscheck
