@@ -12,6 +12,7 @@ typedef struct {
     int64_t max_in;     /* widest input of any weight matrix (columns) */
     int max_rows;       /* most activation rows in one call (the prefill chunk) */
     int max_keys;       /* most keys one attention call sees (the context size) */
+    int n_heads;        /* query heads (a decode step scores a GQA group at once) */
 } bk_sizes;
 
 /* One y = W x product; several share one dispatch (q/k/v, gate/up). */

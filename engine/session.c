@@ -418,14 +418,15 @@ int session_new(session_t **out, const model_t *m, int max_seq, int n_threads, e
     int64_t max_in = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
     if (q_dim > max_in)
         max_in = q_dim;
-    bk_sizes sz = {.n_threads = n_threads, .max_in = max_in, .max_rows = s->chunk, .max_keys = max_seq};
+    bk_sizes sz = {.n_threads = n_threads, .max_in = max_in, .max_rows = s->chunk, .max_keys = max_seq,
+                   .n_heads = c->n_heads};
     if ((rc = s->bk->ctx_new(&s->bk_ctx, &sz, err)) != ENG_OK) {
         session_free(s);
         return rc;
     }
     int nt = s->bk->n_threads(s->bk_ctx);
     s->run_bytes += (size_t)nt * ((size_t)max_in * 128 > (1u << 18) ? (size_t)max_in * 128 : (1u << 18)) * sizeof(float);
-    s->run_bytes += (size_t)nt * (size_t)s->chunk * max_seq * sizeof(float);
+    s->run_bytes += (size_t)nt * (size_t)(s->chunk > c->n_heads ? s->chunk : c->n_heads) * max_seq * sizeof(float);
     widen_vectors(s);
     rope_init(s);
     *out = s;

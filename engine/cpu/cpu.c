@@ -53,7 +53,8 @@ static int cpu_ctx_new(void **out, const bk_sizes *sz, eng_err *err)
     c->n = n;
     /* Room for a block of 128 rows of the widest matrix, or 1 MiB. */
     c->scratch_floats = sz->max_in * 128 > CONVERT_FLOATS ? sz->max_in * 128 : CONVERT_FLOATS;
-    c->scores_floats = (size_t)(sz->max_rows > 0 ? sz->max_rows : 1) * (size_t)(sz->max_keys > 0 ? sz->max_keys : 1);
+    int rows = sz->max_rows > sz->n_heads ? sz->max_rows : sz->n_heads;
+    c->scores_floats = (size_t)(rows > 0 ? rows : 1) * (size_t)(sz->max_keys > 0 ? sz->max_keys : 1);
     c->scratch = eng_calloc((size_t)n, sizeof *c->scratch);
     c->scores = eng_calloc((size_t)n, sizeof *c->scores);
     if (!c->scratch || !c->scores) {
@@ -178,29 +179,27 @@ typedef struct {
     const bk_attention *a;
 } attn_task;
 
-/* Few rows (decode): one dot product per key, softmax, a weighted sum of V. */
-static void attend_rows(const bk_attention *a, int h, float *sc)
+/* One row (decode), one GQA group per call: the kv_mul query heads that share
+ * KV head g form a (kv_mul, head_dim) matrix, so S = Q K^T and O = P V read
+ * the group's cached keys and values once for all of its heads. */
+static void attend_group(const bk_attention *a, int g, float *sc)
 {
-    int q_dim = a->n_heads * a->head_dim, hd = a->head_dim;
-    int g = h / (a->n_heads / a->n_kv_heads);
+    int hd = a->head_dim, kv_mul = a->n_heads / a->n_kv_heads, nk = a->pos0 + 1;
     const float *kh = a->k + (size_t)g * a->kv_stride * hd;
     const float *vh = a->v + (size_t)g * a->kv_stride * hd;
-    for (int i = 0; i < a->T; i++) {
-        int nk = a->pos0 + i + 1;
-        const float *q = a->q + (size_t)i * q_dim + (size_t)h * hd;
-        for (int j = 0; j < nk; j++)
-            sc[j] = kern_dot(q, kh + (size_t)j * hd, hd) * a->scale;
-        kern_softmax(sc, nk);
-        float *o = a->out + (size_t)i * q_dim + (size_t)h * hd;
-        memset(o, 0, (size_t)hd * sizeof(float));
-        for (int j = 0; j < nk; j++)
-            kern_axpy(o, sc[j], vh + (size_t)j * hd, hd);
+    const float *q = a->q + (size_t)g * kv_mul * hd;
+    float *o = a->out + (size_t)g * kv_mul * hd;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kv_mul, nk, hd, a->scale, q, hd, kh, hd, 0.0f, sc, nk);
+    for (int r = 0; r < kv_mul; r++) {
+        kern_softmax(sc + (size_t)r * nk, nk);
         if (a->probs) {
-            float *p = a->probs + ((size_t)h * a->probs_nq + a->probs_row0 + i) * a->probs_nk;
-            memcpy(p, sc, (size_t)nk * sizeof(float));
+            int h = g * kv_mul + r;
+            float *p = a->probs + ((size_t)h * a->probs_nq + a->probs_row0) * a->probs_nk;
+            memcpy(p, sc + (size_t)r * nk, (size_t)nk * sizeof(float));
             memset(p + nk, 0, (size_t)(a->probs_nk - nk) * sizeof(float));
         }
     }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kv_mul, hd, nk, 1.0f, sc, nk, vh, hd, 0.0f, o, hd);
 }
 
 /* Many rows (prefill, cache off): S = Q K^T and O = P V as GEMMs per head. */
@@ -228,20 +227,21 @@ static void attend_gemm(const bk_attention *a, int h, float *sc)
                 sc, nk, vh, hd, 0.0f, a->out + (size_t)h * hd, q_dim);
 }
 
-static void attention_chunk(void *arg, int64_t h, int tid)
+static void attention_chunk(void *arg, int64_t chunk, int tid)
 {
     const attn_task *t = arg;
-    if (t->a->T <= 2)
-        attend_rows(t->a, (int)h, t->c->scores[tid]);
+    if (t->a->T == 1)
+        attend_group(t->a, (int)chunk, t->c->scores[tid]);
     else
-        attend_gemm(t->a, (int)h, t->c->scores[tid]);
+        attend_gemm(t->a, (int)chunk, t->c->scores[tid]);
 }
 
+/* Decode: a chunk per KV head (its GQA group); more rows: a chunk per head. */
 static void cpu_attention(void *vctx, const bk_attention *a)
 {
     cpu_ctx *c = vctx;
     attn_task t = {c, a};
-    pool_run(c->pool, a->n_heads, attention_chunk, &t);
+    pool_run(c->pool, a->T == 1 ? a->n_kv_heads : a->n_heads, attention_chunk, &t);
 }
 
 const backend_ops backend_cpu = {

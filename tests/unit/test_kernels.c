@@ -156,7 +156,7 @@ static void backend_matvec_and_matmul_match_naive_for_every_dtype(void **state)
 {
     (void)state;
     void *ctx;
-    bk_sizes sz = {.n_threads = 2, .max_in = 1000, .max_rows = 40, .max_keys = 64};
+    bk_sizes sz = {.n_threads = 2, .max_in = 1000, .max_rows = 40, .max_keys = 64, .n_heads = 1};
     assert_int_equal(backend_cpu.ctx_new(&ctx, &sz, NULL), ENG_OK);
     for (int t = DT_F32; t <= DT_BF16; t++) {
         int rows = 601, cols = 1000, T = 37;   /* five widened blocks of rows */
@@ -219,7 +219,7 @@ static void attention_matches_naive_with_gqa_on_both_paths(void **state)
     (void)state;
     const int n_heads = 6, n_kv = 2, hd = 24, cap = 50, q_dim = n_heads * hd;
     void *ctx;
-    bk_sizes sz = {.n_threads = 2, .max_in = 64, .max_rows = 20, .max_keys = cap};
+    bk_sizes sz = {.n_threads = 2, .max_in = 64, .max_rows = 20, .max_keys = cap, .n_heads = n_heads};
     assert_int_equal(backend_cpu.ctx_new(&ctx, &sz, NULL), ENG_OK);
     float *k = malloc((size_t)n_kv * cap * hd * sizeof(float)), *v = malloc((size_t)n_kv * cap * hd * sizeof(float));
     for (int i = 0; i < n_kv * cap * hd; i++) { k[i] = 2 * frand(); v[i] = frand(); }
