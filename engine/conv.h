@@ -105,7 +105,11 @@ int conv_begin(conv_t *c, const char *user_text, eng_err *err);
  * logits were kept). ENG_EINPUT when there is no reply to drop. */
 int conv_regen(conv_t *c, eng_err *err);
 
-/* One token of the reply started by conv_begin/conv_regen. If force_id >= 0
+/* One token of the reply started by conv_begin/conv_regen. The token chosen
+ * by a step is run through the model at the start of the next step, so after
+ * a step the session's attention rows (session_attn, observer on) are those
+ * of the query that produced the token just returned, and its sampler report
+ * (sampler_last) the candidates it was drawn from. If force_id >= 0
  * that token is taken instead of sampling (the sampler report marks it).
  * Fills *tok; when tok->stop != CONV_STOP_NONE the reply is finished (its
  * timings are final) and further calls return ENG_ERANGE until the next
