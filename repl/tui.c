@@ -12,7 +12,9 @@
 #include "tui_term.h"
 #include "label.h"
 
-#define FRAME_MS 80.0              /* at most one redraw per 80 ms while generating */
+#define FRAME_MS 80.0              /* at most one redraw per 80 ms while generating ... */
+#define DRAW_SHARE 60.0            /* ... and frames further apart than 60 x the last frame's cost,
+                                      so drawing takes under ~1.7% of decode time */
 #define ATTN_MAX_BYTES (512u << 20) /* attention history kept for the heatmaps */
 
 void tui_opts_default(tui_opts *o)
@@ -233,8 +235,27 @@ static void labels_update(tui_app *app)
 
 static void observe_now(tui_app *app)
 {
+    double t0 = eng_now_ms();
     attn_capture(app);
     labels_update(app);
+    app->capture_ms += eng_now_ms() - t0;
+}
+
+/* One line per reply to $ATTNSCOPE_TUI_STATS: what decode cost in the model
+ * and on the wall clock, and what the TUI spent drawing and copying. */
+static void write_stats(tui_app *app)
+{
+    const char *path = getenv("ATTNSCOPE_TUI_STATS");
+    if (!path || !*path) return;
+    FILE *f = fopen(path, "a");
+    if (!f) return;
+    const conv_timings *t = conv_last_timings(app->conv);
+    double wall = app->first_tok_ms > 0 ? eng_now_ms() - app->first_tok_ms : 0;
+    fprintf(f, "tokens=%d decode_evals=%d model_decode_ms=%.3f wall_decode_ms=%.3f frames=%d draw_ms=%.3f "
+               "capture_ms=%.3f cache=%s depth=%d size=%dx%d\n",
+            t->gen_tokens, t->decode_evals, t->decode_ms, wall, app->frames, app->draw_ms,
+            app->capture_ms, t->cache ? "on" : "off", (int)app->depth, app->w, app->h);
+    fclose(f);
 }
 
 /* ---- replies ---------------------------------------------------------------- */
@@ -283,6 +304,9 @@ static void start_reply(tui_app *app, bool replace_last)
     app->cand_sel = 0;
     app->cur_q = app->cur_k = -1;
     app->scroll = 0;
+    app->first_tok_ms = 0;
+    app->draw_ms = app->capture_ms = 0;
+    app->frames = 0;
     observe_now(app);
     app->dirty = true;
 }
@@ -292,6 +316,7 @@ static int begin_compare_phase(tui_app *app);
 static void finish_reply(tui_app *app)
 {
     app->generating = false;
+    write_stats(app);
     const conv_timings *t = conv_last_timings(app->conv);
     stats_copy(&app->last[t->cache ? 1 : 0], app);
     const char *why = conv_stop_message(app->conv);
@@ -329,7 +354,7 @@ static void step_once(tui_app *app)
         if (tok.len) msg_append(m, tok.text, tok.len);
         if (tok.id >= 0 && tok.stop == CONV_STOP_NONE) msg_push_id(m, tok.id);
     }
-    if (tok.id >= 0) app->gen_tokens++;
+    if (tok.id >= 0 && app->gen_tokens++ == 0) app->first_tok_ms = eng_now_ms();
     double el = eng_now_ms() - app->gen_start_ms;
     if (el > 0) app->live_tok_s = app->gen_tokens * 1000.0 / el;
     app->cand_sel = 0;
@@ -703,6 +728,7 @@ static void on_key(tui_app *app, int k)
 
 static void draw_now(tui_app *app)
 {
+    double t0 = eng_now_ms();
     int w, h;
     tui_term_size(&w, &h);
     if (viz_grid_resize(&app->grid, w, h) != 0) return;
@@ -713,6 +739,11 @@ static void draw_now(tui_app *app)
     tui_term_blit(&app->grid, app->cur_x, app->cur_y);
     app->dirty = false;
     app->last_draw_ms = eng_now_ms();
+    app->last_draw_cost = app->last_draw_ms - t0;
+    if (app->generating) {
+        app->draw_ms += app->last_draw_ms - t0;
+        app->frames++;
+    }
 }
 
 int tui_run(const tui_opts *o)
@@ -786,7 +817,9 @@ int tui_run(const tui_opts *o)
         }
         if (app->quit) break;
         if (app->generating && !app->step_mode) step_once(app);
-        if (app->dirty && (!app->generating || app->step_mode || eng_now_ms() - app->last_draw_ms >= FRAME_MS))
+        double gap = app->last_draw_cost * DRAW_SHARE;
+        if (gap < FRAME_MS) gap = FRAME_MS;
+        if (app->dirty && (!app->generating || app->step_mode || eng_now_ms() - app->last_draw_ms >= gap))
             draw_now(app);
     }
     if (app->generating) conv_stop_reply(app->conv);

@@ -64,6 +64,7 @@ typedef struct tui_app {
     int help_scroll;
     bool dirty;
     double last_draw_ms;
+    double last_draw_cost;   /* ms the last frame took */
     int cur_x, cur_y;        /* where the terminal cursor goes */
 
     /* chat */
@@ -97,6 +98,12 @@ typedef struct tui_app {
     /* timings */
     tui_run_stats last[2];   /* [0] last reply with the cache off, [1] with it on */
     tui_run_stats live;      /* the reply in progress */
+
+    /* overhead accounting (ATTNSCOPE_TUI_STATS=FILE appends one line per reply) */
+    double first_tok_ms;     /* wall clock when the reply's first token arrived */
+    double draw_ms;          /* time spent drawing during the reply */
+    double capture_ms;       /* time spent copying attention rows during the reply */
+    int frames;
 } tui_app;
 
 /* tui_draw.c: renders the whole screen into app->grid and sets cur_x/cur_y. */

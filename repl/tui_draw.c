@@ -59,7 +59,9 @@ static void title(tui_app *app, viz_pane p, const char *extra)
     }
     if (extra && *extra) {
         x += 1;
-        text(app, x, r.y, r.x + r.w - x - 1, extra, t->dim, 0);
+        viz_grid_put(&app->grid, x++, r.y, ' ', t->dim, t->bg, 0);
+        x += text(app, x, r.y, r.x + r.w - x - 1, extra, t->dim, 0);
+        viz_grid_put(&app->grid, x, r.y, ' ', t->dim, t->bg, 0);
     }
 }
 
@@ -399,12 +401,14 @@ static void draw_timings(tui_app *app)
     for (int i = 1; i < n && nd < 4096; i++) dec[nd++] = (float)ms[i];
     if (tm && tm->prompt_tokens > 0) {
         double pf = tm->prefill_ms > 0 ? tm->prefill_tokens * 1000.0 / tm->prefill_ms : 0;
-        textf(app, c.x, y++, c.w, t->fg, 0, "prefill %4d tok (%d new) %8.1f ms %8.1f tok/s   TTFT %.1f ms",
+        textf(app, c.x, y++, c.w, t->fg, 0, "prefill %d tok (%d new)  %.1f ms  %.1f tok/s  TTFT %.1f ms",
               tm->prompt_tokens, tm->prefill_tokens, tm->prefill_ms, pf, tm->ttft_ms);
         if (y >= yend) return;
         double dt = tm->decode_evals > 0 ? tm->decode_ms / tm->decode_evals : 0;
-        textf(app, c.x, y++, c.w, t->fg, 0, "decode  %4d tok %8.2f ms/tok %7.1f tok/s   p50 %.2f p90 %.2f p99 %.2f ms",
-              tm->gen_tokens, dt, dt > 0 ? 1000.0 / dt : 0.0,
+        textf(app, c.x, y++, c.w, t->fg, 0, "decode  %d tok  %.2f ms/tok  %.1f tok/s",
+              tm->gen_tokens, dt, dt > 0 ? 1000.0 / dt : 0.0);
+        if (y >= yend) return;
+        textf(app, c.x, y++, c.w, t->dim, 0, "        p50 %.2f  p90 %.2f  p99 %.2f ms per token",
               (double)viz_percentile(dec, nd, 50, tmp), (double)viz_percentile(dec, nd, 90, tmp),
               (double)viz_percentile(dec, nd, 99, tmp));
     } else {
@@ -432,7 +436,7 @@ static void draw_timings(tui_app *app)
             textf(app, c.x + 12 + (s->n < sw ? s->n : sw), y, c.w, t->dim, 0, "p50 %.2f ms %.0f tok/s",
                   (double)viz_percentile(s->ms, s->n, 50, tmp), mean > 0 ? 1000.0 / mean : 0.0);
         } else {
-            text(app, c.x + 11, y, c.w - 11, k ? "(no reply with the cache on yet)" : "(no reply with the cache off yet: /cache off or /compare)",
+            text(app, c.x + 11, y, c.w - 11, k ? "(none yet)" : "(none yet: /cache off or /compare)",
                  t->dim, 0);
         }
         y++;
@@ -641,7 +645,14 @@ void tui_draw(tui_app *app)
     if (app->L.folded && app->focus != VIZ_PANE_CHAT && !app->L.visible[app->focus]) app->focus = app->fold;
     if (app->L.vsep_x >= 0)
         for (int y = 0; y < app->L.input.y; y++)
-            viz_grid_put(&app->grid, app->L.vsep_x, y, 0x2502, t->border, t->bg, 0);
+            viz_grid_put(&app->grid, app->L.vsep_x, y, y == 0 ? 0x252C : 0x2502, t->border, t->bg, 0);
+    if (!app->L.folded) {
+        /* between candidates and timings */
+        viz_rect tp = app->L.pane[VIZ_PANE_TIME];
+        for (int y = tp.y; y < tp.y + tp.h; y++)
+            viz_grid_put(&app->grid, tp.x - 1, y, y == tp.y ? 0x252C : 0x2502, t->border, t->bg, 0);
+        viz_grid_put(&app->grid, app->L.vsep_x, tp.y, 0x251C, t->border, t->bg, 0);
+    }
     draw_chat(app);
     if (app->L.visible[VIZ_PANE_ATTN]) draw_attention(app);
     if (app->L.visible[VIZ_PANE_CAND]) draw_candidates(app);

@@ -118,6 +118,8 @@ static int curses_color(viz_color c)
 
 void tui_term_blit(const viz_grid *g, int cx, int cy)
 {
+    viz_color last_fg = VIZ_DEFAULT, last_bg = VIZ_DEFAULT;
+    int last_pair = 0;
     for (int y = 0; y < g->h; y++) {
         for (int x = 0; x < g->w; x++) {
             const viz_cell *c = &g->cells[(size_t)y * g->w + x];
@@ -129,8 +131,13 @@ void tui_term_blit(const viz_grid *g, int cx, int cy)
             if (c->attr & VIZ_UNDERLINE) a |= A_UNDERLINE;
             int pair = 0;
             if (cur_depth != VIZ_MONO && (c->fg != VIZ_DEFAULT || c->bg != VIZ_DEFAULT)) {
-                pair = alloc_pair(curses_color(c->fg), curses_color(c->bg));
-                if (pair < 0) pair = 0;
+                if (c->fg != last_fg || c->bg != last_bg) {   /* runs of one colour pair are common */
+                    last_pair = alloc_pair(curses_color(c->fg), curses_color(c->bg));
+                    if (last_pair < 0) last_pair = 0;
+                    last_fg = c->fg;
+                    last_bg = c->bg;
+                }
+                pair = last_pair;
             }
             wchar_t wc[2] = {(wchar_t)c->ch, 0};
             cchar_t cc;
