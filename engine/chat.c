@@ -23,6 +23,7 @@ typedef enum {
     FAM_ZEPHYR,     /* <|user|>\n...</s>\n */
     FAM_PHI3,       /* <|user|>\n...<|end|>\n */
     FAM_GEMMA,      /* <start_of_turn>user\n...<end_of_turn>\n */
+    FAM_GEMMA3,     /* Gemma with the system prompt prefixed to the first turn */
 } family_t;
 
 static const char *const family_names[] = {
@@ -30,7 +31,7 @@ static const char *const family_names[] = {
     [FAM_LLAMA3] = "llama3",   [FAM_LLAMA31] = "llama3.1", [FAM_LLAMA2] = "llama2",
     [FAM_MISTRAL] = "mistral", [FAM_MISTRAL_V3] = "mistral-v3", [FAM_MISTRAL_V7] = "mistral-v7",
     [FAM_ZEPHYR] = "zephyr",   [FAM_PHI3] = "phi3",
-    [FAM_GEMMA] = "gemma",
+    [FAM_GEMMA] = "gemma",      [FAM_GEMMA3] = "gemma3",
 };
 
 #define MAX_STOPS 4
@@ -296,11 +297,11 @@ static int detect(chat_template *t, const char *tmpl)
         return ENG_OK;
     }
     if (has(tmpl, "<start_of_turn>")) {
-        if (has(tmpl, "first_user_prefix"))
-            return unsupported(t, "Gemma 3");
         if (!has(tmpl, "message['content'] | trim"))
             return unsupported(t, "Gemma variant");
-        t->fam = FAM_GEMMA;
+        t->fam = has(tmpl, "first_user_prefix") ? FAM_GEMMA3 : FAM_GEMMA;
+        if (t->fam == FAM_GEMMA3 && !has(tmpl, "(first_user_prefix if loop.first else"))
+            return unsupported(t, "Gemma 3 variant");
         return ENG_OK;
     }
     if (has(tmpl, "<|start_header_id|>") && has(tmpl, "<|end_header_id|>")) {
@@ -343,7 +344,7 @@ static int set_stops(chat_template *t)
     case FAM_CHATML: case FAM_QWEN3: turn = "<|im_end|>"; break;
     case FAM_LLAMA3: case FAM_LLAMA31: turn = "<|eot_id|>"; break;
     case FAM_PHI3: turn = "<|end|>"; break;
-    case FAM_GEMMA: turn = "<end_of_turn>"; break;
+    case FAM_GEMMA: case FAM_GEMMA3: turn = "<end_of_turn>"; break;
     case FAM_LLAMA2: case FAM_MISTRAL: case FAM_MISTRAL_V3: case FAM_MISTRAL_V7:
     case FAM_ZEPHYR: break;
     }
@@ -801,6 +802,31 @@ static int render_gemma(const chat_template *t, const chat_msg *m, size_t n, uns
     return ENG_OK;
 }
 
+/* Gemma 3: a first system message becomes a prefix of the first turn. */
+static int render_gemma3(const chat_template *t, const chat_msg *m, size_t n, unsigned flags,
+                         sbuf *b, eng_err *err)
+{
+    const char *sys = NULL;
+    size_t first = 0;
+    if (n > 0 && role_is(&m[0], "system")) { sys = m[0].content; first = 1; }
+    sb_add(b, t->bos);
+    for (size_t i = first; i < n; i++) {
+        if (role_is(&m[i], "user") != ((i - first) % 2 == 0))
+            return alternation_error(err, "Gemma 3", i);
+        sb_add(b, "<start_of_turn>");
+        sb_add(b, role_is(&m[i], "assistant") ? "model" : m[i].role);
+        sb_add(b, "\n");
+        if (i == first && sys) {
+            sb_add(b, sys);
+            sb_add(b, "\n\n");
+        }
+        sb_add_stripped(b, m[i].content);
+        sb_add(b, "<end_of_turn>\n");
+    }
+    if (flags & CHAT_GEN_PROMPT) sb_add(b, "<start_of_turn>model\n");
+    return ENG_OK;
+}
+
 typedef int (*render_fn)(const chat_template *, const chat_msg *, size_t, unsigned, sbuf *,
                          eng_err *);
 
@@ -809,7 +835,7 @@ static const render_fn renderers[] = {
     [FAM_LLAMA3] = render_llama3, [FAM_LLAMA31] = render_llama31, [FAM_LLAMA2] = render_llama2,
     [FAM_MISTRAL] = render_mistral, [FAM_MISTRAL_V3] = render_mistral_v3,
     [FAM_MISTRAL_V7] = render_mistral_v7, [FAM_ZEPHYR] = render_zephyr, [FAM_PHI3] = render_phi3,
-    [FAM_GEMMA] = render_gemma,
+    [FAM_GEMMA] = render_gemma,   [FAM_GEMMA3] = render_gemma3,
 };
 
 int chat_render(const chat_template *t, const chat_msg *msgs, size_t n, unsigned flags,

@@ -48,7 +48,8 @@ void chat_close(chat_template *t);      /* accepts NULL */
  * "Cutting Knowledge Date" system header), "llama2", "mistral" ([INST] v0.1 /
  * Mixtral), "mistral-v3" (v3 and v3-tekken: the system prompt goes into the
  * last user turn), "mistral-v7" ([SYSTEM_PROMPT]), "zephyr", "phi3", "gemma",
- * or "none". Valid until chat_close. */
+ * "gemma3" (system prompt prefixed to the first turn), or "none". Valid until
+ * chat_close. */
 const char *chat_family(const chat_template *t);
 
 /* NULL when the template is fully supported; otherwise one line saying why
