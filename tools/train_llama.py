@@ -69,7 +69,6 @@ class Cfg:
             "num_key_value_heads": self.num_key_value_heads,
             "pretraining_tp": 1,
             "rms_norm_eps": self.rms_norm_eps,
-            "rope_scaling": None,
             "rope_theta": self.rope_theta,
             "rope_parameters": {"rope_type": "default", "rope_theta": self.rope_theta},
             "tie_word_embeddings": self.tie_word_embeddings,
@@ -295,8 +294,11 @@ def write_folder(out, model, tokenizer_obj, tok_config, gen_config, dtype=torch.
     save_safetensors(os.path.join(out, "model.safetensors"), state_tensors(model), dtype)
     tpath = os.path.join(out, "tokenizer.json")
     if isinstance(tokenizer_obj, str):
-        with open(tokenizer_obj, encoding="utf-8") as src, open(tpath, "w", encoding="utf-8") as dst:
-            dst.write(src.read())
+        if os.path.abspath(tokenizer_obj) == os.path.abspath(tpath):
+            pass  # already in place
+        else:
+            with open(tokenizer_obj, encoding="utf-8") as src, open(tpath, "w", encoding="utf-8") as dst:
+                dst.write(src.read())
     else:
         with open(tpath, "w", encoding="utf-8") as f:
             json.dump(tokenizer_obj, f, ensure_ascii=False, indent=1)
