@@ -4,6 +4,9 @@
 #   make run          the TUI on the bundled default model
 #   make test         unit + reference + end-to-end tests (WERROR=1 adds -Werror)
 #   make asan         the test suite under AddressSanitizer + UBSan (build-asan/)
+#   make valgrind     the test suite under valgrind memcheck (build-valgrind/)
+#   make fuzz         each libFuzzer target for FUZZ_SECONDS (build-fuzz/, docs/testing.md)
+#   make stress       10,000 random keys and resizes through the TUI in tmux
 #   make bench        benchmarks (see docs/performance.md)
 #   make deps         installs missing Debian packages (apt-get; sudo when not root)
 #   make CUDA=1       adds the CUDA backend (engine/cuda, nvcc)
@@ -52,7 +55,7 @@ TEST_BIN   := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BIN := $(BUILD)/attnscope
 LIBS := $(BUILD)/librepl.a $(BUILD)/libviz.a $(BUILD)/libengine.a
 
-.PHONY: all deps run test unit asan bench clean check-layers fuzz valgrind
+.PHONY: all deps run test unit asan bench clean check-layers fuzz valgrind stress
 all: deps $(BIN)
 
 deps:
@@ -90,6 +93,19 @@ test: deps $(BIN) $(TEST_BIN)
 asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 OPT=-O1 test
 
+# Hostile-input and fault testing (docs/testing.md).
+FUZZ_SECONDS ?= 60
+fuzz:
+	@sh tools/deps.sh fuzz
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+valgrind:
+	@sh tools/deps.sh valgrind
+	@sh tests/valgrind.sh
+
+stress: all
+	@STRESS_KEYS=10000 sh tests/e2e/stress_tui.sh $(BUILD)
+
 bench: all
 	@sh tools/bench.sh $(BIN)
 
@@ -100,6 +116,6 @@ check-layers:
 	   (echo "check-layers: engine/ must not print or exit"; false)
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-valgrind
 
 -include $(ENGINE_OBJ:.o=.d) $(VIZ_OBJ:.o=.d) $(REPL_OBJ:.o=.d) $(BUILD)/repl/main.d

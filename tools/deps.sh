@@ -4,6 +4,9 @@
 set -e
 PKGS="make gcc pkg-config libcmocka-dev libcjson-dev libopenblas-dev libpcre2-dev
 libutf8proc-dev libncurses-dev libreadline-dev tmux"
+# `deps.sh fuzz` / `deps.sh valgrind`: the extra tools of make fuzz / make valgrind.
+[ "${1:-}" = fuzz ] && PKGS="clang-14 libclang-rt-14-dev"
+[ "${1:-}" = valgrind ] && PKGS="valgrind"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
