@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "chat.h"
+#include "commands.h"
 
 #define FIXDIR "tests/fixtures/templates"
 
@@ -390,6 +391,93 @@ static void every_allocation_failure_is_reported_and_leaks_nothing(void **state)
     }
 }
 
+/* ------------------------------------------------------------ command line */
+
+/* Runs `attnscope template ARGS`, capturing stdout and stderr into files. */
+static int run_template_cmd(char **argv, int argc, char *out, size_t out_n, char *errs, size_t err_n)
+{
+    fflush(stdout);
+    fflush(stderr);
+    int o = dup(1), e = dup(2);
+    FILE *fo = tmpfile(), *fe = tmpfile();
+    assert_non_null(fo);
+    assert_non_null(fe);
+    dup2(fileno(fo), 1);
+    dup2(fileno(fe), 2);
+    int rc = cmd_template(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(o, 1);
+    dup2(e, 2);
+    close(o);
+    close(e);
+    rewind(fo);
+    rewind(fe);
+    size_t n = fread(out, 1, out_n - 1, fo);
+    out[n] = '\0';
+    n = fread(errs, 1, err_n - 1, fe);
+    errs[n] = '\0';
+    fclose(fo);
+    fclose(fe);
+    return rc;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+static void the_template_command_prints_the_prompt_and_fails_with_one_line(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/attnscope_tplcmd_XXXXXX", cfg[256], msgs[256], bad[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", dir);
+    snprintf(msgs, sizeof msgs, "%s/m.json", dir);
+    snprintf(bad, sizeof bad, "%s/bad.json", dir);
+    write_file(cfg, "{\"eos_token\": \"<|im_end|>\", \"chat_template\": \"{% for message in messages %}"
+                    "{{'<|im_start|>' + message['role'] + '\\\\n' + message['content'] + '<|im_end|>' + '\\\\n'}}"
+                    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\\\n' }}{% endif %}\"}");
+    write_file(msgs, "[{\"role\": \"user\", \"content\": \"Hi\"}]");
+    write_file(bad, "[{\"role\": \"user\"}]");
+    char out[4096], errs[4096];
+
+    char *ok[] = {"template", "--model", dir, "--messages", msgs, NULL};
+    assert_int_equal(run_template_cmd(ok, 5, out, sizeof out, errs, sizeof errs), 0);
+    assert_string_equal(out, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+    assert_string_equal(errs, "");
+
+    char *nogen[] = {"template", "--model", dir, "--messages", msgs, "--no-generation-prompt", NULL};
+    assert_int_equal(run_template_cmd(nogen, 6, out, sizeof out, errs, sizeof errs), 0);
+    assert_string_equal(out, "<|im_start|>user\nHi<|im_end|>\n");
+
+    char *cases[][6] = {
+        {"template", "--model", dir, "--messages", bad, NULL},          /* message without content */
+        {"template", "--model", dir, "--messages", cfg, NULL},          /* not an array */
+        {"template", "--model", "/nonexistent", "--messages", msgs, NULL},
+        {"template", "--model", dir, "--messages", "/nonexistent.json", NULL},
+        {"template", "--model", dir, "--bogus", NULL, NULL},
+        {"template", "--model", dir, NULL, NULL, NULL},
+    };
+    const int argcs[] = {5, 5, 5, 5, 4, 3};
+    for (int k = 0; k < 6; k++) {
+        int rc = run_template_cmd(cases[k], argcs[k], out, sizeof out, errs, sizeof errs);
+        if (rc != 2 || count_lines(errs) != 1 || out[0])
+            fail_msg("case %d: rc %d, stdout '%s', stderr '%s'", k, rc, out, errs);
+    }
+    /* a template no family matches: one line naming the folder, exit 2 */
+    write_file(cfg, "{\"chat_template\": \"{{ messages }}\"}");
+    assert_int_equal(run_template_cmd(ok, 5, out, sizeof out, errs, sizeof errs), 2);
+    assert_non_null(strstr(errs, dir));
+    assert_int_equal(count_lines(errs), 1);
+    unlink(cfg);
+    unlink(msgs);
+    unlink(bad);
+    rmdir(dir);
+}
+
 /* ------------------------------------------------------------ reference */
 
 static unsigned flags_for(const cJSON *item, chat_template *t)
@@ -513,6 +601,7 @@ int main(void)
         cmocka_unit_test(open_dir_reads_token_objects_and_reports_bad_files),
         cmocka_unit_test(open_dir_on_the_real_llama3_folder_finds_its_template),
         cmocka_unit_test(every_allocation_failure_is_reported_and_leaks_nothing),
+        cmocka_unit_test(the_template_command_prints_the_prompt_and_fails_with_one_line),
         cmocka_unit_test(every_fixture_conversation_matches_transformers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
