@@ -24,7 +24,7 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-#define SPIN_NS 200000L   /* how long an idle worker spins before sleeping */
+#define SPIN_NS 50000L    /* how long an idle worker spins before sleeping */
 
 #define GEN(c) ((uint32_t)((c) >> 40))
 #define NEXT(c) ((int64_t)(((c) >> 20) & 0xfffff))
