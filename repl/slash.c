@@ -580,12 +580,17 @@ slash_result slash_exec(slash_ctx *ctx, const char *line)
         return SLASH_ERROR;
     }
     /* Trailing blanks and a newline are not part of the arguments. */
-    char args[4096];
-    snprintf(args, sizeof args, "%s", skip_blanks(s + n));
+    char *args = strdup(skip_blanks(s + n));
+    if (!args) {
+        say(ctx, true, "/%s: out of memory", name);
+        return SLASH_ERROR;
+    }
     size_t al = strlen(args);
     while (al && isspace((unsigned char)args[al - 1]))
         args[--al] = '\0';
-    return c->fn(ctx, args);
+    slash_result r = c->fn(ctx, args);
+    free(args);
+    return r;
 }
 
 const char *slash_complete(const char *prefix, int state)

@@ -263,6 +263,15 @@ static void settings_commands_change_the_conversation_and_bad_values_do_not(void
     assert_int_equal(conv_n_messages(c), 1);
     assert_string_equal(conv_message_text(c, 0), "be brief");
     assert_int_equal(slash_exec(&ctx, "/regen"), SLASH_ERROR);   /* nothing to regenerate */
+    /* A long system message is kept whole, not cut at some buffer size. */
+    char *line = malloc(10020);
+    strcpy(line, "/system ");
+    memset(line + 8, 'w', 10000);
+    strcpy(line + 10008, " end\n");
+    assert_int_equal(slash_exec(&ctx, line), SLASH_OK);
+    assert_int_equal(strlen(conv_message_text(c, 0)), 10004);
+    assert_string_equal(conv_message_text(c, 0) + 10000, " end");
+    free(line);
     conv_close(ctx.conv);
 }
 
