@@ -248,10 +248,7 @@ static void forward(session_t *s, int pos0, int T, int out_row0, float *out, int
         float *gu_out[2] = {s->hb, s->hb2};
         const tensor_t *gu_w[2] = {&lw->w_gate, &lw->w_up};
         linear_shared(s, 2, gu_out, s->xb, T, gu_w);
-        for (size_t i = 0; i < (size_t)T * hidden; i++) {
-            float g = s->hb[i];
-            s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
-        }
+        kern_silu_mul(s->hb, s->hb2, (size_t)T * hidden);
         linear(s, s->xb2, s->hb, T, &lw->w_down);
         for (size_t i = 0; i < (size_t)T * dim; i++)
             s->x[i] += s->xb2[i];

@@ -257,3 +257,23 @@ void kern_softmax(float *x, int n)
     for (i = 0; i < n; i++)
         x[i] *= inv;
 }
+
+void kern_silu_mul(float *g, const float *u, size_t n)
+{
+    size_t i = 0;
+#ifdef KERN_AVX512
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (; i + 16 <= n; i += 16) {
+        __m512 x = _mm512_loadu_ps(g + i);
+        /* exp(-x) for x of either sign: exp512 wants a non-positive argument,
+         * so use exp(-|x|) and fold the sign back in. */
+        __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(x)));
+        __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+        /* x >= 0: sigmoid = 1 / (1 + e); x < 0: sigmoid = e / (1 + e). */
+        __m512 sig = _mm512_div_ps(_mm512_mask_blend_ps(neg, one, e), _mm512_add_ps(one, e));
+        _mm512_storeu_ps(g + i, _mm512_mul_ps(_mm512_mul_ps(x, sig), _mm512_loadu_ps(u + i)));
+    }
+#endif
+    for (; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}

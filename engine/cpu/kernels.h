@@ -20,6 +20,9 @@ void kern_row_f32(float *dst, const tensor_t *w, int64_t r, int64_t n);
 float kern_dot(const float *a, const float *b, int n);
 void kern_axpy(float *y, float a, const float *x, int n);   /* y += a * x */
 
+/* g[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u: SwiGLU's gate. */
+void kern_silu_mul(float *g, const float *u, size_t n);
+
 /* In-place softmax of x[0..n-1] (n >= 1), in f32 with the max subtracted. */
 void kern_softmax(float *x, int n);
 

@@ -127,6 +127,22 @@ static void probe_fn(void *arg, int64_t chunk, int tid)
     __atomic_fetch_add(&p->by_tid[tid], 1, __ATOMIC_RELAXED);
 }
 
+static void silu_mul_matches_the_formula_for_both_signs(void **state)
+{
+    (void)state;
+    float g[37], u[37], ref[37];
+    for (int i = 0; i < 37; i++) {
+        g[i] = 30.0f * frand();
+        u[i] = frand();
+        ref[i] = (float)((double)g[i] / (1.0 + exp(-(double)g[i])) * u[i]);
+    }
+    g[3] = -100.0f;   /* exp overflow territory for a naive exp(-x) */
+    ref[3] = (float)(-100.0 / (1.0 + exp(100.0)) * u[3]);
+    kern_silu_mul(g, u, 37);
+    for (int i = 0; i < 37; i++)
+        assert_true(fabsf(g[i] - ref[i]) <= 1e-6f * (1.0f + fabsf(ref[i])));
+}
+
 static void pool_runs_every_chunk_exactly_once(void **state)
 {
     (void)state;
@@ -261,6 +277,7 @@ int main(void)
         cmocka_unit_test(matvec_matches_naive_loops_for_every_dtype),
         cmocka_unit_test(row_conversion_is_exact_for_every_dtype),
         cmocka_unit_test(softmax_matches_exp_and_sums_to_one),
+        cmocka_unit_test(silu_mul_matches_the_formula_for_both_signs),
         cmocka_unit_test(pool_runs_every_chunk_exactly_once),
         cmocka_unit_test(backend_matvec_and_matmul_match_naive_for_every_dtype),
         cmocka_unit_test(attention_matches_naive_with_gqa_on_both_paths),
