@@ -342,6 +342,20 @@ static int run_reply(conv_t *c)
     return rc;
 }
 
+/* Ctrl-C at the prompt: readline hands the signal on to on_sigint and then
+ * calls this hook; drop the half-typed line as a shell does (it is not sent). */
+static int on_readline_signal(void)
+{
+    if (interrupted) {
+        interrupted = 0;
+        rl_replace_line("", 0);
+        rl_crlf();
+        rl_on_new_line();
+        rl_redisplay();
+    }
+    return 0;
+}
+
 static char *completion_gen(const char *text, int state)
 {
     const char *s = slash_complete(text, state);
@@ -396,6 +410,7 @@ int plain_run(const char *dir, const cli_common *o, const char *models_dir, cons
     if (st.interactive) {
         rl_readline_name = "attnscope";
         rl_attempted_completion_function = completion;
+        rl_signal_event_hook = on_readline_signal;
         using_history();
         if (hist[0])
             read_history(hist);

@@ -1,8 +1,8 @@
 #!/bin/sh
 # cli_interrupt.sh BUILD - the plain REPL on a terminal (tmux): Ctrl-C stops a
-# long reply without quitting, the next command still works, the history lands
-# in $HOME/.attnscope_history, and Ctrl-D quits with status 0. Every wait polls
-# the screen and gives up after a few seconds.
+# long reply without quitting, Ctrl-C at the prompt clears the half-typed line,
+# the history lands in $HOME/.attnscope_history, and Ctrl-D quits with status 0.
+# Every wait polls the screen and gives up after ten seconds.
 BUILD=${1:-build}
 BIN=${ATTNSCOPE_BIN:-$PWD/$BUILD/attnscope}
 M=$PWD/tests/fixtures/tiny-chat
@@ -32,6 +32,10 @@ sleep 0.5
 tmux send-keys -t $S C-c
 wait_for "^\[stopped\]"
 wait_for "generation: .* cache off \]"
+# Ctrl-C at the prompt drops the half-typed line: "/temp" alone runs next.
+tmux send-keys -t $S "abc"
+wait_for "^> abc"
+tmux send-keys -t $S C-c
 tmux send-keys -t $S "/temp" Enter
 wait_for "^temp 0$"
 tmux send-keys -t $S C-d
