@@ -760,14 +760,24 @@ static bool merge_get(const tokenizer_t *t, int left, int right, uint32_t *rank,
     }
 }
 
-typedef struct { int c; int prev, next; size_t len; } sym_t;
+typedef struct { int c; int prev, next; uint32_t len; } sym_t;   /* len: bytes, 0 = merged away */
 typedef struct { uint32_t rank; uint32_t pos; int new_id; } cand_t;
 
 static bool cand_less(cand_t a, cand_t b) { return a.rank != b.rank ? a.rank < b.rank : a.pos < b.pos; }
 
-static void heap_push(cand_t *h, size_t *n, cand_t c)
+typedef struct { cand_t *p; size_t n, cap; } heap_t;
+
+static int heap_push(heap_t *hp, cand_t c)
 {
-    size_t i = (*n)++;
+    if (hp->n == hp->cap) {
+        size_t cap = hp->cap ? hp->cap * 2 : 16;
+        cand_t *p = eng_realloc(hp->p, cap * sizeof *p);
+        if (!p) return ENG_ENOMEM;
+        hp->p = p;
+        hp->cap = cap;
+    }
+    cand_t *h = hp->p;
+    size_t i = hp->n++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
         if (!cand_less(c, h[p])) break;
@@ -775,6 +785,7 @@ static void heap_push(cand_t *h, size_t *n, cand_t c)
         i = p;
     }
     h[i] = c;
+    return ENG_OK;
 }
 
 static cand_t heap_pop(cand_t *h, size_t *n)
@@ -800,13 +811,14 @@ static cand_t heap_pop(cand_t *h, size_t *n)
 static int bpe_word(const tokenizer_t *t, const char *w, size_t n, ibuf *out)
 {
     if (n == 0) return ENG_OK;
+    if (n > UINT32_MAX / 2) return ENG_ERANGE;
     sym_t *sy = eng_malloc(n * sizeof *sy);             /* at most one symbol per byte */
-    cand_t *heap = eng_malloc((3 * n + 1) * sizeof *heap); /* n-1 initial + 2 per merge */
-    if (!sy || !heap) { eng_free(sy); eng_free(heap); return ENG_ENOMEM; }
+    heap_t heap = {0};
+    if (!sy) return ENG_ENOMEM;
     int ns = 0;
     int unk_id = -1;
     size_t unk_len = 0;
-#define ADD_SYM(id_, len_) do { sy[ns] = (sym_t){(id_), ns - 1, ns + 1, (len_)}; ns++; } while (0)
+#define ADD_SYM(id_, len_) do { sy[ns] = (sym_t){(id_), ns - 1, ns + 1, (uint32_t)(len_)}; ns++; } while (0)
     for (size_t i = 0; i < n;) {
         int32_t cp;
         size_t l = u8_next(w + i, n - i, &cp);
@@ -839,14 +851,14 @@ static int bpe_word(const tokenizer_t *t, const char *w, size_t n, ibuf *out)
 #undef ADD_SYM
     if (ns > 0) sy[ns - 1].next = -1;
 
-    size_t nh = 0;
-    for (int i = 0; i + 1 < ns; i++) {
+    int rc = ENG_OK;
+    for (int i = 0; rc == ENG_OK && i + 1 < ns; i++) {
         uint32_t rank; int nid;
         if (merge_get(t, sy[i].c, sy[i + 1].c, &rank, &nid))
-            heap_push(heap, &nh, (cand_t){rank, (uint32_t)i, nid});
+            rc = heap_push(&heap, (cand_t){rank, (uint32_t)i, nid});
     }
-    while (nh) {
-        cand_t top = heap_pop(heap, &nh);
+    while (rc == ENG_OK && heap.n) {
+        cand_t top = heap_pop(heap.p, &heap.n);
         sym_t *cur = &sy[top.pos];
         if (cur->len == 0 || cur->next < 0) continue;
         int nx = cur->next;
@@ -859,15 +871,14 @@ static int bpe_word(const tokenizer_t *t, const char *w, size_t n, ibuf *out)
         sy[nx].len = 0;
         if (cur->next >= 0) sy[cur->next].prev = (int)top.pos;
         if (cur->prev >= 0 && merge_get(t, sy[cur->prev].c, cur->c, &rank, &nid))
-            heap_push(heap, &nh, (cand_t){rank, (uint32_t)cur->prev, nid});
-        if (cur->next >= 0 && merge_get(t, cur->c, sy[cur->next].c, &rank, &nid))
-            heap_push(heap, &nh, (cand_t){rank, top.pos, nid});
+            rc = heap_push(&heap, (cand_t){rank, (uint32_t)cur->prev, nid});
+        if (rc == ENG_OK && cur->next >= 0 && merge_get(t, cur->c, sy[cur->next].c, &rank, &nid))
+            rc = heap_push(&heap, (cand_t){rank, top.pos, nid});
     }
-    int rc = ENG_OK;
     for (int i = 0; i < ns && rc == ENG_OK; i++)
         if (sy[i].len) rc = ib_push(out, sy[i].c);
     eng_free(sy);
-    eng_free(heap);
+    eng_free(heap.p);
     return rc;
 }
 
