@@ -91,7 +91,9 @@ int sampler_step(sampler *s, const float *logits, int *token, eng_err *err);
 
 /* Runs the last step again on the same logits with the current params and
  * the generator state it started from (so the same uniform number is used):
- * what /temp and friends show for the current step. ENG_ERANGE before any step. */
+ * what /temp and friends show for the current step. The penalties use the
+ * tokens accepted so far, so redo before accepting the step's token.
+ * ENG_ERANGE before any step. */
 int sampler_redo(sampler *s, int *token, eng_err *err);
 
 /* Marks token as chosen for the last step (a user's choice), adding it to the
