@@ -286,6 +286,7 @@ void plain_print_summary(FILE *f, const conv_t *c)
 /* ---- the REPL --------------------------------------------------------------------- */
 
 static volatile sig_atomic_t interrupted;
+static char hist[PATH_MAX];    /* the history file, "" when there is none */
 
 static void on_sigint(int sig)
 {
@@ -343,12 +344,21 @@ static int run_reply(conv_t *c)
 }
 
 /* Ctrl-C at the prompt: readline hands the signal on to on_sigint and then
- * calls this hook; drop the half-typed line as a shell does (it is not sent). */
+ * calls this hook; the half-typed line is dropped as a shell does, but kept
+ * in the history (Up brings it back) so that nothing typed is lost. */
 static int on_readline_signal(void)
 {
     if (interrupted) {
         interrupted = 0;
-        rl_replace_line("", 0);
+        char *typed = rl_line_buffer && rl_line_buffer[0] ? strdup(rl_line_buffer) : NULL;
+        rl_replace_line("", 1);
+        if (typed) {
+            add_history(typed);
+            history_set_pos(history_length);
+            if (hist[0])
+                append_history(1, hist);
+            free(typed);
+        }
         rl_crlf();
         rl_on_new_line();
         rl_redisplay();
@@ -402,7 +412,7 @@ int plain_run(const char *dir, const cli_common *o, const char *models_dir, cons
     ctx.say = plain_say;
     ctx.ud = &st;
 
-    char hist[PATH_MAX] = "";
+    hist[0] = '\0';
     if (history_path)
         snprintf(hist, sizeof hist, "%s", history_path);
     else if (getenv("HOME"))

@@ -38,8 +38,13 @@ wait_for "^> abc"
 tmux send-keys -t $S C-c
 tmux send-keys -t $S "/temp" Enter
 wait_for "^temp 0$"
+# The dropped line is in the history: Up Up brings it back.
+tmux send-keys -t $S Up Up
+wait_for "^> abc$"
+tmux send-keys -t $S C-u
 tmux send-keys -t $S C-d
 wait_for "EXIT=0"
 grep -q "^Hello there$" "$T/.attnscope_history" 2>/dev/null || { echo "FAIL: history not written"; fail=1; }
 grep -q "^/temp$" "$T/.attnscope_history" 2>/dev/null || { echo "FAIL: /temp not in the history"; fail=1; }
+grep -q "^abc$" "$T/.attnscope_history" 2>/dev/null || { echo "FAIL: the line dropped by Ctrl-C is not in the history"; fail=1; }
 exit $fail
