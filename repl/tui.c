@@ -680,12 +680,14 @@ static void on_key(tui_app *app, int k)
     }
     if (k == KEY_F(1)) { app->help = true; app->help_scroll = 0; return; }
     if (k == 27) {
-        /* Esc alone stops a reply; Esc + Enter is Alt-Enter (newline); Esc + key is Meta-key */
+        /* Esc stops a reply, or takes focus back to the input line; otherwise
+         * Esc + Enter is Alt-Enter (a newline) and Esc + key is readline's Meta-key. */
+        if (app->generating) { stop_reply(app); return; }
+        if (app->focus != VIZ_PANE_CHAT) { app->focus = VIZ_PANE_CHAT; return; }
         int n = tui_term_key(0);
-        if (n == '\r' || n == '\n') { tui_input_insert("\n"); return; }
-        if (n != ERR) { tui_input_key(27); tui_input_key(n); return; }
-        if (app->generating) stop_reply(app);
-        else if (app->focus != VIZ_PANE_CHAT) app->focus = VIZ_PANE_CHAT;
+        if (n == '\r' || n == '\n' || n == KEY_ENTER) { tui_input_insert("\n"); return; }
+        if (n != ERR && n < 256) { tui_input_key(27); tui_input_key(n); return; }
+        if (n != ERR) on_key(app, n);
         return;
     }
     if (k == 3) {                           /* Ctrl-C: stop a reply, else clear the line */

@@ -86,7 +86,7 @@ void viz_heatmap_draw(viz_grid *g, viz_rect r, int n, viz_attn_fn at, const void
     if (r.w < 8 || r.h < 3) return;
 
     int axis = o->axis_rows;
-    if (axis < 0) axis = r.h >= 22 ? 4 : r.h >= 14 ? 3 : r.h >= 8 ? 1 : 0;
+    if (axis < 0) axis = r.h >= 22 ? 4 : r.h >= 16 ? 3 : r.h >= 12 ? 2 : r.h >= 8 ? 1 : 0;
     int lw = r.w / 7;
     if (lw < 4) lw = 4;
     if (lw > 10) lw = 10;
