@@ -28,6 +28,7 @@ tmux new-session -d -s $S -x 200 -y 40 \
     "HOME='$T' '$BIN' --plain --model '$M' --ctx 4096 --no-kv-cache -n 4000 --temp 0; echo EXIT=\$?; sleep 30"
 wait_for "Ctrl-D quits" || exit 1
 tmux send-keys -t $S "Hello there" Enter
+wait_for "^> Hello there$"
 sleep 0.5
 tmux send-keys -t $S C-c
 wait_for "^\[stopped\]"
@@ -36,6 +37,7 @@ wait_for "generation: .* cache off \]"
 tmux send-keys -t $S "abc"
 wait_for "^> abc"
 tmux send-keys -t $S C-c
+wait_for "^> abc^C$"
 tmux send-keys -t $S "/temp" Enter
 wait_for "^temp 0$"
 # The dropped line is in the history: Up Up brings it back.
