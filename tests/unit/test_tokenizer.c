@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cjson/cJSON.h>
 
 #include "tokenizer.h"
@@ -271,11 +272,12 @@ static void a_long_word_encodes_without_quadratic_rescans(void **state)
     int *ids = NULL;
     size_t nid = 0;
     eng_err err = {{0}};
-    double t0 = eng_now_ms();
+    clock_t c0 = clock();
     assert_int_equal(tok_encode(t, s, n, false, &ids, &nid, &err), ENG_OK);
-    double ms = eng_now_ms() - t0;
+    double cpu_s = (double)(clock() - c0) / CLOCKS_PER_SEC;
     assert_true(nid > 1000 && nid < n);
-    assert_true(ms < 2000);   /* a quadratic merge loop takes minutes here */
+    /* ~0.1 s here (more under ASan); rescanning the word per merge is ~10^10 steps */
+    assert_true(cpu_s < 10.0);
     char *back = NULL;
     size_t bl = 0;
     assert_int_equal(tok_decode(t, ids, nid, false, &back, &bl, &err), ENG_OK);
