@@ -34,7 +34,7 @@ struct conv {
     tok_stream_t *stream;
     conv_opts opts;             /* opts.sampling mirrors the sampler's params */
     bool chat;
-    char warning[256];
+    char warning[600];
     int n_vocab;                /* logits per position (the model's vocabulary) */
 
     int eos[32];                /* ids that end a reply */
@@ -205,9 +205,16 @@ int conv_open(conv_t **out, const char *dir, const conv_opts *o, eng_err *err)
     add_eos(c, tok_eos_id(c->tok));
 
     if (o->chat) {
-        if ((rc = chat_open_dir(&c->tmpl, dir, err)) != ENG_OK)
+        eng_err cerr;
+        rc = chat_open_dir(&c->tmpl, dir, &cerr);
+        if (rc == ENG_EIO) {
+            /* No tokenizer_config.json to read a template from: completion. */
+            snprintf(c->warning, sizeof c->warning, "%s: plain completion", cerr.msg);
+        } else if (rc != ENG_OK) {
+            if (err)
+                *err = cerr;
             goto fail;
-        if (strcmp(chat_family(c->tmpl), "none") == 0) {
+        } else if (strcmp(chat_family(c->tmpl), "none") == 0) {
             snprintf(c->warning, sizeof c->warning, "%s",
                      chat_warning(c->tmpl) ? chat_warning(c->tmpl)
                                            : "no chat template: plain completion");
@@ -223,7 +230,6 @@ int conv_open(conv_t **out, const char *dir, const conv_opts *o, eng_err *err)
                 add_eos(c, tok_token_to_id(c->tok, stops[i]));
         }
     }
-    c->opts.chat = c->chat;
     *out = c;
     return ENG_OK;
 fail:

@@ -407,6 +407,40 @@ static void failed_allocations_in_open_and_a_turn_never_crash_and_are_reported(v
     assert_true(failures > 5);
 }
 
+static void a_folder_without_a_template_runs_as_plain_completion_with_a_warning(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/attnscope-notmpl-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    static const char *const files[] = {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json"};
+    char src[512], dst[512];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(src, sizeof src, "%s/%s", FIXTURE, files[i]);
+        snprintf(dst, sizeof dst, "%s/%s", dir, files[i]);
+        char real[512];
+        assert_non_null(realpath(src, real));
+        assert_int_equal(symlink(real, dst), 0);
+    }
+    conv_t *c = NULL;
+    eng_err err;
+    assert_int_equal(conv_open(&c, dir, NULL, &err), ENG_OK);
+    assert_false(conv_chat(c));
+    assert_string_equal(conv_family(c), "none");
+    assert_non_null(conv_warning(c));
+    conv_opts o;
+    conv_get_opts(c, &o);
+    assert_true(o.chat);                         /* the request stays for the next /model */
+    assert_int_equal(conv_begin(c, "Once upon", &err), ENG_OK);
+    conv_token t;
+    assert_int_equal(conv_step(c, -1, &t, &err), ENG_OK);
+    conv_close(c);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(dst, sizeof dst, "%s/%s", dir, files[i]);
+        unlink(dst);
+    }
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -423,6 +457,7 @@ int main(void)
         cmocka_unit_test(the_cache_can_be_switched_off_mid_reply_with_the_same_greedy_text),
         cmocka_unit_test(save_writes_messages_settings_and_timings_as_json),
         cmocka_unit_test(failed_allocations_in_open_and_a_turn_never_crash_and_are_reported),
+        cmocka_unit_test(a_folder_without_a_template_runs_as_plain_completion_with_a_warning),
     };
     return cmocka_run_group_tests_name("conv", tests, NULL, NULL);
 }
