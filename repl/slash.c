@@ -325,7 +325,15 @@ static slash_result cmd_top_k(slash_ctx *ctx, const char *a) { return set_sampli
 static slash_result cmd_top_p(slash_ctx *ctx, const char *a) { return set_sampling(ctx, "top-p", a); }
 static slash_result cmd_min_p(slash_ctx *ctx, const char *a) { return set_sampling(ctx, "min-p", a); }
 static slash_result cmd_repeat(slash_ctx *ctx, const char *a) { return set_sampling(ctx, "repeat-penalty", a); }
-static slash_result cmd_seed(slash_ctx *ctx, const char *a) { return set_sampling(ctx, "seed", a); }
+/* /seed S re-seeds even when S is the current seed: /seed 0 then /regen
+ * repeats a reply drawn right after seeding with 0. */
+static slash_result cmd_seed(slash_ctx *ctx, const char *a)
+{
+    slash_result r = set_sampling(ctx, "seed", a);
+    if (r == SLASH_OK && *skip_blanks(a))
+        sampler_seed(conv_sampler(ctx->conv), conv_sampling(ctx->conv)->seed);
+    return r;
+}
 
 static slash_result cmd_cache(slash_ctx *ctx, const char *args)
 {

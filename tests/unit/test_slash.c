@@ -318,6 +318,35 @@ static void model_switches_by_name_and_keeps_the_old_one_on_failure(void **state
     conv_close(ctx.conv);
 }
 
+static void seed_then_regen_repeats_a_sampled_reply(void **state)
+{
+    (void)state;
+    conv_opts o;
+    conv_opts_default(&o);
+    o.max_new = 12;
+    o.sampling.temperature = 1.5f;         /* far from greedy: draws matter */
+    o.sampling.top_k = 0;
+    o.sampling.top_p = 1.0f;
+    conv_t *c = NULL;
+    eng_err err;
+    assert_int_equal(conv_open(&c, FIXTURE, &o, &err), ENG_OK);
+    said s;
+    slash_ctx ctx = plain_ctx(&s, c);
+    conv_token t;
+    int first[12], second[12], n1 = 0, n2 = 0;
+    assert_int_equal(slash_exec(&ctx, "/seed 42"), SLASH_OK);
+    assert_int_equal(conv_begin(c, "Hi", &err), ENG_OK);
+    while (conv_generating(c) && conv_step(c, -1, &t, &err) == ENG_OK)
+        first[n1++] = t.id;
+    assert_int_equal(slash_exec(&ctx, "/seed 42"), SLASH_OK);   /* the same seed again */
+    assert_int_equal(slash_exec(&ctx, "/regen"), SLASH_GENERATE);
+    while (conv_generating(c) && conv_step(c, -1, &t, &err) == ENG_OK)
+        second[n2++] = t.id;
+    assert_int_equal(n1, n2);
+    assert_memory_equal(first, second, (size_t)n1 * sizeof(int));
+    conv_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +364,7 @@ int main(void)
         cmocka_unit_test(settings_commands_change_the_conversation_and_bad_values_do_not),
         cmocka_unit_test(save_refuses_a_missing_folder_and_an_existing_file_without_force),
         cmocka_unit_test(model_switches_by_name_and_keeps_the_old_one_on_failure),
+        cmocka_unit_test(seed_then_regen_repeats_a_sampled_reply),
     };
     return cmocka_run_group_tests_name("slash", tests, NULL, NULL);
 }
