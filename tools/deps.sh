@@ -3,7 +3,7 @@
 # Nothing happens (and nothing is printed) when all are present.
 set -e
 PKGS="make gcc pkg-config libcmocka-dev libcjson-dev libopenblas-dev libpcre2-dev
-libutf8proc-dev libncurses-dev libreadline-dev tmux"
+libutf8proc-dev libncurses-dev libreadline-dev tmux ncurses-term"
 # `deps.sh fuzz` / `deps.sh valgrind`: the extra tools of make fuzz / make valgrind.
 [ "${1:-}" = fuzz ] && PKGS="clang-14 libclang-rt-14-dev"
 [ "${1:-}" = valgrind ] && PKGS="valgrind"
