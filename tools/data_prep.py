@@ -5,14 +5,15 @@ has PyTorch but not these packages.
     /usr/bin/python3 tools/data_prep.py --out .carry/data
 
 Writes (all ASCII, tab-separated where tabular):
-  wordnet_synsets.tsv  key  pos  words(,)  definition  examples( | )
-  wordnet_lemmas.tsv   lemma  pos  tagged_sense_count  synset keys(,) in sense order
-  kjv.txt              one verse per line (from the `bible` program)
-  fortunes.txt         short prose fortunes from a few tame files, one per line
+  wordnet_synsets.tsv.gz  key  pos  words(,)  definition  examples( | )
+  wordnet_lemmas.tsv.gz   lemma  pos  tagged_sense_count  synset keys(,) in sense order
+  kjv.txt.gz              one verse per line (from the `bible` program)
+  fortunes.txt.gz         short prose fortunes from a few tame files, one per line
   SOURCES              package versions and counts
 Exit codes: 0 ok, 1 a corpus could not be read (message on stderr).
 """
 import argparse
+import gzip
 import os
 import re
 import subprocess
@@ -25,6 +26,12 @@ FORTUNE_DIR = "/usr/share/games/fortunes"
 FORTUNE_FILES = ["fortunes", "wisdom", "literature", "platitudes", "people", "humorists",
                  "education", "work", "pets", "kids", "food", "science", "love", "tao",
                  "miscellaneous", "computers"]
+
+
+def write_gz(path, lines):
+    """gzip with a fixed mtime, so the same input gives the same bytes."""
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+        f.write(("\n".join(lines) + "\n").encode("ascii"))
 
 
 def ascii_text(s):
@@ -61,8 +68,7 @@ def wordnet(out):
                 key = p + off
                 words = [ascii_text(w) for w in words]
                 syn_lines.append("\t".join([key, ss_type, ",".join(words), d, " | ".join(ex)]))
-    with open(os.path.join(out, "wordnet_synsets.tsv"), "w") as f:
-        f.write("\n".join(syn_lines) + "\n")
+    write_gz(os.path.join(out, "wordnet_synsets.tsv.gz"), syn_lines)
     lem_lines = []
     for fname, p in POS.items():
         with open(os.path.join(WN, "index." + fname), encoding="latin-1") as f:
@@ -75,8 +81,7 @@ def wordnet(out):
                 offs = t[6 + p_cnt:6 + p_cnt + syn_cnt]
                 lem_lines.append("\t".join([ascii_text(clean_word(lemma)), p, str(tag),
                                             ",".join(p + o for o in offs)]))
-    with open(os.path.join(out, "wordnet_lemmas.tsv"), "w") as f:
-        f.write("\n".join(lem_lines) + "\n")
+    write_gz(os.path.join(out, "wordnet_lemmas.tsv.gz"), lem_lines)
     return len(syn_lines), len(lem_lines)
 
 
@@ -88,8 +93,7 @@ def kjv(out):
         m = re.match(r"^(?:\S+\d+:\d+|\s+\d+)\s+(.*)$", line)
         if m:
             verses.append(ascii_text(m.group(1)))
-    with open(os.path.join(out, "kjv.txt"), "w") as f:
-        f.write("\n".join(verses) + "\n")
+    write_gz(os.path.join(out, "kjv.txt.gz"), verses)
     return len(verses)
 
 
@@ -109,8 +113,7 @@ def fortunes(out, max_len=240):
                 if 20 <= len(text) <= max_len and ":" not in text[:15] and "\t" not in text:
                     keep.append(text)
     keep = sorted(set(keep))
-    with open(os.path.join(out, "fortunes.txt"), "w") as f:
-        f.write("\n".join(keep) + "\n")
+    write_gz(os.path.join(out, "fortunes.txt.gz"), keep)
     return len(keep)
 
 

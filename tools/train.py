@@ -23,6 +23,7 @@ and the time budget make runs close but not bit-identical.
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or missing data.
 """
 import argparse
+import gzip
 import hashlib
 import json
 import math
@@ -58,8 +59,8 @@ SIZES = {
                      seq=128, batch=16, lr=3e-3, warmup=20),
     },
     "var_rename": {
-        "full": dict(dim=128, layers=6, heads=4, kv=4, hidden=512, ctx=256,
-                     batch=512, lr=1e-3, warmup=200),
+        "full": dict(dim=128, layers=8, heads=4, kv=4, hidden=512, ctx=256,
+                     batch=512, lr=1.5e-3, warmup=200),
         "tiny": dict(dim=64, layers=3, heads=4, kv=4, hidden=128, ctx=256,
                      batch=64, lr=3e-3, warmup=20),
     },
@@ -253,14 +254,21 @@ def content_words(s):
     return set(w for w in re.findall(r"[a-z]+", s.lower()) if w not in STOP and len(w) > 2)
 
 
+def open_text(path):
+    """path or path.gz (as tools/data_prep.py writes it)."""
+    if os.path.exists(path + ".gz"):
+        return gzip.open(path + ".gz", "rt", encoding="ascii")
+    return open(path, encoding="utf-8")
+
+
 def load_wordnet(data):
     syn = {}
-    with open(os.path.join(data, "wordnet_synsets.tsv")) as f:
+    with open_text(os.path.join(data, "wordnet_synsets.tsv")) as f:
         for line in f:
             key, sst, words, d, ex = line.rstrip("\n").split("\t")
             syn[key] = (words.split(","), d, [e for e in ex.split(" | ") if e])
     lem = []
-    with open(os.path.join(data, "wordnet_lemmas.tsv")) as f:
+    with open_text(os.path.join(data, "wordnet_lemmas.tsv")) as f:
         for line in f:
             lemma, pos, tag, keys = line.rstrip("\n").split("\t")
             lem.append((lemma, pos, int(tag), keys.split(",")))
@@ -268,9 +276,9 @@ def load_wordnet(data):
 
 
 def read_lines(path, limit=None):
-    if not os.path.exists(path):
+    if not os.path.exists(path) and not os.path.exists(path + ".gz"):
         return []
-    with open(path) as f:
+    with open_text(path) as f:
         out = [ln.strip() for ln in f if ln.strip()]
     return out[:limit] if limit else out
 
@@ -384,13 +392,28 @@ class TokWrap:
         self.py = train_bpe.Encoder.from_file(path)
         self.hf = None
         if kind == "hf":
-            from tokenizers import Tokenizer
-            self.hf = Tokenizer.from_file(path)
+            try:
+                from tokenizers import Tokenizer
+                self.hf = Tokenizer.from_file(path)
+            except Exception as e:  # noqa: BLE001
+                log("HF tokenizers cannot load %s (%r); encoding with train_bpe.Encoder" % (path, e))
 
     def encode_batch(self, texts):
         if self.hf is not None:
-            return [e.ids for e in self.hf.encode_batch(texts, add_special_tokens=False)]
+            try:
+                return [e.ids for e in self.hf.encode_batch(texts, add_special_tokens=False)]
+            except Exception as e:  # noqa: BLE001
+                log("HF encode_batch failed (%r); encoding with train_bpe.Encoder from now on" % e)
+                self.hf = None
         return [self.py.encode(t) for t in texts]
+
+    def decode(self, ids):
+        if self.hf is not None:
+            try:
+                return self.hf.decode(ids)
+            except Exception:  # noqa: BLE001
+                pass
+        return self.py.decode(ids)
 
 
 def train_chat_tokenizer(texts, vocab_size, path, force_py):
@@ -441,10 +464,11 @@ def greedy_batch(model, prompts, max_new, stop_ids, device, pad_id=0):
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits, _ = model(ids, pos=pos, mask=mask)
         nxt = logits[:, -1].argmax(-1)
+        nl, dl = nxt.tolist(), done.tolist()
         for i in range(B):
-            if not done[i]:
-                outs[i].append(int(nxt[i]))
-        done |= torch.isin(nxt, stop) if hasattr(torch, "isin") else (nxt[:, None] == stop).any(1)
+            if not dl[i]:
+                outs[i].append(nl[i])
+        done |= (nxt[:, None] == stop).any(1)
         ids = torch.cat([ids, nxt[:, None]], 1)
         mask = torch.cat([mask, torch.ones((B, 1), dtype=torch.bool, device=device)], 1)
         if bool(done.all()):
@@ -614,7 +638,7 @@ def task_chat(args, hp, device, rep):
     save_chat(args.out, model, tpath)
     log("saved %s" % args.out)
 
-    dec = (lambda o: tw.hf.decode(o)) if tw.hf is not None else tw.py.decode
+    dec = tw.decode
     model = reload_saved(args.out, cfg, device)  # evaluate what was written
     n_eval = args.eval_n or (400 if args.size == "full" else 40)
     erng = random.Random(args.seed + 1)
@@ -946,8 +970,9 @@ def main():
     ap.add_argument("--eval-n", type=int, default=0, help="chat: words per evaluation (default 400)")
     ap.add_argument("--report", help="JSON report path (default OUT/../TASK_report.json)")
     args = ap.parse_args()
-    if args.task == "chat" and not os.path.exists(os.path.join(args.data, "wordnet_synsets.tsv")):
-        print("train.py: %s/wordnet_synsets.tsv missing (run tools/data_prep.py)" % args.data, file=sys.stderr)
+    if args.task == "chat" and not any(os.path.exists(os.path.join(args.data, "wordnet_synsets.tsv" + z))
+                                       for z in ("", ".gz")):
+        print("train.py: %s/wordnet_synsets.tsv(.gz) missing (run tools/data_prep.py)" % args.data, file=sys.stderr)
         return 2
     if args.chains + args.renames > 26 or args.chains < 1:
         print("train.py: --chains + --renames must be 1..26", file=sys.stderr)
