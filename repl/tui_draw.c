@@ -539,8 +539,9 @@ static void draw_status(tui_app *app)
     else
         snprintf(sampling, sizeof sampling, "T%.2g k%d p%.2g m%.2g r%.2g",
                  (double)p->temperature, p->top_k, (double)p->top_p, (double)p->min_p, (double)p->repeat_penalty);
-    snprintf(buf, sizeof buf, " %s%s \xe2\x94\x82 cpu \xe2\x94\x82 cache %s \xe2\x94\x82 %s \xe2\x94\x82 ctx %d/%d%s%s",
-             conv_model(app->conv)->name, step, conv_cache(app->conv) ? "on" : "off", sampling,
+    const char *dev = app->opts->common && app->opts->common->device ? app->opts->common->device : "cpu";
+    snprintf(buf, sizeof buf, " %s%s \xe2\x94\x82 %s \xe2\x94\x82 cache %s \xe2\x94\x82 %s \xe2\x94\x82 ctx %d/%d%s%s",
+             conv_model(app->conv)->name, step, dev, conv_cache(app->conv) ? "on" : "off", sampling,
              session_len(s), session_max(s), speed,
              app->generating ? (wide ? " \xe2\x94\x82 generating (Esc stops)" : " \xe2\x94\x82 Esc stops") : "");
     int used = viz_grid_text(&app->grid, r.x, r.y, r.w, buf, t->status_fg, t->status_bg, 0);
