@@ -231,12 +231,21 @@ static bool cp_is_numeric(int32_t c)
     return k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO;
 }
 
-/* A "word" character for single_word added tokens: alphanumeric or '_'. */
+/* A "word" character for single_word added tokens: HF tests the neighbours
+ * with the regex crate's Unicode \w = Alphabetic, marks, Nd, Pc and the join
+ * controls. Alphabetic is taken as letters, Nl and the circled letters (its
+ * other members are marks, counted anyway). */
 static bool cp_is_word(int32_t c)
 {
-    if (c == '_') return true;
-    utf8proc_category_t k = utf8proc_category(c);
-    return (k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_LO) || cp_is_numeric(c);
+    switch (utf8proc_category(c)) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_PC:
+        return true;
+    default:
+        return c == 0x200C || c == 0x200D || (c >= 0x24B6 && c <= 0x24E9);
+    }
 }
 
 /* ======================================================================
@@ -680,7 +689,6 @@ static int segs_from_pred(bool (*pred)(int32_t), const char *s, size_t n, segs_t
     return ENG_OK;
 }
 
-static bool pred_ascii_digit(int32_t c) { return c >= '0' && c <= '9'; }
 
 /* GPT-2's bytes_to_unicode: printable bytes map to themselves, the others to
  * U+0100 onwards in byte order. */
@@ -1122,7 +1130,7 @@ static int pre_piece(tokenizer_t *t, int lvl, const char *s, size_t n, bool firs
         if (rc == ENG_OK) rc = split_emit(&L->sg, pt->behavior, pt->invert, s, first, &L->out);
         break;
     case PRE_DIGITS:
-        rc = segs_from_pred(pred_ascii_digit, s, n, &L->sg);
+        rc = segs_from_pred(cp_is_numeric, s, n, &L->sg);   /* HF: char::is_numeric */
         if (rc == ENG_OK)
             rc = split_emit(&L->sg, pt->individual_digits ? SPL_ISOLATED : SPL_CONTIGUOUS, false, s, first, &L->out);
         break;
