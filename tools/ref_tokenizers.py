@@ -21,7 +21,15 @@ Writes OUT/NAME.json for each tokenizer folder NAME (llama2, llama3, qwen3):
   stream       DecodeStream(skip_special_tokens=False).step(tok, id) for each id
                of ids_special: a string, or null where HF returns None
                (absent when DecodeStream is not available)
-and OUT/long_document.txt, the long document (about 100 KB, from a fixed seed).
+and OUT/long_document.txt, the long document (about 100 KB, from a fixed seed),
+and OUT/variants.json: the same fields (every other corpus string) for
+tokenizers made from the real files by swapping in the components the real
+files do not use (NFKC/NFD/NFKD, Lowercase, Strip, Replace regex, Digits,
+WhitespaceSplit, Split behaviours and invert, Metaspace, Strip decoder,
+TemplateProcessing with EOS, added-token lstrip/rstrip/single_word/normalized):
+  {"variants": [{"name", "base", "patch", "model_patch", "added_patch",
+                 "items": [...], "errors": [...]}]}
+The test rebuilds each variant by applying the patches to the base file.
 Every item is computed under its own try/except; the last line printed is a
 summary. Runs offline (no network needed).
 """
@@ -88,6 +96,134 @@ def make_long_document(corpus, seed=LONG_SEED, target=LONG_BYTES):
         parts.append(p + sep)
         size += len((p + sep).encode("utf-8"))
     return "".join(parts)
+
+
+META = "\u2581"
+BL = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
+VARIANTS = [
+    {"name": "qwen3-nfkc-lower-digits-prefix", "base": "qwen3",
+     "patch": {"normalizer": {"type": "Sequence", "normalizers": [
+                   {"type": "NFKC"}, {"type": "Lowercase"}, {"type": "Strip", "strip_left": True, "strip_right": False}]},
+               "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                   {"type": "Digits", "individual_digits": True},
+                   {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": False},
+                   {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}]}},
+     "added_patch": {"<|im_end|>": {"lstrip": True, "rstrip": True}, "<|im_start|>": {"single_word": True},
+                     "<|endoftext|>": {"normalized": True, "special": False}}},
+    {"name": "llama2-metaspace-always", "base": "llama2",
+     "patch": {"normalizer": None,
+               "pre_tokenizer": {"type": "Metaspace", "replacement": META, "prepend_scheme": "always", "split": True},
+               "decoder": {"type": "Sequence", "decoders": [
+                   {"type": "Metaspace", "replacement": META, "prepend_scheme": "always", "split": True},
+                   {"type": "ByteFallback"}, {"type": "Fuse"}]}}},
+    {"name": "llama2-metaspace-first-nosplit-eos", "base": "llama2",
+     "patch": {"normalizer": None,
+               "pre_tokenizer": {"type": "Metaspace", "replacement": META, "prepend_scheme": "first", "split": False},
+               "decoder": {"type": "Sequence", "decoders": [
+                   {"type": "Metaspace", "replacement": META, "prepend_scheme": "first", "split": False},
+                   {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 2, "stop": 0}]},
+               "post_processor": {"type": "TemplateProcessing",
+                   "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                              {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+                   "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                   "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]},
+                                      "</s>": {"id": "</s>", "ids": [2], "tokens": ["</s>"]}}}}},
+    {"name": "llama3-nfd-replace-invert-contiguous", "base": "llama3",
+     "patch": {"normalizer": {"type": "Sequence", "normalizers": [
+                   {"type": "NFD"}, {"type": "Replace", "pattern": {"Regex": "[0-9]{2}"}, "content": "#"}]},
+               "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                   {"type": "Split", "pattern": {"Regex": "\\p{L}+"}, "behavior": "Contiguous", "invert": True},
+                   {"type": "Split", "pattern": {"Regex": "\\s"}, "behavior": "MergedWithNext", "invert": False},
+                   {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]}},
+     "model_patch": {"ignore_merges": False}},
+    {"name": "llama3-mergedprev-metaspace-bytelevel-regex-bos", "base": "llama3",
+     "patch": {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                   {"type": "Split", "pattern": {"Regex": "[,.!?]"}, "behavior": "MergedWithPrevious", "invert": False},
+                   {"type": "Metaspace", "replacement": "_", "prepend_scheme": "never", "split": True},
+                   {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True}]},
+               "decoder": {"type": "Sequence", "decoders": [
+                   BL, {"type": "Replace", "pattern": {"String": "_"}, "content": " "}]},
+               "post_processor": {"type": "Sequence", "processors": [
+                   BL, {"type": "TemplateProcessing",
+                        "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
+                                   {"Sequence": {"id": "A", "type_id": 0}}],
+                        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                        "special_tokens": {"<|begin_of_text|>": {"id": "<|begin_of_text|>", "ids": [128000],
+                                                                 "tokens": ["<|begin_of_text|>"]}}}]}}},
+    {"name": "qwen3-wssplit-digits-removed-nfkd-prepend", "base": "qwen3",
+     "patch": {"normalizer": {"type": "Sequence", "normalizers": [{"type": "NFKD"}, {"type": "Prepend", "prepend": "\u0120"}]},
+               "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                   {"type": "WhitespaceSplit"}, {"type": "Digits", "individual_digits": False},
+                   {"type": "Split", "pattern": {"Regex": "[aeiou]"}, "behavior": "Removed", "invert": True},
+                   {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}}},
+]
+
+
+def apply_variant(base, v):
+    import copy
+    t = copy.deepcopy(base)
+    for k, val in v.get("patch", {}).items():
+        t[k] = val
+    for k, val in v.get("model_patch", {}).items():
+        t["model"][k] = val
+    for a in t.get("added_tokens", []):
+        a.update(v.get("added_patch", {}).get(a["content"], {}))
+    return t
+
+
+def run_variants(tdir_root, corpus, out_dir):
+    """Fixtures for VARIANTS; each variant in its own try/except."""
+    import tempfile
+    import tokenizers
+    from tokenizers import Tokenizer
+    try:
+        from tokenizers.decoders import DecodeStream
+    except Exception:
+        DecodeStream = None
+    res = {"tokenizers_version": tokenizers.__version__, "variants": []}
+    bases = {}
+    for v in VARIANTS:
+        ent = {k: v.get(k, {}) for k in ("name", "base", "patch", "model_patch", "added_patch")}
+        ent["items"], ent["errors"] = [], []
+        try:
+            if v["base"] not in bases:
+                with open(os.path.join(tdir_root, v["base"], "tokenizer.json"), encoding="utf-8") as f:
+                    bases[v["base"]] = json.load(f)
+            with tempfile.TemporaryDirectory() as td:
+                path = os.path.join(td, "tokenizer.json")
+                with open(path, "w", encoding="utf-8") as f:
+                    json.dump(apply_variant(bases[v["base"]], v), f, ensure_ascii=False)
+                tok = Tokenizer.from_file(path)
+            for i, text in enumerate(corpus):
+                if i % 2:
+                    continue
+                item = {"i": i, "text": text}
+                try:
+                    ids = tok.encode(text, add_special_tokens=False).ids
+                    ids_sp = tok.encode(text, add_special_tokens=True).ids
+                    item.update(ids=ids, ids_special=ids_sp, decode=tok.decode(ids, skip_special_tokens=False),
+                                decode_skip=tok.decode(ids_sp, skip_special_tokens=True))
+                    if DecodeStream is not None:
+                        try:
+                            item["stream"] = stream_steps(DecodeStream, tok, ids_sp)
+                        except Exception as e:
+                            item["stream_error"] = f"{type(e).__name__}: {e}"
+                except Exception as e:
+                    item["error"] = f"{type(e).__name__}: {e}"
+                    ent["errors"].append(f"item {i}: {item['error']}")
+                ent["items"].append(item)
+            log(f"variant {v['name']}: {len(ent['items'])} strings, {len(ent['errors'])} failed")
+        except Exception as e:
+            ent["errors"].append(f"variant: {type(e).__name__}: {e}")
+            log(f"variant {v['name']} FAILED: {type(e).__name__}: {e}")
+        res["variants"].append(ent)
+    out = os.path.join(out_dir, "variants.json")
+    with open(out + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(res, f, ensure_ascii=False, separators=(",", ":"))
+        f.write("\n")
+    os.replace(out + ".tmp", out)
+    log(f"variants: wrote {out} ({os.path.getsize(out)} bytes)")
+    return sum(1 for v in res["variants"] if any(e.startswith("variant:") for e in v["errors"]))
 
 
 def stream_steps(DecodeStream, tok, ids):
@@ -194,6 +330,7 @@ def main():
     ap.add_argument("--out", default="tests/fixtures/tokenizer")
     ap.add_argument("--names", default=",".join(NAMES))
     ap.add_argument("--no-transformers", action="store_true")
+    ap.add_argument("--no-variants", action="store_true")
     args = ap.parse_args()
 
     with open(args.corpus, encoding="utf-8") as f:
@@ -221,6 +358,13 @@ def main():
         except Exception as e:
             traceback.print_exc()
             failed.append(f"{name}: {type(e).__name__}: {e}")
+    if not args.no_variants:
+        try:
+            n_bad = run_variants(args.tokenizers, corpus, args.out)
+            done.append(f"variants({n_bad} failed)" if n_bad else "variants")
+        except Exception as e:
+            traceback.print_exc()
+            failed.append(f"variants: {type(e).__name__}: {e}")
     total = sum(os.path.getsize(os.path.join(args.out, p)) for p in os.listdir(args.out))
     print(f"SUMMARY ref_tokenizers: ok [{', '.join(done)}] failed [{'; '.join(failed)}] "
           f"fixtures {total} bytes in {args.out}", flush=True)

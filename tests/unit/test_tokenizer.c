@@ -81,21 +81,14 @@ static void print_ids(const char *what, const int *a, size_t n)
     fprintf(stderr, n > 40 ? " ...\n" : "\n");
 }
 
-/* Compares every corpus item of one tokenizer's fixture; returns mismatches. */
-static int check_fixture(const char *name)
+/* Compares each fixture item (ids with and without special tokens, both
+ * decodes, every stream step) with t; returns the number that differ. */
+static int check_items(tokenizer_t *t, const char *name, const cJSON *items, int *checked, int *streamed)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s.json", fixture_dir(), name);
-    char *js = slurp(path, NULL);
-    if (!js) { fprintf(stderr, "missing fixture %s\n", path); return 1; }
-    cJSON *root = cJSON_Parse(js);
-    free(js);
-    assert_non_null(root);
-    tokenizer_t *t = open_real(name);
     eng_err err = {{0}};
-    int bad = 0, checked = 0, streamed = 0;
+    int bad = 0;
     const cJSON *item;
-    cJSON_ArrayForEach(item, cJSON_GetObjectItem(root, "items")) {
+    cJSON_ArrayForEach(item, items) {
         const cJSON *text = cJSON_GetObjectItem(item, "text");
         if (!cJSON_IsString(text) || !cJSON_GetObjectItem(item, "ids")) continue;   /* HF failed too */
         const char *s = text->valuestring;
@@ -156,11 +149,28 @@ static int check_fixture(const char *name)
             }
             tok_stream_free(st);
             free(ids);
-            streamed++;
+            (*streamed)++;
         }
-        checked++;
+        (*checked)++;
         if (!ok) bad++;
     }
+    return bad;
+}
+
+/* Compares every corpus item of one tokenizer's fixture; returns mismatches. */
+static int check_fixture(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.json", fixture_dir(), name);
+    char *js = slurp(path, NULL);
+    if (!js) { fprintf(stderr, "missing fixture %s\n", path); return 1; }
+    cJSON *root = cJSON_Parse(js);
+    free(js);
+    assert_non_null(root);
+    tokenizer_t *t = open_real(name);
+    eng_err err = {{0}};
+    int checked = 0, streamed = 0;
+    int bad = check_items(t, name, cJSON_GetObjectItem(root, "items"), &checked, &streamed);
     /* the long document */
     const cJSON *lg = cJSON_GetObjectItem(root, "long");
     snprintf(path, sizeof path, "%s/long_document.txt", fixture_dir());
@@ -197,6 +207,41 @@ static int check_fixture(const char *name)
     return bad;
 }
 
+/* Applies a variant's patches to its base tokenizer.json, as the reference
+ * script did, and returns the new file's text (free with free). */
+static char *variant_json(const cJSON *v)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s/tokenizer.json", tok_dir(), cJSON_GetObjectItem(v, "base")->valuestring);
+    char *js = slurp(path, NULL);
+    assert_non_null(js);
+    cJSON *root = cJSON_Parse(js);
+    free(js);
+    assert_non_null(root);
+    const cJSON *kv;
+    cJSON_ArrayForEach(kv, cJSON_GetObjectItem(v, "patch")) {
+        cJSON_DeleteItemFromObjectCaseSensitive(root, kv->string);
+        cJSON_AddItemToObject(root, kv->string, cJSON_Duplicate(kv, true));
+    }
+    cJSON *model = cJSON_GetObjectItem(root, "model");
+    cJSON_ArrayForEach(kv, cJSON_GetObjectItem(v, "model_patch")) {
+        cJSON_DeleteItemFromObjectCaseSensitive(model, kv->string);
+        cJSON_AddItemToObject(model, kv->string, cJSON_Duplicate(kv, true));
+    }
+    cJSON *added;
+    cJSON_ArrayForEach(added, cJSON_GetObjectItem(root, "added_tokens")) {
+        const cJSON *ap = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItem(v, "added_patch"),
+                                                           cJSON_GetObjectItem(added, "content")->valuestring);
+        cJSON_ArrayForEach(kv, ap) {
+            cJSON_DeleteItemFromObjectCaseSensitive(added, kv->string);
+            cJSON_AddItemToObject(added, kv->string, cJSON_Duplicate(kv, true));
+        }
+    }
+    char *out = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return out;
+}
+
 static bool have_fixtures(void)
 {
     char path[512];
@@ -226,6 +271,43 @@ static void qwen3_ids_decode_and_stream_match_hf(void **state)
     (void)state;
     if (!have_fixtures()) skip();
     assert_int_equal(check_fixture("qwen3"), 0);
+}
+
+static void variant_components_match_hf(void **state)
+{
+    (void)state;
+    if (!have_fixtures()) skip();
+    char path[512];
+    snprintf(path, sizeof path, "%s/variants.json", fixture_dir());
+    char *js = slurp(path, NULL);
+    if (!js) { fprintf(stderr, "  SKIP: no %s\n", path); skip(); }
+    cJSON *root = cJSON_Parse(js);
+    free(js);
+    assert_non_null(root);
+    int bad = 0, n_var = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItem(root, "variants")) {
+        const char *name = cJSON_GetObjectItem(v, "name")->valuestring;
+        if (cJSON_GetArraySize(cJSON_GetObjectItem(v, "items")) == 0) {
+            fprintf(stderr, "  variant %s: HF produced nothing (see its errors); not checked\n", name);
+            continue;
+        }
+        char *json = variant_json(v);
+        tokenizer_t *t = NULL;
+        eng_err err = {{0}};
+        int rc = tok_open_mem(&t, json, strlen(json), NULL, 0, &err);
+        free(json);
+        if (rc) { fprintf(stderr, "  variant %s: %s\n", name, err.msg); bad++; continue; }
+        int checked = 0, streamed = 0;
+        int b = check_items(t, name, cJSON_GetObjectItem(v, "items"), &checked, &streamed);
+        fprintf(stderr, "  variant %s: %d strings checked (%d streamed), %d differ\n", name, checked, streamed, b);
+        bad += b;
+        n_var++;
+        tok_close(t);
+    }
+    cJSON_Delete(root);
+    assert_true(n_var > 0);
+    assert_int_equal(bad, 0);
 }
 
 /* ---- real files: specials and config ---------------------------------------- */
@@ -540,6 +622,7 @@ int main(void)
         cmocka_unit_test(llama2_ids_decode_and_stream_match_hf),
         cmocka_unit_test(llama3_ids_decode_and_stream_match_hf),
         cmocka_unit_test(qwen3_ids_decode_and_stream_match_hf),
+        cmocka_unit_test(variant_components_match_hf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
