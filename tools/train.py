@@ -847,6 +847,7 @@ def task_var_rename(args, hp, device, rep):
                 bos_token_id=None, eos_token_id=0, pad_token_id=0)
     model = make_model(cfg, args.seed, device)
     rep["parameters"] = sum(p.numel() for p in model.parameters())
+    rep["vocab"] = len(vocab)
     log("model: %d parameters; task: %d chains, %d renames, %d tokens" % (rep["parameters"], K, R, 4 * (K + R)))
     rng = np.random.default_rng(args.seed)
     B = hp["batch"]
@@ -927,6 +928,7 @@ def task_induction(args, hp, device, rep):
                 bos_token_id=None, eos_token_id=0, pad_token_id=0)
     model = make_model(cfg, args.seed, device)
     rep["parameters"] = sum(p.numel() for p in model.parameters())
+    rep["vocab"] = len(vocab)
     rng = np.random.default_rng(args.seed)
     T, B = hp["seq"], hp["batch"]
     rep["task_config"] = {"seq": T, "block_len": [8, T // 2], "symbols": len(IND_SYMBOLS)}
