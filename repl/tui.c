@@ -586,8 +586,9 @@ static void complete_slash(tui_app *app)
 
 static bool step_keys(tui_app *app, int k)
 {
-    /* step mode with a reply in progress: space/n step, arrows + Enter pick */
-    if (!(app->step_mode && app->generating)) return false;
+    /* step mode with a reply in progress and nothing typed: space/n step,
+     * arrows + Enter pick (with text on the line, Enter sends it: /quit works) */
+    if (!(app->step_mode && app->generating) || !tui_input_empty()) return false;
     const sampler_report *rep = sampler_last(conv_sampler(app->conv));
     switch (k) {
     case ' ': case 'n':
