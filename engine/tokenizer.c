@@ -1835,7 +1835,8 @@ static int parse_post(loader_t *L, const char *where, const cJSON *o)
             if (n > 16) return bad(L, where, "special token '%s' has too many ids", name);
             for (int k = 0; k < n; k++) {
                 const cJSON *v = cJSON_GetArrayItem(ids, k);
-                if (!cJSON_IsNumber(v) || v->valueint < 0) return bad(L, where, "special token '%s': bad id", name);
+                if (!cJSON_IsNumber(v) || v->valueint < 0 || v->valueint >= L->t->n_ids)
+                    return bad(L, where, "special token '%s': id not in the vocabulary", name);
                 buf[k] = v->valueint;
             }
             int rc = tpl_add(L, false, buf, n);
@@ -1849,6 +1850,8 @@ static int parse_post(loader_t *L, const char *where, const cJSON *o)
         if (!cJSON_IsNumber(ci) || !cJSON_IsNumber(si)) return bad(L, where, "cls/sep must be [token, id]");
         L->t->has_template = true;
         int c = ci->valueint, s = si->valueint;
+        if (c < 0 || c >= L->t->n_ids || s < 0 || s >= L->t->n_ids)
+            return bad(L, where, "cls/sep id not in the vocabulary");
         int rc = tpl_add(L, false, &c, 1);
         if (!rc) rc = tpl_add(L, true, NULL, 0);
         if (!rc) rc = tpl_add(L, false, &s, 1);
@@ -2194,6 +2197,8 @@ static int load_all(loader_t *L, const cJSON *root, const cJSON *cfg)
     }
     if (t->pre) {
         t->n_pre = pre_count(t->pre);
+        /* each level is a stack frame of the depth-first walk */
+        if (t->n_pre > 64) return bad(L, "pre_tokenizer", "more than 64 pre-tokenizers (%d)", t->n_pre);
         t->pre_flat = eng_calloc((size_t)t->n_pre + 1, sizeof *t->pre_flat);
         t->lv = eng_calloc((size_t)t->n_pre + 1, sizeof *t->lv);
         if (!t->pre_flat || !t->lv) return eng_fail(err, ENG_ENOMEM, "tokenizer: out of memory");
