@@ -195,10 +195,13 @@ static void attn_capture(tui_app *app)
     for (int q = a->n; q < q0; q++)          /* rows never observed: zeros */
         for (int l = 0; l < a->n_layers; l++)
             memset(a->rows[l] + tri_off(a->n_heads, q), 0, (size_t)a->n_heads * (q + 1) * sizeof(float));
+    /* Rows already held are not copied again: with the cache off every eval
+     * recomputes the whole triangle, and its old rows are the same up to rounding. */
+    int first = a->n > q0 ? a->n : q0;
     for (int l = 0; l < a->n_layers; l++) {
         const float *p = session_attn(s, l, &q0, &nq, &nk);
         if (!p) return;
-        for (int i = 0; i < nq; i++) {
+        for (int i = first - q0; i < nq; i++) {
             int q = q0 + i;
             float *dst = a->rows[l] + tri_off(a->n_heads, q);
             for (int h = 0; h < a->n_heads; h++)
