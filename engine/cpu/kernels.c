@@ -48,9 +48,11 @@ static inline float load1(const void *base, eng_dtype t, int64_t i)
 
 /* Four rows at a time share each load of x; two accumulators per row hide the
  * FMA latency. One specialised copy per dtype keeps the switch out of the loop.
- * Software prefetch 1 KB ahead in each row: on this machine it lifts one
- * core's matvec from ~60% to ~80% of its plain read bandwidth. */
-#define PREFETCH_BYTES 1024
+ * The four rows are one contiguous block; while reading it, the loop
+ * prefetches the next block at the same relative offset, so the prefetches run
+ * exactly one block ahead whatever the row length. On this machine that lifts
+ * one core's matvec over 576-wide BF16 rows from ~60% to ~85-95% of its plain
+ * read bandwidth (none or a fixed distance within the row: 45-60%). */
 #ifdef KERN_AVX512
 #define MATVEC_BODY(LOAD, ES)                                                          \
     int64_t r = r0;                                                                \
@@ -61,10 +63,8 @@ static inline float load1(const void *base, eng_dtype t, int64_t i)
         __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                                 \
         int64_t k = 0;                                                             \
         for (; k + 32 <= n; k += 32) {                                             \
-            _mm_prefetch((const char *)w0 + k * ES + PREFETCH_BYTES, _MM_HINT_T0); \
-            _mm_prefetch((const char *)w1 + k * ES + PREFETCH_BYTES, _MM_HINT_T0); \
-            _mm_prefetch((const char *)w2 + k * ES + PREFETCH_BYTES, _MM_HINT_T0); \
-            _mm_prefetch((const char *)w3 + k * ES + PREFETCH_BYTES, _MM_HINT_T0); \
+            for (int pl = 0; pl < 2 * ES; pl++)                                    \
+                _mm_prefetch((const char *)w0 + 4 * row_bytes + (size_t)k * ES * 4 + pl * 64, _MM_HINT_T0); \
             __m512 xa = _mm512_loadu_ps(x + k), xb = _mm512_loadu_ps(x + k + 16);  \
             a0 = _mm512_fmadd_ps(LOAD(w0, k), xa, a0);                             \
             b0 = _mm512_fmadd_ps(LOAD(w0, k + 16), xb, b0);                        \
