@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "fault.h"
 
 static const struct {
     const char *name;
@@ -18,6 +19,7 @@ static const struct {
 
 int main(int argc, char **argv)
 {
+    fault_install();   /* a model file truncated while mapped: one line, exit 1 */
     if (argc > 1) {
         for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
             if (strcmp(argv[1], subcommands[i].name) == 0)
