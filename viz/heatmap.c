@@ -90,7 +90,8 @@ void viz_heatmap_draw(viz_grid *g, viz_rect r, int n, viz_attn_fn at, const void
     int lw = r.w / 7;
     if (lw < 4) lw = 4;
     if (lw > 10) lw = 10;
-    int mw = r.w - lw;
+    int cw = o->cell_w == 2 ? 2 : 1;
+    int mw = (r.w - lw) / cw;           /* keys that fit */
     int mh = r.h - axis - 1;            /* one info/legend line at the bottom */
     if (mh < 1) { axis = 0; mh = r.h - 1; }
     int rows_q = half ? 2 * mh : mh;
@@ -115,7 +116,7 @@ void viz_heatmap_draw(viz_grid *g, viz_rect r, int n, viz_attn_fn at, const void
     info->q0 = q0; info->nq = nq; info->k0 = k0; info->nk = nk;
     info->cur_q = cq; info->cur_k = ck;
     info->value = n > 0 ? at(ctx, cq, ck) : 0.0f;
-    info->map = (viz_rect){r.x + lw, r.y, nk, half ? (nq + 1) / 2 : nq};
+    info->map = (viz_rect){r.x + lw, r.y, nk * cw, half ? (nq + 1) / 2 : nq};
 
     /* the map and the query labels */
     char lab[64];
@@ -149,27 +150,27 @@ void viz_heatmap_draw(viz_grid *g, viz_rect r, int n, viz_attn_fn at, const void
                     if (cell.ch == ' ') cell.ch = '+';
                 }
             }
-            viz_cell *dst = viz_grid_at(g, r.x + lw + c, r.y + row);
-            if (dst) *dst = cell;
+            for (int dx = 0; dx < cw; dx++) {
+                viz_cell *dst = viz_grid_at(g, r.x + lw + c * cw + dx, r.y + row);
+                if (dst) *dst = cell;
+            }
         }
     }
 
     /* key axis: positions every 10 (or 5) columns, then labels written downwards */
     int ay = r.y + mh;
     if (axis >= 1) {
-        int step = nk >= 40 ? 10 : 5;
-        for (int c = 0; c < nk;) {
+        int step = nk * cw >= 40 ? 10 : 5;
+        for (int c = 0, x = 0; c < nk; c++) {
             int k = k0 + c;
-            if (k % step == 0) {
+            if (k % step == 0 && c * cw >= x) {
                 char num[16];
                 int len = snprintf(num, sizeof num, "%d", k);
-                if (c + len <= nk) {
-                    viz_grid_text(g, r.x + lw + c, ay, len, num, t->dim, VIZ_DEFAULT, 0);
-                    c += len;
-                    continue;
+                if (c * cw + len <= nk * cw) {
+                    viz_grid_text(g, r.x + lw + c * cw, ay, len, num, t->dim, VIZ_DEFAULT, 0);
+                    x = c * cw + len;
                 }
             }
-            c++;
         }
         if (lw >= 4) viz_grid_text(g, r.x, ay, lw - 1, "q\\k", t->dim, VIZ_DEFAULT, 0);
     }
@@ -190,7 +191,7 @@ void viz_heatmap_draw(viz_grid *g, viz_rect r, int n, viz_attn_fn at, const void
             if ((int)strlen(full) == 0) cp = ' ';
             if (viz_cp_width(cp) != 1) cp = viz_cp_width(cp) == 2 ? 0x2026 : ' ';
             bool cur = o->show_cursor && k == ck;
-            viz_grid_put(g, r.x + lw + c, ay + a, cp, cur ? t->focus : t->dim, VIZ_DEFAULT,
+            viz_grid_put(g, r.x + lw + c * cw, ay + a, cp, cur ? t->focus : t->dim, VIZ_DEFAULT,
                          cur ? (VIZ_BOLD | VIZ_UNDERLINE) : 0);
         }
     }

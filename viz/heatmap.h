@@ -23,6 +23,7 @@ typedef struct {
     int cur_q, cur_k;   /* heatmap cursor; cur_q -1 = newest query, cur_k -1 = that row's maximum */
     bool show_cursor;
     int axis_rows;      /* rows of key labels under the map; -1 = by height */
+    int cell_w;         /* columns per key: 0 or 1 = one, 2 = two (projector: fewer, larger cells) */
 } viz_heat_opts;
 
 typedef struct {

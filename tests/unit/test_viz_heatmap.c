@@ -171,6 +171,28 @@ static void labels_run_down_the_left_and_down_each_key_column(void **state)
     viz_grid_free(&g);
 }
 
+static void projector_cells_are_two_columns_wide_and_show_fewer_keys(void **state)
+{
+    (void)state;
+    viz_grid g = {0};
+    viz_grid_resize(&g, 50, 10);
+    viz_heat_opts o = opts(VIZ_256);
+    viz_heat_info one, two;
+    viz_heatmap_draw(&g, (viz_rect){0, 0, 50, 10}, 200, prev_at, NULL, NULL, &o, &one);
+    o.cell_w = 2;
+    viz_heatmap_draw(&g, (viz_rect){0, 0, 50, 10}, 200, prev_at, NULL, NULL, &o, &two);
+    assert_int_equal(two.nk, one.nk / 2);
+    assert_int_equal(two.map.w, 2 * two.nk);
+    assert_int_equal(two.k0 + two.nk, 200);
+    for (int c = 0; c < two.nk; c++) {
+        viz_cell *a = viz_grid_at(&g, two.map.x + 2 * c, two.map.y);
+        viz_cell *b = viz_grid_at(&g, two.map.x + 2 * c + 1, two.map.y);
+        assert_int_equal(a->fg, b->fg);
+        assert_int_equal(a->bg, b->bg);
+    }
+    viz_grid_free(&g);
+}
+
 static void the_layer_strip_draws_one_row_per_layer_for_the_newest_token(void **state)
 {
     (void)state;
@@ -223,6 +245,7 @@ int main(void)
         cmocka_unit_test(long_sequences_window_around_the_newest_token),
         cmocka_unit_test(the_cursor_reports_the_exact_value_and_defaults_to_the_row_maximum),
         cmocka_unit_test(labels_run_down_the_left_and_down_each_key_column),
+        cmocka_unit_test(projector_cells_are_two_columns_wide_and_show_fewer_keys),
         cmocka_unit_test(the_layer_strip_draws_one_row_per_layer_for_the_newest_token),
         cmocka_unit_test(the_head_grid_groups_query_heads_by_their_kv_head),
     };
