@@ -708,53 +708,65 @@ VR_SYMBOLS = DIGITS + LETTERS + ">;"
 
 
 def vr_generate(rng, B, K, R):
-    """B sequences of K digit assignments `d>v;` followed by R renames `s>n;`. Each
-    rename extends a random chain: s is the chain's newest variable, n a letter
-    never assigned before in the sequence (so K + R <= 26). Returns token ids
-    (B, 4(K+R)) as ids of VR_SYMBOLS + 1, targets (digit id at each assigned
-    variable, -1 elsewhere), hop depth (-1 where no target) and the positions of
-    the statement that assigned each source (for the attention analysis)."""
+    """B sequences of K + R statements (K + R <= 26): K digit assignments `d>v;` that
+    start the chains (the first statement, the others at random places in the first
+    half) and R renames
+    `s>n;`, each extending one of the chains started so far: s is the chain's newest
+    variable, n a letter never assigned before in the sequence. Returns token ids
+    (B, 4(K+R)) as ids of VR_SYMBOLS + 1, targets (the digit id at each assigned
+    variable, -1 elsewhere), hop depth (-1 where no target), and for each assigned
+    variable the position where its source was assigned and of its chain's digit."""
     S = K + R
     assert S <= 26
     perm = np.argsort(rng.random((B, 26)), axis=1)  # variable letters in order of assignment
-    digits = rng.integers(0, 10, size=(B, K))
-    chain = np.concatenate([np.arange(K)[None].repeat(B, 0), rng.integers(0, K, size=(B, R))], 1)
+    is_start = np.zeros((B, S), dtype=bool)
+    is_start[:, 0] = True
+    if K > 1:  # the other chains start among the first half of the statements
+        span = max(K - 1, (S - 1) // 2)
+        later = 1 + np.argsort(rng.random((B, span)), axis=1)[:, :K - 1]
+        np.put_along_axis(is_start, later, True, axis=1)
+    digits = rng.integers(0, 10, size=(B, S))
+    pick = rng.random((B, S))
+    pick2 = rng.random((B, S))
     ids = np.zeros((B, 4 * S), dtype=np.int64)
     tgt = np.full((B, 4 * S), -1, dtype=np.int64)
     depth = np.full((B, 4 * S), -1, dtype=np.int64)
-    src_pos = np.full((B, 4 * S), -1, dtype=np.int64)  # where the source variable was assigned
-    root_pos = np.full((B, 4 * S), -1, dtype=np.int64)  # the digit this value came from
+    src_pos = np.full((B, 4 * S), -1, dtype=np.int64)
+    root_pos = np.full((B, 4 * S), -1, dtype=np.int64)
     tail_var = np.zeros((B, K), dtype=np.int64)
     tail_pos = np.zeros((B, K), dtype=np.int64)
     tail_depth = np.zeros((B, K), dtype=np.int64)
     root = np.zeros((B, K), dtype=np.int64)
+    n_chains = np.zeros(B, dtype=np.int64)
     b = np.arange(B)
     semi = 1 + VR_SYMBOLS.index(";")
     gt = 1 + VR_SYMBOLS.index(">")
     for s in range(S):
         p = 4 * s
-        k = chain[:, s]
+        st = is_start[:, s]
         dst = perm[:, s]
-        if s < K:
-            ids[:, p] = 1 + digits[:, s]
-            depth[:, p + 2] = 0
-            src_pos[:, p + 2] = p
-            root_pos[:, p + 2] = p
-            root[:, s] = p
-            tgt[:, p + 2] = 1 + digits[:, s]
-            tail_depth[:, s] = 0
-        else:
-            ids[:, p] = 1 + 10 + tail_var[b, k]
-            depth[:, p + 2] = tail_depth[b, k] + 1
-            src_pos[:, p + 2] = tail_pos[b, k]
-            root_pos[:, p + 2] = root[b, k]
-            tgt[:, p + 2] = ids[b, root[b, k]]
-            tail_depth[b, k] += 1
+        # A new chain gets the next index; a rename extends the shallower of two chains
+        # drawn from those started so far (keeps depths balanced wherever chains start).
+        n = np.maximum(n_chains, 1)
+        k1 = np.minimum((pick[:, s] * n).astype(np.int64), n - 1)
+        k2 = np.minimum((pick2[:, s] * n).astype(np.int64), n - 1)
+        k = np.where(tail_depth[b, k2] < tail_depth[b, k1], k2, k1)
+        k = np.minimum(np.where(st, n_chains, k), K - 1)
+        ids[:, p] = np.where(st, 1 + digits[:, s], 1 + 10 + tail_var[b, k])
+        d = np.where(st, 0, tail_depth[b, k] + 1)
+        depth[:, p + 2] = d
+        src_pos[:, p + 2] = np.where(st, p, tail_pos[b, k])
+        r = np.where(st, p, root[b, k])
+        root_pos[:, p + 2] = r
+        root[b, k] = r
+        tgt[:, p + 2] = ids[b, r]
+        tail_depth[b, k] = d
         ids[:, p + 1] = gt
         ids[:, p + 2] = 1 + 10 + dst
         ids[:, p + 3] = semi
         tail_var[b, k] = dst
         tail_pos[b, k] = p + 2
+        n_chains += st
     return ids, tgt, depth, src_pos, root_pos
 
 
@@ -967,8 +979,8 @@ def main():
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--max-steps", type=int, default=0, help="stop earlier than --minutes (tests)")
     ap.add_argument("--tokenizer", choices=["hf", "py"], default="hf", help="chat: force the fallback")
-    ap.add_argument("--chains", type=int, default=4, help="var_rename: digit assignments")
-    ap.add_argument("--renames", type=int, default=22, help="var_rename: renames (chains+renames <= 26)")
+    ap.add_argument("--chains", type=int, default=5, help="var_rename: digit assignments")
+    ap.add_argument("--renames", type=int, default=21, help="var_rename: renames (chains+renames <= 26)")
     ap.add_argument("--eval-n", type=int, default=0, help="chat: words per evaluation (default 400)")
     ap.add_argument("--report", help="JSON report path (default OUT/../TASK_report.json)")
     args = ap.parse_args()
@@ -981,6 +993,7 @@ def main():
         return 2
     device = torch.device(args.device)
     if device.type == "cuda":
+        torch.set_num_threads(2)  # the GPU does the work; leave the cores to the other jobs
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     random.seed(args.seed)

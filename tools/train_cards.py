@@ -130,12 +130,14 @@ def card_var_rename(r):
          "Tokenizer: 39 single-character tokens (`<|endoftext|>`=0, digits 1-10, a-z 11-36, "
          "`>` 37, `;` 38) as a byte-level BPE tokenizer.json without merges; no chat template.", "",
          "## Task configuration", "",
-         "%s chains, %s renames: %s statements, %s tokens. The %s chains start with `d>v;` "
-         "(random digit, random variable); each rename extends a random chain from its newest "
-         "variable to a letter not used before in the sequence, so every variable is assigned "
-         "once (no overwriting) and the hop depth of a variable is its distance from the digit. "
-         "Loss only at assigned variables (26 per sequence)."
-         % (c.get("chains"), c.get("renames"), c.get("statements"), c.get("tokens"), c.get("chains")), "",
+         "%s chains, %s renames: %s statements, %s tokens. Each chain starts with `d>v;` "
+         "(random digit, random variable): the first statement, the other starts at random "
+         "places in the first half. Each rename extends the shallower of two chains drawn at "
+         "random among those started so far, from its newest variable to a letter not used "
+         "before in the sequence, so every variable is assigned once (no overwriting) and the "
+         "hop depth of a variable is its distance from the digit. Loss only at assigned "
+         "variables (%s per sequence)."
+         % (c.get("chains"), c.get("renames"), c.get("statements"), c.get("tokens"), c.get("statements")), "",
          "## Training", "", "`%s` (through tools/gpu_train.sh)" % r.get("command"), "",
          train_lines(r), "", curve_table(r.get("train", {}).get("curve")),
          "## Accuracy", ""]
