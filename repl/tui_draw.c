@@ -304,10 +304,16 @@ static void draw_attention(tui_app *app)
         hm.w = c.w - sw - 1;
         viz_rect sr = {c.x + hm.w + 1, c.y, sw, c.h};
         for (int y = c.y; y < c.y + c.h; y++) viz_grid_put(&app->grid, sr.x - 1, y, 0x2502, app->theme->border, app->theme->bg, 0);
-        textf(app, sr.x, sr.y, sr.w, app->theme->dim, 0, "layers \xe2\x86\x92 newest token%s",
-              app->head < 0 ? " (avg)" : "");
+        /* the strip follows the heatmap cursor's query row when it is set */
+        int sq = app->cur_q >= 0 && app->cur_q < a->n ? app->cur_q : a->n - 1;
+        if (sq == a->n - 1)
+            textf(app, sr.x, sr.y, sr.w, app->theme->dim, 0, "layers \xe2\x86\x92 newest token%s",
+                  app->head < 0 ? " (avg)" : "");
+        else
+            textf(app, sr.x, sr.y, sr.w, app->theme->dim, 0, "layers \xe2\x86\x92 q%d %s%s", sq,
+                  sq < app->n_labels ? app->labels[sq] : "", app->head < 0 ? " (avg)" : "");
         viz_rect strip = {sr.x, sr.y + 1, sr.w, sr.h - 1};
-        viz_strip_draw(&app->grid, strip, a->n_layers, a->n_heads, a->n, app->head, at_any, a, app->layer, &o);
+        viz_strip_draw(&app->grid, strip, a->n_layers, a->n_heads, sq + 1, app->head, at_any, a, app->layer, &o);
     }
     viz_heatmap_draw(&app->grid, hm, a->n, at_head, &hc, labels, &o, NULL);
     free(lp);
