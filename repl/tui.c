@@ -672,6 +672,33 @@ static bool view_keys(tui_app *app, int k)
     return true;
 }
 
+static bool inside(viz_rect r, int x, int y)
+{
+    return x >= r.x && x < r.x + r.w && y >= r.y && y < r.y + r.h;
+}
+
+/* A left click focuses the pane under it; on the heatmap it also puts the
+ * cursor on the clicked cell (the upper query of a half-block cell). */
+static void on_click(tui_app *app, int x, int y)
+{
+    if (app->help || app->L.too_small) return;
+    for (int p = 0; p < VIZ_NPANES; p++)
+        if (app->L.visible[p] && inside(app->L.pane[p], x, y)) app->focus = (viz_pane)p;
+    if (inside(app->L.input, x, y)) app->focus = VIZ_PANE_CHAT;
+    const viz_heat_info *h = &app->heat;
+    if (app->focus == VIZ_PANE_ATTN && app->heat_drawn && app->view == VIEW_HEAD && h->nk > 0 &&
+        inside(h->map, x, y)) {
+        int cw = h->map.w / h->nk;
+        if (cw < 1) cw = 1;
+        int q = h->q0 + (y - h->map.y) * (h->half ? 2 : 1);
+        int kk = h->k0 + (x - h->map.x) / cw;
+        if (q >= app->attn.n) q = app->attn.n - 1;
+        if (kk > q) kk = q;
+        app->cur_q = q;
+        app->cur_k = kk;
+    }
+}
+
 static void on_key(tui_app *app, int k)
 {
     app->dirty = true;
@@ -706,6 +733,12 @@ static void on_key(tui_app *app, int k)
     if (k == KEY_NPAGE || k == TUI_WHEEL_DOWN) {
         app->scroll -= k == KEY_NPAGE ? (app->L.pane[VIZ_PANE_CHAT].h > 4 ? app->L.pane[VIZ_PANE_CHAT].h - 2 : 2) : 3;
         if (app->scroll < 0) app->scroll = 0;
+        return;
+    }
+    if (k == TUI_CLICK) {
+        int x, y;
+        tui_term_click_at(&x, &y);
+        on_click(app, x, y);
         return;
     }
     if (k == '\t' || k == KEY_BTAB) {

@@ -11,6 +11,7 @@
 #include "tui.h"
 #include "color.h"
 #include "grid.h"
+#include "heatmap.h"
 #include "layout.h"
 
 typedef enum { MSG_USER = 0, MSG_MODEL, MSG_INFO, MSG_ERROR } tui_msg_kind;
@@ -93,6 +94,8 @@ typedef struct tui_app {
     int layer, head;         /* head -1 = all heads averaged */
     tui_attn_view view;
     int cur_q, cur_k;        /* heatmap cursor, -1 = follow the newest token */
+    viz_heat_info heat;      /* where the last frame drew the heatmap (mouse clicks) */
+    bool heat_drawn;
     bool observe;
 
     /* timings */

@@ -315,7 +315,8 @@ static void draw_attention(tui_app *app)
         viz_rect strip = {sr.x, sr.y + 1, sr.w, sr.h - 1};
         viz_strip_draw(&app->grid, strip, a->n_layers, a->n_heads, sq + 1, app->head, at_any, a, app->layer, &o);
     }
-    viz_heatmap_draw(&app->grid, hm, a->n, at_head, &hc, labels, &o, NULL);
+    viz_heatmap_draw(&app->grid, hm, a->n, at_head, &hc, labels, &o, &app->heat);
+    app->heat_drawn = true;
     free(lp);
 }
 
@@ -638,6 +639,7 @@ static void draw_help(tui_app *app)
 void tui_draw(tui_app *app)
 {
     const viz_theme *t = app->theme;
+    app->heat_drawn = false;
     viz_grid_fill(&app->grid, (viz_rect){0, 0, app->w, app->h}, ' ', t->fg, t->bg, 0);
     /* input rows: the lines of the text being edited */
     const char *s = tui_input_text(NULL);

@@ -13,6 +13,7 @@ static SCREEN *screen;
 static bool direct;        /* colour numbers are 24-bit RGB */
 static bool mouse_on;
 static viz_depth cur_depth;
+static int click_x, click_y;
 
 void tui_term_close(void)
 {
@@ -76,7 +77,7 @@ int tui_term_open(bool mono, bool no_mouse, viz_depth *depth, char *why, size_t 
     set_escdelay(25);
     mouse_on = false;
     if (!no_mouse) {
-        mousemask(BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
+        mousemask(BUTTON1_PRESSED | BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
         mouseinterval(0);
         mouse_on = true;
     }
@@ -168,8 +169,19 @@ int tui_term_key(int timeout_ms)
         if (getmouse(&ev) == OK) {
             if (ev.bstate & BUTTON4_PRESSED) return TUI_WHEEL_UP;
             if (ev.bstate & BUTTON5_PRESSED) return TUI_WHEEL_DOWN;
+            if (ev.bstate & BUTTON1_PRESSED) {
+                click_x = ev.x;
+                click_y = ev.y;
+                return TUI_CLICK;
+            }
         }
         return ERR;
     }
     return k;
+}
+
+void tui_term_click_at(int *x, int *y)
+{
+    *x = click_x;
+    *y = click_y;
 }

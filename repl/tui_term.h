@@ -14,7 +14,7 @@
 #include "grid.h"
 
 /* Takes over the terminal (alternate screen, raw keys, keypad, mouse wheel
- * unless no_mouse) and installs the restore paths: atexit and handlers for
+ * and left clicks unless no_mouse) and installs the restore paths: atexit and handlers for
  * SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGSEGV, SIGBUS, SIGABRT that call endwin
  * and re-raise. The colour depth is chosen from the terminal and the
  * environment: mono (--mono or NO_COLOR set) -> monochrome; else direct
@@ -40,6 +40,10 @@ void tui_term_touch(void);
  * code, or ERR. Mouse wheel events come back as TUI_WHEEL_UP/DOWN. */
 #define TUI_WHEEL_UP (KEY_MAX + 1)
 #define TUI_WHEEL_DOWN (KEY_MAX + 2)
+#define TUI_CLICK (KEY_MAX + 3)
 int tui_term_key(int timeout_ms);
+
+/* Where the last TUI_CLICK (left button) happened, in cells. */
+void tui_term_click_at(int *x, int *y);
 
 #endif
