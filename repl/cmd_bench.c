@@ -14,13 +14,14 @@
 static const char usage[] =
     "usage: attnscope bench (--model DIR | --synthetic NAME) [--dtype bf16|f16|f32] [--prompt-len P]\n"
     "                       [--gen N] [--cache on|off|both] [--device cpu|cuda] [--threads N] [--json]\n"
-    "                       [--roofline] [--membw-mb MB]\n"
+    "                       [--roofline] [--membw-mb MB] [--observe]\n"
     "  Times a P-token prefill and N decode steps (greedy) after a warm-up, once per cache\n"
     "  setting. Defaults: P 128, N 32, cache both, all cores, dtype bf16 (synthetic only).\n"
     "  --synthetic NAME: smollm2-135m, smollm2-360m, qwen2.5-0.5b, tinyllama-1.1b, llama-3.2-1b.\n"
     "  --roofline also measures the read bandwidth (a buffer of --membw-mb MB)\n"
     "  and OpenBLAS sgemm on this prefill's shapes, and reports the fraction of each reached.\n"
-    "  The default buffer is the size of what one decode step reads (weights + KV).\n";
+    "  The default buffer is the size of what one decode step reads (weights + KV).\n"
+    "  --observe records every layer's attention rows during the runs (the TUI's cost).\n";
 
 typedef struct {
     bool cache;
@@ -112,7 +113,7 @@ int cmd_bench(int argc, char **argv)
 {
     const char *cmd = "bench", *dir = NULL, *synth = NULL, *device = NULL, *cache_s = "both", *v;
     eng_dtype dtype = DT_BF16;
-    bool json = false, have_dtype = false, roofline = false;
+    bool json = false, have_dtype = false, roofline = false, observe = false;
     int P = 128, N = 32, threads = 0, missing = 0, membw_mb = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -135,6 +136,7 @@ int cmd_bench(int argc, char **argv)
             if (ecli_parse_int(cmd, "--membw-mb", v, 1, 1 << 16, &membw_mb)) return 2;
         } else if (strcmp(argv[i], "--json") == 0) json = true;
         else if (strcmp(argv[i], "--roofline") == 0) roofline = true;
+        else if (strcmp(argv[i], "--observe") == 0) observe = true;
         else if (!missing) {
             fprintf(stderr, "attnscope %s: unknown option '%s' (see attnscope bench --help)\n", cmd, argv[i]);
             return 2;
@@ -167,6 +169,8 @@ int cmd_bench(int argc, char **argv)
         return code;
     const config_t *c = &m->cfg;
     rc = session_new(&s, m, P + N, threads, &e);
+    if (rc == ENG_OK)
+        session_set_observe(s, observe);
     prompt = malloc((size_t)P * sizeof(int));
     if (rc == ENG_OK && !prompt)
         rc = eng_fail(&e, ENG_ENOMEM, "bench: out of memory");
@@ -203,13 +207,14 @@ int cmd_bench(int argc, char **argv)
             goto done;
         }
     }
-    const char *dname = synth ? dtype_name(dtype) : dtype_name(m->w.embed.dtype);
+    eng_dtype dt = synth ? dtype : m->w.embed.dtype;
+    const char *dname = dt == DT_BF16 ? "bf16" : dt == DT_F16 ? "f16" : "f32";   /* as --dtype spells them */
 
     if (json) {
         printf("{\"model\": \"%s\", \"device\": \"cpu\", \"dtype\": \"%s\", \"threads\": %d, "
-               "\"prompt_len\": %d, \"gen\": %d, \"weights_bytes\": %zu, \"weights_total_bytes\": %zu, "
+               "\"prompt_len\": %d, \"gen\": %d, \"observe\": %s, \"weights_bytes\": %zu, \"weights_total_bytes\": %zu, "
                "\"activation_bytes\": %zu, \"kv_bytes_max\": %zu, \"peak_rss_bytes\": %ld, \"runs\": [",
-               m->name, dname, nt, P, N, wbytes, m->weights_bytes, session_run_bytes(s),
+               m->name, dname, nt, P, N, observe ? "true" : "false", wbytes, m->weights_bytes, session_run_bytes(s),
                session_kv_bytes_max(s), rss);
         for (int i = 0; i < n_runs; i++) {
             bench_run *r = &runs[i];
@@ -225,8 +230,8 @@ int cmd_bench(int argc, char **argv)
                    bw, sg_ms, sg_flops);
         printf("}\n");
     } else {
-        printf("model %s (%s%s), %d threads, prompt %d tokens, %d generated\n", m->name,
-               synth ? "synthetic, " : "", dname, nt, P, N);
+        printf("model %s (%s%s), %d threads, prompt %d tokens, %d generated%s\n", m->name,
+               synth ? "synthetic, " : "", dname, nt, P, N, observe ? ", observer on" : "");
         printf("weights read per token %.1f MB; KV cache %.1f MB at %d tokens; peak RSS %.1f MB\n\n",
                wbytes / 1e6, session_kv_bytes_max(s) / 1e6, P + N, rss / 1e6);
         printf("cache | prefill s | prefill tok/s | decode s | decode tok/s | ms/tok p50 |   p90 | speedup\n");
