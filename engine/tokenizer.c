@@ -936,6 +936,7 @@ static int encode_word(tokenizer_t *t, const char *w, size_t n, ibuf *out)
             const struct centry *e = &t->cache[slot];
             if (e->hash == 0) break;
             if (e->hash == h && centry_is(t, e, w, n)) {
+                if (e->ilen == 0) return ENG_OK;   /* every character unknown, no unk token */
                 if (e->ilen == 1) return ib_push(out, (int)e->val);
                 if (ib_reserve(out, e->ilen)) return ENG_ENOMEM;
                 memcpy(out->p + out->n, t->cache_ids.p + e->val, e->ilen * sizeof(int));
@@ -963,7 +964,7 @@ static int encode_word(tokenizer_t *t, const char *w, size_t n, ibuf *out)
         memcpy(e.key, &off, sizeof off);
     }
     if (len == 1) e.val = (uint32_t)out->p[before];
-    else {
+    else if (len > 1) {
         if (ib_reserve(&t->cache_ids, len)) return ENG_OK;
         e.val = (uint32_t)t->cache_ids.n;
         memcpy(t->cache_ids.p + t->cache_ids.n, out->p + before, len * sizeof(int));

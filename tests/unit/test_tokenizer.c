@@ -423,6 +423,17 @@ static void bpe_merges_lowest_rank_first(void **state)
     tok_close(t);
 }
 
+static void unknown_characters_without_unk_token_are_dropped_like_hf(void **state)
+{
+    (void)state;
+    tokenizer_t *t = open_json(TINY_BL, NULL);
+    for (int twice = 0; twice < 2; twice++) {   /* the second time from the word cache */
+        expect_ids(t, "x", false, NULL, 0);
+        expect_ids(t, " x ax", false, (int[]){5, 6}, 2);   /* HF tokenizers 0.22: [5, 6] */
+    }
+    tok_close(t);
+}
+
 static void decode_replaces_invalid_utf8_like_hf(void **state)
 {
     (void)state;
@@ -611,6 +622,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bpe_merges_lowest_rank_first),
+        cmocka_unit_test(unknown_characters_without_unk_token_are_dropped_like_hf),
         cmocka_unit_test(decode_replaces_invalid_utf8_like_hf),
         cmocka_unit_test(stream_holds_a_partial_utf8_sequence_until_it_completes),
         cmocka_unit_test(metaspace_and_byte_fallback_follow_sentencepiece),
