@@ -10,7 +10,7 @@ SECS=${1:-60}
 [ $# -gt 0 ] && shift
 TARGETS=${*:-"safetensors config tokenizer_load tokenize chat slash"}
 CLANG=${CLANG:-clang-14}
-B=build-fuzz
+B=${FUZZ_BUILD:-build-fuzz}   # FUZZ_BUILD: another folder for a second run at once
 mkdir -p $B
 command -v "$CLANG" >/dev/null 2>&1 || { echo "fuzz: $CLANG missing (sh tools/deps.sh fuzz)"; exit 2; }
 
