@@ -40,9 +40,9 @@ static const char usage[] =
     "  /help [CMD]  /cache on|off  /temp T  /top-k K  /top-p P  /min-p P\n"
     "  /repeat-penalty R  /seed S  /regen  /reset  /system [TEXT]  /save FILE [--force]\n"
     "  /model NAME|DIR  /device cpu|cuda  /quit;  TUI only: /step  /layer N  /head N|avg  /compare\n"
-    "Keys: Enter sends; Up/Down history; Tab completes commands; Ctrl-C stops a reply\n"
-    "(--plain) or Esc (TUI); Ctrl-D quits. The TUI's keys are listed by F1 or ? and in\n"
-    "attnscope(1).\n"
+    "Keys: Enter sends (a trailing \\ continues on the next line); Up/Down history;\n"
+    "Tab completes commands; Ctrl-C (--plain) or Esc (TUI) stops a reply; Ctrl-D quits.\n"
+    "The TUI's keys are listed by F1 or ? and in attnscope(1).\n"
     "Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
 
 int cmd_repl(int argc, char **argv)

@@ -383,10 +383,10 @@ static char **completion(const char *text, int start, int end)
 
 /* Reads one line: readline (history, editing) on a terminal, getline otherwise.
  * Returns a malloc'd line without the newline, or NULL at end of input. */
-static char *read_line(bool interactive)
+static char *read_one(bool interactive, const char *prompt)
 {
     if (interactive)
-        return readline("> ");
+        return readline(prompt);
     char *line = NULL;
     size_t cap = 0;
     ssize_t n = getline(&line, &cap, stdin);
@@ -397,6 +397,35 @@ static char *read_line(bool interactive)
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
     return line;
+}
+
+/* One message: a line ending in a backslash continues on the next line (the
+ * backslash becomes a newline), as in the TUI. NULL at end of input. */
+static char *read_line(bool interactive)
+{
+    char *line = read_one(interactive, "> ");
+    while (line) {
+        size_t n = strlen(line);
+        if (n == 0 || line[n - 1] != '\\')
+            return line;
+        char *more = read_one(interactive, "... ");
+        if (!more) {
+            line[n - 1] = '\0';
+            return line;
+        }
+        char *joined = malloc(n + strlen(more) + 1);
+        if (!joined) {
+            free(more);
+            return line;
+        }
+        memcpy(joined, line, n - 1);
+        joined[n - 1] = '\n';
+        strcpy(joined + n, more);
+        free(line);
+        free(more);
+        line = joined;
+    }
+    return NULL;
 }
 
 int plain_run(const char *dir, const cli_common *o, const char *models_dir, const char *history_path)

@@ -26,6 +26,11 @@ grep '"prefill_tokens"' "$T/c.json" | sed -n 3p | grep -q '"prefill_tokens": 0,'
     { echo "FAIL: /regen's saved timings"; fail=1; }
 grep -q '"temp": 0,' "$T/c.json" || { echo "FAIL: saved JSON"; fail=1; }
 
+# A trailing backslash continues the message on the next line.
+printf 'line one\\\nline two\n/save %s/m.json\n' "$T" | "$BIN" --model $M -n 2 >/dev/null 2>"$T/err" ||
+    { echo "FAIL: multi-line input"; cat "$T/err"; fail=1; }
+grep -q '"content": "line one\\nline two"' "$T/m.json" || { echo "FAIL: multi-line message"; cat "$T/m.json"; fail=1; }
+
 # The default model: ATTNSCOPE_MODELS/chat; /model NAME switches among bundled ones.
 mkdir "$T/models"; ln -s "$PWD/$M" "$T/models/chat"; ln -s "$PWD/$M" "$T/models/other"
 printf '/model other\n/model nope\nHi\n' | ATTNSCOPE_MODELS="$T/models" "$BIN" -n 2 >"$T/out" 2>"$T/err"; rc=$?
