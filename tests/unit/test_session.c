@@ -363,6 +363,46 @@ static void observer_rows_sum_to_one_with_zeros_above_the_diagonal(void **state)
     model_close(m);
 }
 
+static void observer_rows_of_a_prefill_longer_than_a_chunk_match_decode_rows(void **state)
+{
+    (void)state;
+    model_t *m = open_synth("tiny", DT_BF16);
+    const config_t *c = &m->cfg;
+    int T = 600, *tok = malloc((size_t)T * sizeof(int));
+    fill_tokens(tok, T, c->vocab_size, 8u);
+    session_t *pre = open_session(m, T), *dec = open_session(m, T);
+    session_set_observe(pre, true);
+    assert_int_equal(session_eval(pre, tok, T, NULL, NULL), ENG_OK);   /* two chunks: 512 + 88 */
+    assert_int_equal(session_eval(dec, tok, T - 89, NULL, NULL), ENG_OK);
+    session_set_observe(dec, true);
+    for (int pos = T - 89; pos < T; pos++) {   /* positions 511..599 straddle the chunk edge */
+        assert_int_equal(session_eval(dec, tok + pos, 1, NULL, NULL), ENG_OK);
+        for (int l = 0; l < c->n_layers; l++) {
+            int q0, nq, nk, dq0, dnq, dnk;
+            const float *p = session_attn(pre, l, &q0, &nq, &nk);
+            const float *d = session_attn(dec, l, &dq0, &dnq, &dnk);
+            assert_int_equal(q0, 0);
+            assert_int_equal(nq, T);
+            assert_int_equal(dq0, pos);
+            assert_int_equal(dnq, 1);
+            assert_int_equal(dnk, pos + 1);
+            for (int h = 0; h < c->n_heads; h++) {
+                const float *pr = p + ((size_t)h * nq + pos) * nk, *dr = d + (size_t)h * dnk;
+                for (int j = 0; j < nk; j++) {
+                    if (j > pos)
+                        assert_true(pr[j] == 0.0f);
+                    else
+                        assert_true(fabsf(pr[j] - dr[j]) <= 1e-5f);
+                }
+            }
+        }
+    }
+    free(tok);
+    session_free(pre);
+    session_free(dec);
+    model_close(m);
+}
+
 static void eval_past_the_context_limit_is_erange_and_appends_nothing(void **state)
 {
     (void)state;
@@ -459,6 +499,7 @@ int main(void)
         cmocka_unit_test(cache_off_gives_the_cache_on_logits_even_toggled_mid_sequence),
         cmocka_unit_test(rewind_then_eval_reproduces_the_logits),
         cmocka_unit_test(observer_rows_sum_to_one_with_zeros_above_the_diagonal),
+        cmocka_unit_test(observer_rows_of_a_prefill_longer_than_a_chunk_match_decode_rows),
         cmocka_unit_test(eval_past_the_context_limit_is_erange_and_appends_nothing),
         cmocka_unit_test(token_ids_outside_the_vocabulary_are_rejected),
         cmocka_unit_test(kv_bytes_count_keys_and_values_of_every_layer),
