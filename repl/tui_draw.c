@@ -8,6 +8,7 @@
 
 #include "tui_app.h"
 #include "tui_input.h"
+#include "heads.h"
 #include "heatmap.h"
 #include "label.h"
 #include "spark.h"
@@ -249,6 +250,25 @@ static float at_any(const void *ctx, int l, int h, int q, int k)
     return tui_attn_get(ctx, l, h, q, k);
 }
 
+/* The kind of head (l, h) (h < 0: all heads averaged) over the last 256
+ * queries, or NULL; prev_occ as viz_prev_occurrence gives it. */
+static const char *head_kind(const tui_attn *a, int l, int h, const int *prev_occ, float *score)
+{
+    head_ctx hc = {a, l, h};
+    viz_head_scores sc;
+    viz_head_score(at_head, &hc, a->n, prev_occ, 256, &sc);
+    return viz_head_kind(&sc, score);
+}
+
+static int *prev_occurrences(tui_app *app)
+{
+    int n = app->attn.n;
+    if (n <= 0) return NULL;
+    int *occ = malloc((size_t)n * sizeof *occ);
+    if (occ) viz_prev_occurrence(session_tokens(conv_session(app->conv)), n, occ);
+    return occ;
+}
+
 static viz_heat_opts heat_opts(tui_app *app)
 {
     viz_heat_opts o = {.depth = app->depth, .theme = app->theme, .gamma = 0.5f,
@@ -262,21 +282,26 @@ static void draw_attention(tui_app *app)
 {
     viz_rect r = app->L.pane[VIZ_PANE_ATTN];
     tui_attn *a = &app->attn;
-    char extra[160];
+    char extra[200];
     int group = a->n_kv_heads > 0 ? a->n_heads / a->n_kv_heads : 1;
+    int *occ = prev_occurrences(app);
+    float kscore = 0.0f;
+    const char *kind = app->view == VIEW_HEAD && a->n > 8 ? head_kind(a, app->layer, app->head, occ, &kscore) : NULL;
+    char kind_txt[48] = "";
+    if (kind) snprintf(kind_txt, sizeof kind_txt, " \xc2\xb7 %s head %.2f", kind, (double)kscore);
     if (app->view == VIEW_GRID) {
-        snprintf(extra, sizeof extra, "layer x head grid \xc2\xb7 %d tokens \xc2\xb7 arrows pick, Enter zooms, g back", a->n);
+        snprintf(extra, sizeof extra, "layer x head grid \xc2\xb7 %d tokens \xc2\xb7 P prev-token I induction S sink D self \xc2\xb7 arrows, Enter zooms", a->n);
     } else if (app->head < 0) {
-        snprintf(extra, sizeof extra, "L%d all %d heads averaged \xc2\xb7 %d tokens \xc2\xb7 [ ] layer { } head g grid",
-                 app->layer, a->n_heads, a->n);
+        snprintf(extra, sizeof extra, "L%d all %d heads averaged \xc2\xb7 %d tokens%s \xc2\xb7 [ ] layer { } head g grid",
+                 app->layer, a->n_heads, a->n, kind_txt);
     } else {
         int kv = app->head / (group > 0 ? group : 1);
         if (group > 1)
-            snprintf(extra, sizeof extra, "L%d H%d \xc2\xb7 KV head %d shared by H%d-H%d \xc2\xb7 %d tokens",
-                     app->layer, app->head, kv, kv * group, kv * group + group - 1, a->n);
+            snprintf(extra, sizeof extra, "L%d H%d \xc2\xb7 KV head %d shared by H%d-H%d \xc2\xb7 %d tokens%s",
+                     app->layer, app->head, kv, kv * group, kv * group + group - 1, a->n, kind_txt);
         else
-            snprintf(extra, sizeof extra, "L%d H%d \xc2\xb7 %d tokens \xc2\xb7 [ ] layer { } head a avg g grid",
-                     app->layer, app->head, a->n);
+            snprintf(extra, sizeof extra, "L%d H%d \xc2\xb7 %d tokens%s \xc2\xb7 [ ] layer { } head a avg g grid",
+                     app->layer, app->head, a->n, kind_txt);
     }
     title(app, VIZ_PANE_ATTN, extra);
     viz_rect c = content(r);
@@ -284,10 +309,20 @@ static void draw_attention(tui_app *app)
     if (a->full)
         text(app, c.x, c.y + c.h - 1, c.w, "attention history full: showing what fits", app->theme->warn, 0);
     if (app->view == VIEW_GRID) {
+        /* tags: P previous-token, I induction, S sink, D self (diagonal) */
+        char *tags = a->n > 8 ? calloc((size_t)a->n_layers * a->n_heads, 1) : NULL;
+        for (int l = 0; tags && l < a->n_layers; l++)
+            for (int h = 0; h < a->n_heads; h++) {
+                const char *k = head_kind(a, l, h, occ, NULL);
+                tags[l * a->n_heads + h] = !k ? 0 : k[0] == 'p' ? 'P' : k[0] == 'i' ? 'I' : k[0] == 's' && k[1] == 'i' ? 'S' : 'D';
+            }
         viz_headgrid_draw(&app->grid, c, a->n_layers, a->n_heads, a->n_kv_heads, a->n, at_any, a,
-                          app->layer, app->head < 0 ? 0 : app->head, &o);
+                          app->layer, app->head < 0 ? 0 : app->head, tags, &o);
+        free(tags);
+        free(occ);
         return;
     }
+    free(occ);
     head_ctx hc = {a, app->layer, app->head};
     const char *const *labels = NULL;
     const char **lp = NULL;

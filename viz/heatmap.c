@@ -294,7 +294,7 @@ static float block_value(viz_head_fn at, const void *ctx, int l, int h,
 
 void viz_headgrid_draw(viz_grid *g, viz_rect r, int n_layers, int n_heads, int n_kv_heads, int n,
                        viz_head_fn at, const void *ctx, int sel_layer, int sel_head,
-                       const viz_heat_opts *o)
+                       const char *tags, const viz_heat_opts *o)
 {
     const viz_theme *t = o->theme;
     float gm = gamma_of(o);
@@ -366,6 +366,9 @@ void viz_headgrid_draw(viz_grid *g, viz_rect r, int n_layers, int n_heads, int n
                     if (dst) *dst = cell;
                 }
             }
+            if (tags && tags[l * n_heads + h])
+                viz_grid_put(g, x, y, (uint32_t)(unsigned char)tags[l * n_heads + h], t->focus,
+                             VIZ_DEFAULT, VIZ_REVERSE | VIZ_BOLD);
         }
     }
 }

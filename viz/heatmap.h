@@ -63,9 +63,11 @@ void viz_strip_draw(viz_grid *g, viz_rect r, int n_layers, int n_heads, int n, i
  * the whole sequence sampled down to the tile (maximum over sampled points
  * of each block), heads grouped by the KV head they share (GQA: n_heads /
  * n_kv_heads query heads per group, groups separated by "│" and labelled
- * "kvN"). The selected tile's labels are drawn reversed. */
+ * "kvN"). The selected tile's labels are drawn reversed. tags, when not
+ * NULL, holds one character per tile (tags[layer * n_heads + head], 0 = none),
+ * drawn reversed in the tile's top-left cell (e.g. 'P' previous-token head). */
 void viz_headgrid_draw(viz_grid *g, viz_rect r, int n_layers, int n_heads, int n_kv_heads, int n,
                        viz_head_fn at, const void *ctx, int sel_layer, int sel_head,
-                       const viz_heat_opts *o);
+                       const char *tags, const viz_heat_opts *o);
 
 #endif

@@ -219,7 +219,9 @@ static void the_head_grid_groups_query_heads_by_their_kv_head(void **state)
     viz_grid g = {0};
     viz_grid_resize(&g, 60, 12);
     viz_heat_opts o = opts(VIZ_MONO);
-    viz_headgrid_draw(&g, (viz_rect){0, 0, 60, 12}, 2, 4, 2, 6, prev_head_at, NULL, 1, 2, &o);
+    char tags[8] = {0};
+    tags[1 * 4 + 3] = 'P';
+    viz_headgrid_draw(&g, (viz_rect){0, 0, 60, 12}, 2, 4, 2, 6, prev_head_at, NULL, 1, 2, tags, &o);
     char row[256];
     viz_grid_row_utf8(&g, 0, row, sizeof row);
     assert_non_null(strstr(row, "kv0"));
@@ -232,6 +234,11 @@ static void the_head_grid_groups_query_heads_by_their_kv_head(void **state)
     assert_true(tw >= 6);
     viz_cell *c = viz_grid_at(&g, 4 + 2, 2 + 3);      /* layer 0, head 0, q 3, k 2 */
     assert_int_equal(c->ch, 0x2588);
+    /* the tag of layer 1, head 3 sits in its tile's top-left cell */
+    int th = (12 - 2) / 2;
+    viz_cell *tag = viz_grid_at(&g, 4 + 3 * (tw + 1), 2 + th);
+    assert_int_equal(tag->ch, 'P');
+    assert_true(tag->attr & VIZ_REVERSE);
     viz_grid_free(&g);
 }
 
