@@ -124,6 +124,7 @@ static char *new_env[MAX_ENV + 2];
 static void prefer_fast_blas(int argc, char **argv, char **envp)
 {
     (void)argc;
+#if defined(__x86_64__)
     if (!argv || !envp)
         return;
     int n = 0;
@@ -148,6 +149,10 @@ static void prefer_fast_blas(int argc, char **argv, char **envp)
     new_env[n] = core;
     new_env[n + 1] = NULL;
     execve("/proc/self/exe", argv, new_env);   /* returns only on failure: carry on */
+#else
+    (void)argv;
+    (void)envp;
+#endif
 }
 __attribute__((section(".preinit_array"), used))
 static void (*const preinit_prefer_fast_blas)(int, char **, char **) = prefer_fast_blas;
