@@ -568,7 +568,10 @@ static int emit(conv_t *c, int id, const char **text, size_t *len, eng_err *err)
     const char *t = "";
     size_t n = 0;
     eng_err e2;
-    if (tok_stream_push(c->stream, id, &t, &n, &e2) != ENG_OK)
+    int rc = tok_stream_push(c->stream, id, &t, &n, &e2);
+    if (rc == ENG_ENOMEM)
+        return eng_fail(err, rc, "%s", e2.msg);
+    if (rc != ENG_OK)
         return ENG_OK;                 /* an id the tokenizer does not know prints nothing */
     if (msg_append(&c->msgs[c->n_msgs - 1], t, n))
         return eng_fail(err, ENG_ENOMEM, "conversation: out of memory");
