@@ -8,6 +8,9 @@
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define KERN_AVX512 1
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define KERN_AVX2 1   /* matvec, widening and dot in 8-wide vectors; the rest plain C */
 #endif
 
 /* ---------------------------------------------------------------- widening */
@@ -134,13 +137,49 @@ static void matvec_f32(float *y, const tensor_t *w, int64_t r0, int64_t r1, cons
 }
 #endif
 
+#ifdef KERN_AVX2
+static inline __m256 load8(const void *base, eng_dtype t, int64_t i)
+{
+    switch (t) {
+    case DT_BF16:
+        return _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i))), 16));
+    case DT_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)));
+    default: return _mm256_loadu_ps((const float *)base + i);
+    }
+}
+
+static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+#endif
+
 void kern_matvec_rows(float *y, const tensor_t *w, int64_t r0, int64_t r1, const float *x)
 {
-#ifdef KERN_AVX512
+#if defined(KERN_AVX512)
     switch (w->dtype) {
     case DT_BF16: matvec_bf16(y, w, r0, r1, x); return;
     case DT_F16: matvec_f16(y, w, r0, r1, x); return;
     default: matvec_f32(y, w, r0, r1, x); return;
+    }
+#elif defined(KERN_AVX2)
+    int64_t n = w->shape[1];
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * n * dtype_size(w->dtype);
+        __m256 a = _mm256_setzero_ps(), b = a;
+        int64_t k = 0;
+        for (; k + 16 <= n; k += 16) {
+            a = _mm256_fmadd_ps(load8(row, w->dtype, k), _mm256_loadu_ps(x + k), a);
+            b = _mm256_fmadd_ps(load8(row, w->dtype, k + 8), _mm256_loadu_ps(x + k + 8), b);
+        }
+        float s = hsum8(_mm256_add_ps(a, b));
+        for (; k < n; k++)
+            s += load1(row, w->dtype, k) * x[k];
+        y[r - r0] = s;
     }
 #else
     int64_t n = w->shape[1];
@@ -165,6 +204,9 @@ static void convert_span(float *dst, const void *src, eng_dtype t, int64_t i0, i
 #ifdef KERN_AVX512
     for (; i + 16 <= count; i += 16)
         _mm512_storeu_ps(dst + i, load16(src, t, i0 + i));
+#elif defined(KERN_AVX2)
+    for (; i + 8 <= count; i += 8)
+        _mm256_storeu_ps(dst + i, load8(src, t, i0 + i));
 #endif
     for (; i < count; i++)
         dst[i] = load1(src, t, i0 + i);
@@ -196,6 +238,13 @@ float kern_dot(const float *a, const float *b, int n)
     for (; i + 16 <= n; i += 16)
         acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
     s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+#elif defined(KERN_AVX2)
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    s = hsum8(_mm256_add_ps(acc0, acc1));
 #endif
     for (; i < n; i++)
         s += a[i] * b[i];
