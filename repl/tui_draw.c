@@ -604,6 +604,7 @@ static const char *const help_keys[] = {
     "  Esc, Ctrl-C          stop the reply being generated",
     "  Ctrl-D               quit (on an empty line)",
     "  PgUp / PgDn, wheel   scroll the chat",
+    "  left click           focus a pane; on the heatmap, move the cursor there",
     "  With a pane focused (Tab):",
     "  [ ]  { }             previous / next layer, previous / next head",
     "  a                    all heads averaged",
@@ -705,4 +706,14 @@ void tui_draw(tui_app *app)
     draw_input(app);
     draw_status(app);
     if (app->help) draw_help(app);
+    /* viz/ draws on "the terminal's own" colours; themes with their own
+     * background (light, projector) want theirs everywhere instead */
+    if (t->bg != VIZ_DEFAULT || t->fg != VIZ_DEFAULT) {
+        size_t n = (size_t)app->grid.w * (size_t)app->grid.h;
+        for (size_t i = 0; i < n; i++) {
+            viz_cell *c = &app->grid.cells[i];
+            if (c->bg == VIZ_DEFAULT) c->bg = t->bg;
+            if (c->fg == VIZ_DEFAULT) c->fg = t->fg;
+        }
+    }
 }
