@@ -868,9 +868,8 @@ int tui_run(const tui_opts *o)
     free(app->msgs);
     free(app->labels);
     for (int i = 0; i < 2; i++) free(app->last[i].ms);
-    free(app->live.ms);
     attn_free(&app->attn);
     viz_grid_free(&app->grid);
     conv_close(app->conv);
-    return app->exit_code;
+    return 0;
 }

@@ -85,7 +85,6 @@ typedef struct tui_app {
     int gen_tokens;
     double live_tok_s;
     bool quit;
-    int exit_code;
 
     /* attention */
     tui_attn attn;
@@ -100,7 +99,6 @@ typedef struct tui_app {
 
     /* timings */
     tui_run_stats last[2];   /* [0] last reply with the cache off, [1] with it on */
-    tui_run_stats live;      /* the reply in progress */
 
     /* overhead accounting (ATTNSCOPE_TUI_STATS=FILE appends one line per reply) */
     double first_tok_ms;     /* wall clock when the reply's first token arrived */
@@ -114,8 +112,5 @@ void tui_draw(tui_app *app);
 
 /* Attention of layer l, head h (or averaged when h < 0), query q, key k <= q. */
 float tui_attn_get(const tui_attn *a, int l, int h, int q, int k);
-
-/* The lines of the help overlay (keys, then the command table), NULL-terminated. */
-const char *const *tui_help_keys(void);
 
 #endif

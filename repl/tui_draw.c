@@ -620,8 +620,6 @@ static const char *const help_keys[] = {
     NULL,
 };
 
-const char *const *tui_help_keys(void) { return help_keys; }
-
 static void draw_help(tui_app *app)
 {
     const viz_theme *t = app->theme;
