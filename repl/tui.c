@@ -167,9 +167,16 @@ static bool attn_reserve(tui_attn *a, int rows)
     while (cap < rows) cap *= 2;
     size_t bytes = tri_off(a->n_heads, cap) * sizeof(float);
     if (bytes * (size_t)a->n_layers > ATTN_MAX_BYTES) {
-        cap = rows;
+        /* the most rows the cap allows, taken in one step (not one realloc per token) */
+        int lo = a->cap, hi = cap;
+        while (lo < hi) {
+            int mid = lo + (hi - lo + 1) / 2;
+            if (tri_off(a->n_heads, mid) * sizeof(float) * (size_t)a->n_layers <= ATTN_MAX_BYTES) lo = mid;
+            else hi = mid - 1;
+        }
+        if (lo < rows) { a->full = true; return false; }
+        cap = lo;
         bytes = tri_off(a->n_heads, cap) * sizeof(float);
-        if (bytes * (size_t)a->n_layers > ATTN_MAX_BYTES) { a->full = true; return false; }
     }
     for (int l = 0; l < a->n_layers; l++) {
         float *p = realloc(a->rows[l], bytes);
