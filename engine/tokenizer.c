@@ -392,6 +392,7 @@ struct tokenizer {
     size_t merge_mask;
     int unk_id;              /* -1 */
     bool fuse_unk, byte_fallback, ignore_merges;
+    bool meta_cut;           /* words may be cut before each "x▁" (see word_cuts) */
     int byte_id[256];        /* <0xNN> ids for byte fallback, -1 */
 
     nrm_t *normalizer;       /* NULL: none */
@@ -1113,10 +1114,28 @@ static int split_stream(tokenizer_t *t, int lvl, const pattern_t *pat, bool keep
 /* Runs pre-tokenizer lvl of the flattened chain on one piece and passes what
  * it makes on to the next level; past the last level, pieces are words for
  * the BPE. Depth first: the order of words is the order HF's Sequence gives. */
+/* SentencePiece-style files have no pre-tokenizer: a whole text is one BPE
+ * word. When no vocabulary token contains "▁" after another character, no
+ * symbol can ever span such a boundary, so the merges on either side never
+ * interact and the word can be cut there (exactly the same ids, and the cuts
+ * hit the word cache). */
+static int word_cuts(tokenizer_t *t, const char *s, size_t n, ibuf *ids)
+{
+    size_t start = 0;
+    for (size_t i = 1; i + 3 <= n; i++) {
+        if (memcmp(s + i, "\xE2\x96\x81", 3) != 0) continue;
+        if (i >= 3 && memcmp(s + i - 3, "\xE2\x96\x81", 3) == 0) continue;
+        int rc = encode_word(t, s + start, i - start, ids);
+        if (rc) return rc;
+        start = i;
+    }
+    return encode_word(t, s + start, n - start, ids);
+}
+
 static int pre_piece(tokenizer_t *t, int lvl, const char *s, size_t n, bool first, ibuf *ids, eng_err *err)
 {
     if (n == 0) return ENG_OK;
-    if (lvl == t->n_pre) return encode_word(t, s, n, ids);
+    if (lvl == t->n_pre) return t->meta_cut ? word_cuts(t, s, n, ids) : encode_word(t, s, n, ids);
     const pre_t *pt = t->pre_flat[lvl];
     level_t *L = &t->lv[lvl];
     int rc = ENG_OK;
@@ -1998,6 +2017,19 @@ static int load_model(loader_t *L, const cJSON *model, const cJSON *added)
         char name[8];
         snprintf(name, sizeof name, "<0x%02X>", b);
         t->byte_id[b] = vocab_get(t, name, 6);
+    }
+    /* may words be cut before "▁"? only if no token has "▁" after another character */
+    t->meta_cut = true;
+    for (int id = 0; id < t->n_ids && t->meta_cut; id++) {
+        if (t->tok_off[id] == SIZE_MAX) continue;
+        const char *p = t->arena.p + t->tok_off[id];
+        size_t len = t->tok_len[id];
+        for (size_t i = 1; i + 3 <= len; i++) {
+            if (memcmp(p + i, "\xE2\x96\x81", 3) != 0) continue;
+            if (i >= 3 && memcmp(p + i - 3, "\xE2\x96\x81", 3) == 0) continue;
+            t->meta_cut = false;
+            break;
+        }
     }
     return ENG_OK;
 }

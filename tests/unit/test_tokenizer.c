@@ -345,11 +345,12 @@ static void real_files_report_bos_eos_and_special_tokens(void **state)
 static void a_long_word_encodes_without_quadratic_rescans(void **state)
 {
     (void)state;
-    /* llama2 has no pre-tokenizer: 200 KB without a special token is one word */
+    /* llama2 has no pre-tokenizer: 200 KB without a special token or a space
+     * is one word, merged by the heap */
     tokenizer_t *t = open_real("llama2");
     size_t n = 200000;
     char *s = malloc(n + 1);
-    for (size_t i = 0; i < n; i++) s[i] = "abcdefghij klmnop"[i * 7 % 17];
+    for (size_t i = 0; i < n; i++) s[i] = "abcdefghijklmnopq"[i * 7 % 17];
     s[n] = 0;
     int *ids = NULL;
     size_t nid = 0;
@@ -586,6 +587,20 @@ static void metaspace_and_byte_fallback_follow_sentencepiece(void **state)
     tok_close(t);
 }
 
+static void words_are_cut_before_spaces_only_when_no_token_spans_one(void **state)
+{
+    (void)state;
+    /* "x▁y" is a token: cutting "x▁y" before "▁" would give x, ▁y */
+    const char *json =
+        "{\"normalizer\":{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"▁\"},"
+        "\"pre_tokenizer\":null,\"model\":{\"type\":\"BPE\",\"vocab\":{\"x\":0,\"y\":1,\"▁\":2,\"x▁\":3,"
+        "\"x▁y\":4,\"▁y\":5},\"merges\":[\"x ▁\",\"x▁ y\",\"▁ y\"]}}";
+    tokenizer_t *t = open_json(json, NULL);
+    expect_ids(t, "x y", false, (int[]){4}, 1);            /* HF tokenizers 0.22: [4] */
+    expect_ids(t, "y x y", false, (int[]){1, 2, 4}, 3);    /* HF: [1, 2, 4] */
+    tok_close(t);
+}
+
 static void every_failed_allocation_is_reported_and_leaks_nothing(void **state)
 {
     (void)state;
@@ -627,6 +642,7 @@ int main(void)
         cmocka_unit_test(stream_holds_a_partial_utf8_sequence_until_it_completes),
         cmocka_unit_test(metaspace_and_byte_fallback_follow_sentencepiece),
         cmocka_unit_test(malformed_files_are_bad_input_with_one_clear_line),
+        cmocka_unit_test(words_are_cut_before_spaces_only_when_no_token_spans_one),
         cmocka_unit_test(every_failed_allocation_is_reported_and_leaks_nothing),
         cmocka_unit_test(real_files_report_bos_eos_and_special_tokens),
         cmocka_unit_test(labels_show_spaces_bytes_and_control_characters),
