@@ -303,11 +303,13 @@ static void draw_attention(tui_app *app)
             snprintf(extra, sizeof extra, "L%d H%d \xc2\xb7 %d tokens%s \xc2\xb7 [ ] layer { } head a avg g grid",
                      app->layer, app->head, a->n, kind_txt);
     }
+    if (a->full) {
+        size_t el = strlen(extra);
+        snprintf(extra + el, sizeof extra - el, " \xc2\xb7 history full at %d tokens (memory cap)", a->n);
+    }
     title(app, VIZ_PANE_ATTN, extra);
     viz_rect c = content(r);
     viz_heat_opts o = heat_opts(app);
-    if (a->full)
-        text(app, c.x, c.y + c.h - 1, c.w, "attention history full: showing what fits", app->theme->warn, 0);
     if (app->view == VIEW_GRID) {
         /* tags: P previous-token, I induction, S sink, D self (diagonal) */
         char *tags = a->n > 8 ? calloc((size_t)a->n_layers * a->n_heads, 1) : NULL;
