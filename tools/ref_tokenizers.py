@@ -47,6 +47,13 @@ LONG_SEED = 20240601
 LONG_BYTES = 100 * 1024
 
 
+def reraise_fatal(e):
+    """Rust panics inside tokenizers arrive as pyo3's PanicException, a
+    BaseException: those are per-item failures; Ctrl-C and exit are not."""
+    if isinstance(e, (KeyboardInterrupt, SystemExit)):
+        raise e
+
+
 def log(msg):
     print(f"[ref_tokenizers] {msg}", flush=True)
 
@@ -206,14 +213,17 @@ def run_variants(tdir_root, corpus, out_dir):
                     if DecodeStream is not None:
                         try:
                             item["stream"] = stream_steps(DecodeStream, tok, ids_sp)
-                        except Exception as e:
+                        except BaseException as e:
+                            reraise_fatal(e)
                             item["stream_error"] = f"{type(e).__name__}: {e}"
-                except Exception as e:
+                except BaseException as e:
+                    reraise_fatal(e)
                     item["error"] = f"{type(e).__name__}: {e}"
                     ent["errors"].append(f"item {i}: {item['error']}")
                 ent["items"].append(item)
             log(f"variant {v['name']}: {len(ent['items'])} strings, {len(ent['errors'])} failed")
-        except Exception as e:
+        except BaseException as e:
+            reraise_fatal(e)
             ent["errors"].append(f"variant: {type(e).__name__}: {e}")
             log(f"variant {v['name']} FAILED: {type(e).__name__}: {e}")
         res["variants"].append(ent)
@@ -258,14 +268,16 @@ def run_one(name, tdir, corpus, long_doc, out_dir, args):
             item["ids_special"] = ids_sp
             item["decode"] = tok.decode(ids, skip_special_tokens=False)
             item["decode_skip"] = tok.decode(ids_sp, skip_special_tokens=True)
-        except Exception as e:  # keep going: one failure must not lose the rest
+        except BaseException as e:  # keep going: one failure must not lose the rest
+            reraise_fatal(e)
             item["error"] = f"{type(e).__name__}: {e}"
             res["errors"].append(f"item {i}: {item['error']}")
             n_err += 1
         if DecodeStream is not None and "ids_special" in item:
             try:
                 item["stream"] = stream_steps(DecodeStream, tok, item["ids_special"])
-            except Exception as e:
+            except BaseException as e:
+                reraise_fatal(e)
                 item["stream_error"] = f"{type(e).__name__}: {e}"
                 n_stream_err += 1
         res["items"].append(item)
@@ -283,7 +295,8 @@ def run_one(name, tdir, corpus, long_doc, out_dir, args):
             res["long"]["decode"] = dec
         log(f"{name}: long document {len(long_doc.encode('utf-8'))} bytes -> {len(ids)} ids "
             f"in {dt * 1000:.1f} ms, decode_equal={dec == long_doc}")
-    except Exception as e:
+    except BaseException as e:
+        reraise_fatal(e)
         res["errors"].append(f"long: {type(e).__name__}: {e}")
         log(f"{name}: long document FAILED: {e}")
 
@@ -305,11 +318,13 @@ def run_one(name, tdir, corpus, long_doc, out_dir, args):
                     b = at(item["text"], add_special_tokens=True)["input_ids"]
                     if a != item["ids"] or b != item["ids_special"]:
                         tf["diffs"].append({"i": item["i"], "ids": a, "ids_special": b})
-                except Exception as e:
+                except BaseException as e:
+                    reraise_fatal(e)
                     tf["diffs"].append({"i": item["i"], "error": f"{type(e).__name__}: {e}"})
             log(f"{name}: transformers {transformers.__version__} {tf['class']}: "
                 f"{len(tf['diffs'])} strings differ from tokenizers")
-        except Exception as e:
+        except BaseException as e:
+            reraise_fatal(e)
             tf["error"] = f"{type(e).__name__}: {e}"
             log(f"{name}: transformers unavailable or failed: {tf['error']}")
     res["transformers"] = tf
@@ -344,7 +359,8 @@ def main():
     try:
         import tokenizers
         log(f"tokenizers {tokenizers.__version__}")
-    except Exception as e:
+    except BaseException as e:
+        reraise_fatal(e)
         log(f"FATAL: cannot import tokenizers: {e}")
         print("SUMMARY ref_tokenizers: FAILED (no tokenizers module)")
         return 1
@@ -355,14 +371,16 @@ def main():
         try:
             n_err = run_one(name, tdir, corpus, long_doc, args.out, args)
             done.append(f"{name}({n_err} item errors)" if n_err else name)
-        except Exception as e:
+        except BaseException as e:
+            reraise_fatal(e)
             traceback.print_exc()
             failed.append(f"{name}: {type(e).__name__}: {e}")
     if not args.no_variants:
         try:
             n_bad = run_variants(args.tokenizers, corpus, args.out)
             done.append(f"variants({n_bad} failed)" if n_bad else "variants")
-        except Exception as e:
+        except BaseException as e:
+            reraise_fatal(e)
             traceback.print_exc()
             failed.append(f"variants: {type(e).__name__}: {e}")
     total = sum(os.path.getsize(os.path.join(args.out, p)) for p in os.listdir(args.out))
