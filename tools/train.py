@@ -487,25 +487,33 @@ def eval_chat(model, tw, dec, syn, lem_by, words, device, im_end, eot, label, n_
     for i in range(0, len(prompts), 256):
         outs = greedy_batch(model, prompts[i:i + 256], 48, {im_end, eot}, device)
         answers += [dec(o) for o in outs]
-    hits = on_topic = exact = 0
+    hits = on_topic = exact = shuffled = 0
     samples = []
-    for w, a in zip(words, answers):
-        glosses = [syn[k][1] for (pos, keys) in lem_by[w] for k in keys if k in syn]
+    gws = []
+    for w in words:
         gw = set()
-        for g in glosses:
-            gw |= content_words(g)
+        for (pos, keys) in lem_by[w]:
+            for k in keys:
+                if k in syn:
+                    gw |= content_words(syn[k][1])
+        gws.append(gw)
+    for i, (w, a) in enumerate(zip(words, answers)):
+        glosses = [syn[k][1] for (pos, keys) in lem_by[w] for k in keys if k in syn]
+        gw = gws[i]
         aw = content_words(a) - content_words(w)
         hit = bool(aw & gw)
         hits += hit
+        # Chance level: the same answer scored against the next word's glosses.
+        shuffled += bool(aw & gws[(i + 1) % len(words)])
         on_topic += w.lower() in a.lower()
         exact += any(g in a for g in glosses[:1])
         if len(samples) < n_show:
             samples.append({"word": w, "answer": a, "first_gloss": glosses[0] if glosses else ""})
     n = max(1, len(words))
-    r = {"n": len(words), "overlap": hits / n, "on_topic": on_topic / n,
+    r = {"n": len(words), "overlap": hits / n, "overlap_chance": shuffled / n, "on_topic": on_topic / n,
          "first_sense_exact": exact / n, "samples": samples}
-    log("eval %s: n=%d  overlap %.3f  on_topic %.3f  first-sense gloss reproduced %.3f"
-        % (label, len(words), r["overlap"], r["on_topic"], r["first_sense_exact"]))
+    log("eval %s: n=%d  overlap %.3f (chance %.3f)  on_topic %.3f  first-sense gloss reproduced %.3f"
+        % (label, len(words), r["overlap"], r["overlap_chance"], r["on_topic"], r["first_sense_exact"]))
     for s in samples:
         log("  Q: What does %s mean?\n  A: %s\n  WordNet: %s" % (s["word"], s["answer"], s["first_gloss"]))
     return r, answers

@@ -94,12 +94,14 @@ def card_chat(r):
          "Greedy answers to `What does X mean?` (48 tokens at most). *overlap*: the answer "
          "shares at least one content word (not a stop word, not X itself) with some WordNet "
          "definition of X; *on topic*: the answer names X; *gloss reproduced*: the answer "
-         "contains the first sense's definition verbatim.", "",
-         "| words | n | overlap | on topic | gloss reproduced |", "|---|---:|---:|---:|---:|"]
+         "contains the first sense's definition verbatim; *chance*: the overlap of the same "
+         "answers scored against another word's definitions.", "",
+         "| words | n | overlap | chance | on topic | gloss reproduced |", "|---|---:|---:|---:|---:|---:|"]
     for name, e in (("held out (never trained)", eh), ("trained", et)):
         if "n" in e:
-            s.append("| %s | %d | %.3f | %.3f | %.3f |" % (name, e["n"], e["overlap"], e["on_topic"],
-                                                         e["first_sense_exact"]))
+            s.append("| %s | %d | %.3f | %.3f | %.3f | %.3f |" % (name, e["n"], e["overlap"],
+                                                                e.get("overlap_chance", float("nan")),
+                                                                e["on_topic"], e["first_sense_exact"]))
     s += ["", "Samples (held-out words):", ""]
     for x in eh.get("samples", []):
         s.append("- **%s**: %s  \n  (WordNet: %s)" % (x["word"], x["answer"].strip(), x["first_gloss"]))
