@@ -115,7 +115,15 @@ def card_chat(r):
               "`What does X mean?` (64 held-out words; a uniform causal head would give %.3f):"
               % a["uniform"], ""]
         s += ["- L%dH%d: %.3f" % (t["layer"], t["head"], t["mass"]) for t in a["top"]]
-    s += ["", "## Check against transformers", "", hf_lines(r), ""]
+    s += ["", "## Check against transformers", "", hf_lines(r), "",
+          "## Limits", "",
+          "- It knows words, not the world: every answer is shaped like a WordNet gloss, a "
+          "WordNet example or a synonym list, and for a word it has not learnt it writes a "
+          "plausible-looking definition that can be wrong (check the held-out figures).",
+          "- Held-out words were never asked about in training, but they can occur inside other "
+          "words' definitions, examples and synonym lists.",
+          "- Short conversations: trained on 512-token windows of packed dialogues.",
+          "- Fortunes and KJV verses are there for fluency; it quotes them loosely.", ""]
     return "\n".join(s) + "\n"
 
 
@@ -160,7 +168,15 @@ def card_var_rename(r):
         s += ["", "Example `%s`: at the last variable (position %s) each head's most attended "
               "position: %s." % (a.get("example"), a.get("example_last_position"),
                                  ", ".join("%s->%s" % kv for kv in a.get("example_top_position", {}).items()))]
-    s += ["", "## Check against transformers", "", hf_lines(r), ""]
+    s += ["", "## Check against transformers", "", hf_lines(r), "",
+          "## Limits", "",
+          "- Only the digit at an assigned variable is trained; after it the model's output is "
+          "not meaningful. End a prompt on a variable (after `>`) and read the top candidate.",
+          "- Prompts outside the trained format (a variable assigned twice, more than 26 "
+          "statements, more than %s chains, a variable used before it is assigned) have no "
+          "defined answer." % c.get("chains"),
+          "- No BOS token: the first token of the prompt is the first token the model sees, as "
+          "in training.", ""]
     return "\n".join(s) + "\n"
 
 
@@ -190,7 +206,12 @@ def card_induction(r):
         for li, pt in enumerate(e["prev_token"].values()):
             ind = list(e["induction"].values())[li]
             s += ["| %d | %d | %.3f | %.3f |" % (li, h, pt[h], ind[h]) for h in range(len(pt))]
-    s += ["", "## Check against transformers", "", hf_lines(r), ""]
+    s += ["", "## Check against transformers", "", hf_lines(r), "",
+          "## Limits", "",
+          "- Its vocabulary is 62 letters and digits: spaces and punctuation are not tokens "
+          "(the tokenizer drops them).",
+          "- It has learnt nothing but copying: on text that does not repeat its predictions "
+          "are uniform guesses.", ""]
     return "\n".join(s) + "\n"
 
 
