@@ -19,8 +19,9 @@ static const char usage[] =
     "  setting (--repeat R: R times, keeping the fastest prefill and the fastest decode run).\n"
     "  Defaults: P 128, N 32, cache both, all cores, dtype bf16 (synthetic only), R 1.\n"
     "  --synthetic NAME: smollm2-135m, smollm2-360m, qwen2.5-0.5b, tinyllama-1.1b, llama-3.2-1b.\n"
-    "  --roofline also measures the read bandwidth (a buffer of --membw-mb MB)\n"
-    "  and OpenBLAS sgemm on this prefill's shapes, and reports the fraction of each reached.\n"
+    "  --roofline also measures, before each run and once after, the read bandwidth (a\n"
+    "  buffer of --membw-mb MB) and OpenBLAS sgemm on this prefill's shapes (best of all),\n"
+    "  and reports the fraction of each that decode and prefill reached.\n"
     "  The default buffer is the size of what one decode step reads (weights + KV).\n"
     "  --observe records every layer's attention rows during the runs (the TUI's cost).\n";
 
@@ -104,14 +105,44 @@ static int run_one(session_t *s, bool cache, const int *prompt, int P, int N, be
     return rc;
 }
 
+/* What --roofline measures, interleaved with the runs so that both sides of
+ * each ratio see the same machine (it is shared: load changes by the second). */
+typedef struct {
+    bool on;
+    size_t read_bytes;          /* buffer for the read-bandwidth passes */
+    int threads;
+    double bw;                  /* best read bandwidth, bytes/s */
+    double sgemm_ms, sgemm_flops;   /* best OpenBLAS time on the prefill's shapes */
+} roofline_t;
+
+static int measure_roofline(roofline_t *rf, const model_t *m, int P, eng_err *e)
+{
+    double bw, ms, fl;
+    int rc = roof_read_bandwidth(rf->read_bytes, rf->threads, 3, &bw, e);
+    if (rc == ENG_OK)
+        rc = roof_sgemm_prefill_ms(m, P, rf->threads, 1, &ms, &fl, e);
+    if (rc != ENG_OK)
+        return rc;
+    if (bw > rf->bw)
+        rf->bw = bw;
+    if (rf->sgemm_ms == 0 || ms < rf->sgemm_ms) {
+        rf->sgemm_ms = ms;
+        rf->sgemm_flops = fl;
+    }
+    return ENG_OK;
+}
+
 /* The best of `repeat` runs: the fastest prefill, and the decode figures of
- * the run whose decode was fastest (on a shared machine, the least disturbed). */
-static int run_best(session_t *s, bool cache, const int *prompt, int P, int N, int repeat, bench_run *best,
-                    eng_err *e)
+ * the run whose decode was fastest (on a shared machine, the least disturbed).
+ * With rf on, each run is preceded by a roofline measurement. */
+static int run_best(session_t *s, bool cache, const int *prompt, int P, int N, int repeat, roofline_t *rf,
+                    bench_run *best, eng_err *e)
 {
     for (int i = 0; i < repeat; i++) {
         bench_run r;
-        int rc = run_one(s, cache, prompt, P, N, &r, e);
+        int rc = rf && rf->on ? measure_roofline(rf, session_model(s), P, e) : ENG_OK;
+        if (rc == ENG_OK)
+            rc = run_one(s, cache, prompt, P, N, &r, e);
         if (rc != ENG_OK)
             return rc;
         if (i == 0) {
@@ -194,6 +225,8 @@ int cmd_bench(int argc, char **argv)
         return code;
     const config_t *c = &m->cfg;
     rc = session_new(&s, m, P + N, threads, &e);
+    if (rc == ENG_OK && device)
+        rc = session_set_device(s, device, threads, &e);
     if (rc == ENG_OK)
         session_set_observe(s, observe);
     prompt = malloc((size_t)P * sizeof(int));
@@ -208,10 +241,22 @@ int cmd_bench(int argc, char **argv)
     }
     bench_run runs[2];
     int n_runs = 0;
-    if (rc == ENG_OK && want_on && (rc = run_best(s, true, prompt, P, N, repeat, &runs[n_runs], &e)) == ENG_OK)
+    roofline_t rf = {.on = roofline};
+    if (rc == ENG_OK) {
+        rf.threads = session_threads(s);
+        /* Default buffer: the decode working set, what one step reads. */
+        rf.read_bytes = membw_mb ? (size_t)membw_mb << 20 : session_decode_weight_bytes(s) + session_kv_bytes_max(s);
+        membw_mb = (int)((rf.read_bytes + (1u << 20) - 1) >> 20);
+    }
+    /* The roofline is measured around the cache-on runs (or the off ones if
+     * only those run). */
+    if (rc == ENG_OK && want_on && (rc = run_best(s, true, prompt, P, N, repeat, &rf, &runs[n_runs], &e)) == ENG_OK)
         n_runs++;
-    if (rc == ENG_OK && want_off && (rc = run_best(s, false, prompt, P, N, repeat, &runs[n_runs], &e)) == ENG_OK)
+    if (rc == ENG_OK && want_off &&
+        (rc = run_best(s, false, prompt, P, N, repeat, want_on ? NULL : &rf, &runs[n_runs], &e)) == ENG_OK)
         n_runs++;
+    if (rc == ENG_OK && roofline)
+        rc = measure_roofline(&rf, m, P, &e);   /* and once after */
     if (rc != ENG_OK) {
         fprintf(stderr, "attnscope %s: %s\n", cmd, e.msg);
         code = ecli_exit_code(rc);
@@ -221,25 +266,15 @@ int cmd_bench(int argc, char **argv)
     int nt = session_threads(s);
     size_t wbytes = session_decode_weight_bytes(s);
     long rss = peak_rss_bytes();
-    double bw = 0, sg_ms = 0, sg_flops = 0;
-    if (roofline) {
-        if (membw_mb == 0)   /* the decode working set: the weights one token reads */
-            membw_mb = (int)((wbytes + session_kv_bytes(s) + (1u << 20) - 1) >> 20);
-        if ((rc = roof_read_bandwidth((size_t)membw_mb << 20, nt, 10, &bw, &e)) != ENG_OK ||
-            (rc = roof_sgemm_prefill_ms(m, P, nt, 3, &sg_ms, &sg_flops, &e)) != ENG_OK) {
-            fprintf(stderr, "attnscope %s: %s\n", cmd, e.msg);
-            code = ecli_exit_code(rc);
-            goto done;
-        }
-    }
+    double bw = rf.bw, sg_ms = rf.sgemm_ms, sg_flops = rf.sgemm_flops;
     eng_dtype dt = synth ? dtype : m->w.embed.dtype;
     const char *dname = dt == DT_BF16 ? "bf16" : dt == DT_F16 ? "f16" : "f32";   /* as --dtype spells them */
 
     if (json) {
-        printf("{\"model\": \"%s\", \"device\": \"cpu\", \"dtype\": \"%s\", \"threads\": %d, "
+        printf("{\"model\": \"%s\", \"device\": \"%s\", \"dtype\": \"%s\", \"threads\": %d, "
                "\"prompt_len\": %d, \"gen\": %d, \"repeat\": %d, \"observe\": %s, \"weights_bytes\": %zu, \"weights_total_bytes\": %zu, "
                "\"activation_bytes\": %zu, \"kv_bytes_max\": %zu, \"peak_rss_bytes\": %ld, \"runs\": [",
-               m->name, dname, nt, P, N, repeat, observe ? "true" : "false", wbytes, m->weights_bytes, session_run_bytes(s),
+               m->name, session_device(s), dname, nt, P, N, repeat, observe ? "true" : "false", wbytes, m->weights_bytes, session_run_bytes(s),
                session_kv_bytes_max(s), rss);
         for (int i = 0; i < n_runs; i++) {
             bench_run *r = &runs[i];
@@ -255,8 +290,8 @@ int cmd_bench(int argc, char **argv)
                    bw, sg_ms, sg_flops);
         printf("}\n");
     } else {
-        printf("model %s (%s%s), %d threads, prompt %d tokens, %d generated%s", m->name,
-               synth ? "synthetic, " : "", dname, nt, P, N, observe ? ", observer on" : "");
+        printf("model %s (%s%s), %s, %d threads, prompt %d tokens, %d generated%s", m->name,
+               synth ? "synthetic, " : "", dname, session_device(s), nt, P, N, observe ? ", observer on" : "");
         if (repeat > 1)
             printf(", best of %d runs", repeat);
         printf("\n");
@@ -279,7 +314,8 @@ int cmd_bench(int argc, char **argv)
                    r->p90, sp);
         }
         if (roofline) {
-            printf("\nread bandwidth %.2f GB/s (best of 10 passes over %d MB, %d threads)\n", bw / 1e9, membw_mb, nt);
+            printf("\nread bandwidth %.2f GB/s (best of %d passes over %d MB, %d threads, taken between the runs)\n",
+                   bw / 1e9, 3 * (repeat + 1), membw_mb, nt);
             for (int i = 0; i < n_runs; i++)
                 if (runs[i].cache) {
                     double tps = N / (runs[i].decode_ms / 1000.0), med = 1000.0 / runs[i].p50;
