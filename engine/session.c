@@ -5,6 +5,9 @@
 #include "backend.h"
 #include "kvcache.h"
 #include "cpu/kernels.h"
+#ifdef ATTNSCOPE_CUDA
+#include "cuda/cuda.h"
+#endif
 
 #include <math.h>
 #include <string.h>
@@ -503,6 +506,16 @@ int session_eval(session_t *s, const int *tokens, int n, float *all_logits, eng_
         float *dst = all_logits ? all_logits + (size_t)(p + r0 - first_new) * V : s->logits;
         forward(s, p, T, r0, dst, p - start);
     }
+#ifdef ATTNSCOPE_CUDA
+    if (s->bk == &backend_cuda) {
+        int rc = cuda_ctx_status(s->bk_ctx, err);
+        if (rc != ENG_OK) {   /* nothing appended; K/V from start on are not trusted */
+            s->kv_valid = start < s->kv_valid ? start : s->kv_valid;
+            s->obs_valid = false;
+            return rc;
+        }
+    }
+#endif
     if (all_logits)
         memcpy(s->logits, all_logits + (size_t)(n - 1) * V, V * sizeof(float));
     s->len = end;
@@ -540,6 +553,40 @@ size_t session_kv_bytes_max(const session_t *s) { return kv_bytes(&s->kv, s->max
 session_timing session_last_timing(const session_t *s) { return s->timing; }
 size_t session_run_bytes(const session_t *s) { return s->run_bytes; }
 int session_threads(const session_t *s) { return s->bk->n_threads(s->bk_ctx); }
+const char *session_device(const session_t *s) { return s->bk->name; }
+
+int session_set_device(session_t *s, const char *device, int n_threads, eng_err *err)
+{
+    const backend_ops *bk = NULL;
+    if (device && strcmp(device, "cpu") == 0)
+        bk = &backend_cpu;
+#ifdef ATTNSCOPE_CUDA
+    else if (device && strcmp(device, "cuda") == 0)
+        bk = &backend_cuda;
+#else
+    else if (device && strcmp(device, "cuda") == 0)
+        return eng_fail(err, ENG_EDEVICE, "this build has no CUDA backend (rebuild with make CUDA=1)");
+#endif
+    else
+        return eng_fail(err, ENG_EINPUT, "device must be cpu or cuda, not '%s'", device ? device : "(none)");
+    if (bk == s->bk)
+        return ENG_OK;
+    const config_t *c = s->c;
+    int q_dim = config_q_dim(c);
+    int64_t max_in = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
+    if (q_dim > max_in)
+        max_in = q_dim;
+    bk_sizes sz = {.n_threads = n_threads, .max_in = max_in, .max_rows = s->chunk, .max_keys = s->max_seq,
+                   .n_heads = c->n_heads};
+    void *ctx = NULL;
+    int rc = bk->ctx_new(&ctx, &sz, err);
+    if (rc != ENG_OK)
+        return rc;   /* the session stays on its device */
+    s->bk->ctx_free(s->bk_ctx);
+    s->bk = bk;
+    s->bk_ctx = ctx;
+    return ENG_OK;
+}
 
 void session_set_observe(session_t *s, bool on)
 {

@@ -75,4 +75,12 @@ size_t session_run_bytes(const session_t *s);
 
 int session_threads(const session_t *s);       /* compute threads in use */
 
+/* The compute device: "cpu", or "cuda" in a CUDA build (make CUDA=1). The KV
+ * cache and the token history stay in host memory, so a switch between any
+ * two tokens keeps the conversation. n_threads as in session_new. Returns
+ * ENG_EDEVICE (the session stays where it was) when the device cannot be
+ * used, ENG_EINPUT for an unknown name. */
+int session_set_device(session_t *s, const char *device, int n_threads, eng_err *err);
+const char *session_device(const session_t *s);
+
 #endif

@@ -72,6 +72,8 @@ int cmd_greedy(int argc, char **argv)
     if (code)
         goto done;
     int rc = session_new(&s, m, T + n, threads, &e);
+    if (rc == ENG_OK && device)
+        rc = session_set_device(s, device, threads, &e);
     if (rc == ENG_OK) {
         session_set_cache(s, !no_cache);
         rc = session_eval(s, ids, T, NULL, &e);

@@ -67,6 +67,8 @@ int cmd_logits(int argc, char **argv)
     if (code)
         goto done;
     int rc = session_new(&s, m, T, threads, &e);
+    if (rc == ENG_OK && device)
+        rc = session_set_device(s, device, threads, &e);
     size_t V = (size_t)m->cfg.vocab_size;
     logits = malloc((size_t)T * V * sizeof(float));
     if (rc == ENG_OK && !logits) {

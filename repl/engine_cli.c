@@ -73,6 +73,10 @@ int ecli_check_device(const char *cmd, const char *device)
 {
     if (!device || strcmp(device, "cpu") == 0)
         return 0;
+#ifdef ATTNSCOPE_CUDA
+    if (strcmp(device, "cuda") == 0)
+        return 0;   /* session_set_device says whether a GPU is there */
+#endif
     if (strcmp(device, "cuda") == 0)
         fprintf(stderr, "attnscope %s: --device cuda: this build has no CUDA backend (rebuild with make CUDA=1)\n", cmd);
     else

@@ -19,8 +19,9 @@ int ecli_parse_ids(const char *cmd, const char *val, int **ids, int *n);
 /* "bf16" | "f16" | "f32"; 0, or -1 after the message. */
 int ecli_parse_dtype(const char *cmd, const char *val, eng_dtype *out);
 
-/* "cpu" is fine; "cuda" is refused (this build has no CUDA backend);
- * anything else is unknown. 0, or -1 after the message. */
+/* "cpu" is fine; "cuda" is refused unless this is a CUDA build (make CUDA=1),
+ * where session_set_device checks for a GPU; anything else is unknown.
+ * 0, or -1 after the message. */
 int ecli_check_device(const char *cmd, const char *device);
 
 /* Opens --model DIR (dir) or --synthetic NAME (synth, weights of dtype);

@@ -451,25 +451,40 @@ static slash_result cmd_device(slash_ctx *ctx, const char *args)
 {
     char w[16];
     first_word(args, w, sizeof w);
+    session_t *ses = ctx->conv ? conv_session(ctx->conv) : NULL;
+    const char *now = ses ? session_device(ses) : "cpu";
     if (!w[0]) {
-        say(ctx, false, "device cpu");
+        say(ctx, false, "device %s", now);
         return SLASH_OK;
     }
-    if (strcmp(w, "cpu") == 0) {
-        say(ctx, false, "device cpu");
-        return SLASH_OK;
-    }
-    if (strcmp(w, "cuda") == 0) {
-#ifdef ATTNSCOPE_CUDA
-        say(ctx, true, "/device cuda: switching a running conversation to the GPU is not supported yet; "
-                       "start with --device cuda");
-#else
-        say(ctx, true, "/device cuda: this build has no CUDA backend (rebuild with make CUDA=1); staying on cpu");
-#endif
+    if (strcmp(w, "cpu") && strcmp(w, "cuda")) {
+        say(ctx, true, "usage: /device cpu|cuda");
         return SLASH_ERROR;
     }
-    say(ctx, true, "usage: /device cpu|cuda");
-    return SLASH_ERROR;
+#ifndef ATTNSCOPE_CUDA
+    if (strcmp(w, "cuda") == 0) {
+        say(ctx, true, "/device cuda: this build has no CUDA backend (rebuild with make CUDA=1); staying on cpu");
+        return SLASH_ERROR;
+    }
+#endif
+    if (strcmp(w, now) == 0) {
+        say(ctx, false, "device %s", now);
+        return SLASH_OK;
+    }
+    if (!ses) {
+        say(ctx, true, "/device %s: no model is open; staying on %s", w, now);
+        return SLASH_ERROR;
+    }
+    eng_err err = {{0}};
+    double t0 = eng_now_ms();
+    conv_opts o;
+    conv_get_opts(ctx->conv, &o);
+    if (session_set_device(ses, w, o.n_threads, &err) != ENG_OK) {
+        say(ctx, true, "/device %s: %s; staying on %s", w, err.msg, now);
+        return SLASH_ERROR;
+    }
+    say(ctx, false, "device %s (switched in %.0f ms; the conversation continues)", w, eng_now_ms() - t0);
+    return SLASH_OK;
 }
 
 static slash_result tui_hook(slash_ctx *ctx, const char *name, const char *args,

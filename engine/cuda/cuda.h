@@ -1,0 +1,30 @@
+/* cuda.h - the CUDA backend (built with make CUDA=1): the backend table of
+ * backend.h filled by kernels and cuBLAS on the first GPU. Nothing else is
+ * exposed; the forward pass in session.c stays the same. */
+#ifndef ENGINE_CUDA_CUDA_H
+#define ENGINE_CUDA_CUDA_H
+
+#include "backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The table: ctx_new fails with ENG_EDEVICE (message says why) when no CUDA
+ * device is usable, ENG_ENOMEM when device memory runs out. */
+extern const backend_ops backend_cuda;
+
+/* ENG_OK when a CUDA device can be used; otherwise ENG_EDEVICE with a message
+ * naming the CUDA error (no driver, no device). */
+int cuda_probe(eng_err *err);
+
+/* ENG_OK, or ENG_EDEVICE with the first failure a kernel, copy or cuBLAS call
+ * of ctx met since ctx_new (the table's calls return nothing; outputs of a
+ * failed call are NaN). */
+int cuda_ctx_status(const void *ctx, eng_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,384 @@
+/* test_cuda.c - the CUDA backend against the CPU backend (synthetic models,
+ * prefill, decode, cache off, observer rows, a device switch mid-context)
+ * and against the transformers fixtures in tests/fixtures/ref/ (or
+ * $ATTNSCOPE_REF_DIR) when present. Skips with a message in a build without
+ * CUDA (make CUDA=1) or on a machine without a CUDA device. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "session.h"
+#include "npy.h"
+
+#ifdef ATTNSCOPE_CUDA
+#include "cuda/cuda.h"
+
+#define F32_TOL  1e-4   /* ||got - ref|| / ||ref|| for f32 weights */
+#define BF16_TOL 1e-2   /* the same for bf16/f16 weights */
+
+static double rel_l2(const float *got, const float *ref, size_t n)
+{
+    double d = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = (double)got[i] - ref[i];
+        d += e * e;
+        r += (double)ref[i] * ref[i];
+    }
+    if (isnan(d))
+        return INFINITY;
+    return r > 0 ? sqrt(d / r) : sqrt(d);
+}
+
+static int argmax(const float *v, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return best;
+}
+
+static session_t *open_on(const model_t *m, int max_seq, const char *device)
+{
+    session_t *s = NULL;
+    eng_err e = {{0}};
+    if (session_new(&s, m, max_seq, 2, &e) != ENG_OK)
+        fail_msg("session_new: %s", e.msg);
+    if (session_set_device(s, device, 2, &e) != ENG_OK)
+        fail_msg("session_set_device(%s): %s", device, e.msg);
+    assert_string_equal(session_device(s), device);
+    return s;
+}
+
+static void eval_ok(session_t *s, const int *ids, int n, float *all)
+{
+    eng_err e = {{0}};
+    int rc = session_eval(s, ids, n, all, &e);
+    if (rc != ENG_OK)
+        fail_msg("session_eval (%s): %s", session_device(s), e.msg);
+}
+
+static void prompt_ids(int *ids, int n, int vocab)
+{
+    uint64_t st = 12345;
+    for (int i = 0; i < n; i++) {
+        st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+        ids[i] = (int)((st >> 33) % (uint64_t)vocab);
+    }
+}
+
+/* Prefill of P tokens (all rows of logits), then G greedy decode steps on
+ * both devices: logits within tol at every step, the same ids (f32). */
+static void compare_devices(const char *name, eng_dtype dt, int P, int G, bool cache, double tol)
+{
+    model_t *m = NULL;
+    eng_err e = {{0}};
+    if (model_synthetic(&m, name, dt, 1, &e) != ENG_OK)
+        fail_msg("model_synthetic %s: %s", name, e.msg);
+    int V = m->cfg.vocab_size;
+    session_t *cpu = open_on(m, P + G + 1, "cpu"), *gpu = open_on(m, P + G + 1, "cuda");
+    session_set_cache(cpu, cache);
+    session_set_cache(gpu, cache);
+    int *ids = malloc((size_t)P * sizeof *ids);
+    float *a = malloc((size_t)P * V * sizeof *a), *b = malloc((size_t)P * V * sizeof *b);
+    assert_non_null(ids);
+    assert_non_null(a);
+    assert_non_null(b);
+    prompt_ids(ids, P, V);
+    eval_ok(cpu, ids, P, a);
+    eval_ok(gpu, ids, P, b);
+    double err = rel_l2(b, a, (size_t)P * V);
+    printf("  %s %s cache %s: prefill %d rows rel L2 %.3g\n", name, dtype_name(dt), cache ? "on" : "off", P, err);
+    assert_true(err <= tol);
+    for (int g = 0; g < G; g++) {
+        int tc = argmax(session_logits(cpu), V), tg = argmax(session_logits(gpu), V);
+        if (dt == DT_F32)
+            assert_int_equal(tc, tg);
+        eval_ok(cpu, &tc, 1, NULL);
+        eval_ok(gpu, &tc, 1, NULL);   /* the CPU's id on both: errors cannot compound */
+        err = rel_l2(session_logits(gpu), session_logits(cpu), (size_t)V);
+        if (!(err <= tol))
+            fail_msg("%s: decode step %d rel L2 %.3g > %.1g", name, g, err, tol);
+    }
+    free(ids);
+    free(a);
+    free(b);
+    session_free(cpu);
+    session_free(gpu);
+    model_close(m);
+}
+
+static int skip_without_device(void)
+{
+    eng_err e = {{0}};
+    if (cuda_probe(&e) != ENG_OK) {
+        printf("test_cuda: skipped: %s\n", e.msg);
+        return 1;
+    }
+    return 0;
+}
+
+static void tiny_f32_prefill_and_decode_match_the_cpu(void **state)
+{
+    (void)state;
+    compare_devices("tiny", DT_F32, 37, 8, true, F32_TOL);
+}
+
+static void tiny_bf16_prefill_and_decode_match_the_cpu(void **state)
+{
+    (void)state;
+    compare_devices("tiny", DT_BF16, 37, 8, true, BF16_TOL);
+}
+
+static void tiny_f16_with_the_cache_off_matches_the_cpu(void **state)
+{
+    (void)state;
+    compare_devices("tiny", DT_F16, 20, 4, false, BF16_TOL);
+}
+
+static void a_prefill_longer_than_one_chunk_matches_the_cpu(void **state)
+{
+    (void)state;
+    compare_devices("tiny", DT_F32, 700, 2, true, F32_TOL);
+}
+
+static void qwen_shaped_models_match_the_cpu(void **state)
+{
+    (void)state;
+    compare_devices("tiny-qwen2", DT_F32, 19, 4, true, F32_TOL);
+    compare_devices("tiny-qwen3", DT_BF16, 19, 4, true, BF16_TOL);
+    compare_devices("tiny-llama3", DT_F32, 19, 4, true, F32_TOL);
+}
+
+static void observer_rows_match_the_cpu(void **state)
+{
+    (void)state;
+    model_t *m = NULL;
+    eng_err e = {{0}};
+    assert_int_equal(model_synthetic(&m, "tiny", DT_F32, 1, &e), ENG_OK);
+    int ids[24];
+    prompt_ids(ids, 24, m->cfg.vocab_size);
+    session_t *cpu = open_on(m, 32, "cpu"), *gpu = open_on(m, 32, "cuda");
+    session_set_observe(cpu, true);
+    session_set_observe(gpu, true);
+    eval_ok(cpu, ids, 20, NULL);
+    eval_ok(gpu, ids, 20, NULL);
+    for (int step = 0; step < 2; step++) {
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            int q0a, nqa, nka, q0b, nqb, nkb;
+            const float *pa = session_attn(cpu, l, &q0a, &nqa, &nka);
+            const float *pb = session_attn(gpu, l, &q0b, &nqb, &nkb);
+            assert_non_null(pa);
+            assert_non_null(pb);
+            assert_int_equal(q0a, q0b);
+            assert_int_equal(nqa, nqb);
+            assert_int_equal(nka, nkb);
+            size_t n = (size_t)m->cfg.n_heads * nqa * nka;
+            for (size_t i = 0; i < n; i++)
+                if (!(fabsf(pa[i] - pb[i]) <= 1e-5f))
+                    fail_msg("layer %d: probability %zu: cpu %g cuda %g", l, i, pa[i], pb[i]);
+        }
+        eval_ok(cpu, &ids[20 + step], 1, NULL);
+        eval_ok(gpu, &ids[20 + step], 1, NULL);
+    }
+    session_free(cpu);
+    session_free(gpu);
+    model_close(m);
+}
+
+static void switching_devices_mid_context_keeps_the_conversation(void **state)
+{
+    (void)state;
+    model_t *m = NULL;
+    eng_err e = {{0}};
+    assert_int_equal(model_synthetic(&m, "tiny", DT_F32, 1, &e), ENG_OK);
+    int V = m->cfg.vocab_size, ids[30];
+    prompt_ids(ids, 30, V);
+    session_t *ref = open_on(m, 32, "cpu"), *s = open_on(m, 32, "cpu");
+    eval_ok(ref, ids, 30, NULL);
+    eval_ok(s, ids, 20, NULL);
+    assert_int_equal(session_set_device(s, "cuda", 2, &e), ENG_OK);
+    eval_ok(s, ids + 20, 5, NULL);
+    assert_int_equal(session_set_device(s, "cpu", 2, &e), ENG_OK);
+    eval_ok(s, ids + 25, 5, NULL);
+    assert_int_equal(session_len(s), 30);
+    double err = rel_l2(session_logits(s), session_logits(ref), (size_t)V);
+    printf("  cpu -> cuda -> cpu: last logits rel L2 %.3g\n", err);
+    assert_true(err <= F32_TOL);
+    assert_int_equal(session_set_device(s, "tpu", 2, &e), ENG_EINPUT);
+    assert_string_equal(session_device(s), "cpu");
+    session_free(ref);
+    session_free(s);
+    model_close(m);
+}
+
+/* ------------------------------------------------------ transformers fixtures */
+
+static const char *ref_root(void)
+{
+    const char *r = getenv("ATTNSCOPE_REF_DIR");
+    return r && *r ? r : "tests/fixtures/ref";
+}
+
+static int read_ids(const cJSON *arr, int *out, int max)
+{
+    int n = 0;
+    for (const cJSON *it = cJSON_IsArray(arr) ? arr->child : NULL; it && n < max; it = it->next)
+        out[n++] = (int)it->valuedouble;
+    return n;
+}
+
+/* One fixture: the prompt's logits on the GPU against transformers and the
+ * CPU; greedy ids equal to the CPU's on f32 weights. Returns 0 when it
+ * passes (messages printed either way). */
+static int check_fixture(const char *dir, const char *name)
+{
+    char p[1400], why[128], mdir[1024];
+    static char text[1 << 20];
+    int ids[4096], greedy[64];
+    snprintf(p, sizeof p, "%s/ref.json", dir);
+    FILE *f = fopen(p, "rb");
+    if (!f)
+        return 0;   /* not a fixture folder */
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    cJSON *j = cJSON_Parse(text);
+    if (!j) {
+        printf("  %s: ref.json is not JSON\n", name);
+        return 1;
+    }
+    int T = read_ids(cJSON_GetObjectItem(j, "ids"), ids, 4096);
+    int G = read_ids(cJSON_GetObjectItem(j, "greedy"), greedy, 64);
+    const cJSON *md = cJSON_GetObjectItem(j, "model_dir");
+    snprintf(mdir, sizeof mdir, "%s", cJSON_IsString(md) ? md->valuestring : dir);
+    cJSON_Delete(j);
+    npy_array ref;
+    snprintf(p, sizeof p, "%s/logits.npy", dir);
+    if (T < 1 || npy_read(p, &ref, why)) {
+        printf("  %s: no ids or %s\n", name, T < 1 ? "" : why);
+        return 1;
+    }
+    model_t *m = NULL;
+    eng_err e = {{0}};
+    if (model_open(&m, mdir, &e) != ENG_OK) {
+        printf("  %s: %s\n", name, e.msg);
+        npy_free(&ref);
+        return 1;
+    }
+    int bad = 0, V = m->cfg.vocab_size;
+    bool f32 = m->w.embed.dtype == DT_F32;
+    double tol = f32 ? F32_TOL : BF16_TOL;
+    float *a = malloc((size_t)T * V * sizeof *a), *b = malloc((size_t)T * V * sizeof *b);
+    session_t *cpu = open_on(m, T + G + 1, "cpu"), *gpu = open_on(m, T + G + 1, "cuda");
+    if (!a || !b || ref.n != (size_t)T * V) {
+        printf("  %s: logits.npy has %zu values, want %d x %d\n", name, ref.n, T, V);
+        bad = 1;
+    } else {
+        eval_ok(cpu, ids, T, a);
+        eval_ok(gpu, ids, T, b);
+        double eh = rel_l2(b, ref.data, (size_t)T * V), ec = rel_l2(b, a, (size_t)T * V);
+        bad |= !(eh <= tol) || !(ec <= tol);
+        int same = 1;
+        if (f32)
+            for (int g = 0; g < G; g++) {
+                int tc = argmax(session_logits(cpu), V), tg = argmax(session_logits(gpu), V);
+                same &= tc == tg;
+                if (g + 1 < G) {
+                    eval_ok(cpu, &tc, 1, NULL);
+                    eval_ok(gpu, &tg, 1, NULL);
+                }
+            }
+        bad |= !same;
+        printf("  %s (%s, %d tokens): cuda vs transformers rel L2 %.3g, vs cpu %.3g (tol %.0e)%s  %s\n", name,
+               dtype_name(m->w.embed.dtype), T, eh, ec, tol, f32 ? (same ? ", greedy ids equal" : ", GREEDY IDS DIFFER") : "",
+               bad ? "FAIL" : "ok");
+    }
+    session_free(cpu);
+    session_free(gpu);
+    free(a);
+    free(b);
+    npy_free(&ref);
+    model_close(m);
+    return bad;
+}
+
+static void every_reference_fixture_matches_transformers_and_the_cpu(void **state)
+{
+    (void)state;
+    DIR *d = opendir(ref_root());
+    if (!d) {
+        printf("  no fixtures at %s: skipped\n", ref_root());
+        skip();
+    }
+    struct dirent *de;
+    int bad = 0, seen = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char dir[1100];
+        snprintf(dir, sizeof dir, "%s/%s", ref_root(), de->d_name);
+        bad += check_fixture(dir, de->d_name);
+        seen++;
+    }
+    closedir(d);
+    printf("  %d fixture folders, %d failed\n", seen, bad);
+    assert_int_equal(bad, 0);
+}
+
+int main(void)
+{
+    if (skip_without_device())
+        return 0;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(tiny_f32_prefill_and_decode_match_the_cpu),
+        cmocka_unit_test(tiny_bf16_prefill_and_decode_match_the_cpu),
+        cmocka_unit_test(tiny_f16_with_the_cache_off_matches_the_cpu),
+        cmocka_unit_test(a_prefill_longer_than_one_chunk_matches_the_cpu),
+        cmocka_unit_test(qwen_shaped_models_match_the_cpu),
+        cmocka_unit_test(observer_rows_match_the_cpu),
+        cmocka_unit_test(switching_devices_mid_context_keeps_the_conversation),
+        cmocka_unit_test(every_reference_fixture_matches_transformers_and_the_cpu),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+#else
+
+static void a_build_without_cuda_refuses_the_cuda_device(void **state)
+{
+    (void)state;
+    model_t *m = NULL;
+    session_t *s = NULL;
+    eng_err e = {{0}};
+    assert_int_equal(model_synthetic(&m, "tiny", DT_F32, 1, &e), ENG_OK);
+    assert_int_equal(session_new(&s, m, 16, 1, &e), ENG_OK);
+    assert_int_equal(session_set_device(s, "cuda", 1, &e), ENG_EDEVICE);
+    assert_non_null(strstr(e.msg, "no CUDA backend"));
+    assert_string_equal(session_device(s), "cpu");
+    assert_int_equal(session_set_device(s, "cpu", 1, &e), ENG_OK);
+    int id = 3;
+    assert_int_equal(session_eval(s, &id, 1, NULL, &e), ENG_OK);
+    session_free(s);
+    model_close(m);
+}
+
+int main(void)
+{
+    printf("test_cuda: this build has no CUDA backend (make CUDA=1); only the refusal is tested\n");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_build_without_cuda_refuses_the_cuda_device),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+#endif
