@@ -86,16 +86,13 @@ static int cpu_n_threads(const void *vctx) { return ((const cpu_ctx *)vctx)->n; 
 typedef struct {
     const bk_matvec *jobs;
     int n_jobs;
-    int64_t total;        /* rows of all jobs */
-    int64_t chunk_rows;
 } matvec_task;
 
-static void matvec_chunk(void *arg, int64_t chunk, int tid)
+/* Rows [b, e) of the concatenation of all jobs' rows. */
+static void matvec_range(void *arg, int64_t b, int64_t e, int tid)
 {
     const matvec_task *t = arg;
     (void)tid;
-    int64_t b = chunk * t->chunk_rows, e = b + t->chunk_rows < t->total ? b + t->chunk_rows : t->total;
-    /* Walk the concatenation of all jobs' rows and do [b, e). */
     int64_t base = 0;
     for (int j = 0; j < t->n_jobs && base < e; j++) {
         int64_t rows = t->jobs[j].w->shape[0];
@@ -107,24 +104,32 @@ static void matvec_chunk(void *arg, int64_t chunk, int tid)
     }
 }
 
-/* Chunks of about 64 KB of weights: small enough that an idle core can take
- * over a late one's share, large enough that claiming costs ~1%. */
+/* Ranges of whole 4-row blocks, at least ~16 KB of weights each. */
 static void cpu_matvec(void *vctx, const bk_matvec *jobs, int n_jobs)
 {
     cpu_ctx *c = vctx;
-    matvec_task t = {jobs, n_jobs, 0, 16};
+    matvec_task t = {jobs, n_jobs};
+    int64_t total = 0;
     for (int j = 0; j < n_jobs; j++)
-        t.total += jobs[j].w->shape[0];
+        total += jobs[j].w->shape[0];
     size_t row_bytes = (size_t)jobs[0].w->shape[1] * dtype_size(jobs[0].w->dtype);
-    t.chunk_rows = (int64_t)((65536 / (row_bytes ? row_bytes : 1)) & ~(size_t)3);
-    if (t.chunk_rows < 4)
-        t.chunk_rows = 4;
-    int64_t n_chunks = (t.total + t.chunk_rows - 1) / t.chunk_rows;
-    if (n_chunks > POOL_MAX_CHUNKS) {
-        t.chunk_rows = (t.total + POOL_MAX_CHUNKS - 1) / POOL_MAX_CHUNKS;
-        n_chunks = (t.total + t.chunk_rows - 1) / t.chunk_rows;
+    int64_t grain = (int64_t)((16384 / (row_bytes ? row_bytes : 1)) & ~(size_t)3);
+    if (grain < 4)
+        grain = 4;
+    if (total <= POOL_MAX_ITEMS) {
+        pool_run(c->pool, total, grain, matvec_range, &t);
+    } else {   /* more rows than the pool's counter holds: one job at a time, in slices */
+        for (int j = 0; j < n_jobs; j++)
+            for (int64_t r = 0; r < jobs[j].w->shape[0]; r += POOL_MAX_ITEMS - 3) {
+                int64_t n = jobs[j].w->shape[0] - r < POOL_MAX_ITEMS - 3 ? jobs[j].w->shape[0] - r : POOL_MAX_ITEMS - 3;
+                tensor_t slice = *jobs[j].w;
+                slice.data = (const uint8_t *)slice.data + (size_t)r * row_bytes;
+                slice.shape[0] = n;
+                bk_matvec one = {jobs[j].y + r, &slice, jobs[j].x};
+                matvec_task t1 = {&one, 1};
+                pool_run(c->pool, n, grain, matvec_range, &t1);
+            }
     }
-    pool_run(c->pool, n_chunks, matvec_chunk, &t);
 }
 
 /* ----------------------------------------------------------------- matmul */
@@ -138,25 +143,27 @@ typedef struct {
     int64_t blk;          /* weight rows per chunk */
 } matmul_task;
 
-static void matmul_chunk(void *arg, int64_t chunk, int tid)
+/* Weight rows [b, e), in blocks of t->blk: widen a block into the worker's
+ * scratch (unless F32), then one GEMM of all T activation rows against it. */
+static void matmul_range(void *arg, int64_t b, int64_t e, int tid)
 {
     const matmul_task *t = arg;
     int64_t rows = t->w->shape[0], cols = t->w->shape[1];
-    int64_t r = chunk * t->blk, r1 = r + t->blk < rows ? r + t->blk : rows;
-    const float *wf;
-    if (t->w->dtype == DT_F32) {
-        wf = (const float *)t->w->data + r * cols;
-    } else {
-        /* Widen this block of weight rows into the worker's scratch. */
-        kern_convert_rows(t->c->scratch[tid], t->w, r, r1);
-        wf = t->c->scratch[tid];
+    for (int64_t r = b; r < e; r += t->blk) {
+        int64_t r1 = r + t->blk < e ? r + t->blk : e;
+        const float *wf;
+        if (t->w->dtype == DT_F32) {
+            wf = (const float *)t->w->data + r * cols;
+        } else {
+            kern_convert_rows(t->c->scratch[tid], t->w, r, r1);
+            wf = t->c->scratch[tid];
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t->T, (int)(r1 - r), (int)cols,
+                    1.0f, t->x, (int)cols, wf, (int)cols, 0.0f, t->y + r, (int)rows);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t->T, (int)(r1 - r), (int)cols,
-                1.0f, t->x, (int)cols, wf, (int)cols, 0.0f, t->y + r, (int)rows);
 }
 
-/* Blocks of up to 128 weight rows (fewer if the scratch is smaller), each one
- * GEMM of all T activation rows against the block. */
+/* Blocks of up to 128 weight rows (fewer if the scratch is smaller). */
 static void cpu_matmul(void *vctx, float *y, const float *x, int T, const tensor_t *w)
 {
     cpu_ctx *c = vctx;
@@ -169,7 +176,10 @@ static void cpu_matmul(void *vctx, float *y, const float *x, int T, const tensor
     if (blk < 1)
         blk = 1;
     matmul_task t = {c, y, x, T, w, blk};
-    pool_run(c->pool, (rows + blk - 1) / blk, matmul_chunk, &t);
+    if (rows <= POOL_MAX_ITEMS)
+        pool_run(c->pool, rows, blk, matmul_range, &t);
+    else
+        matmul_range(&t, 0, rows, 0);
 }
 
 /* -------------------------------------------------------------- attention */
@@ -227,21 +237,23 @@ static void attend_gemm(const bk_attention *a, int h, float *sc)
                 sc, nk, vh, hd, 0.0f, a->out + (size_t)h * hd, q_dim);
 }
 
-static void attention_chunk(void *arg, int64_t chunk, int tid)
+static void attention_range(void *arg, int64_t b, int64_t e, int tid)
 {
     const attn_task *t = arg;
-    if (t->a->T == 1)
-        attend_group(t->a, (int)chunk, t->c->scores[tid]);
-    else
-        attend_gemm(t->a, (int)chunk, t->c->scores[tid]);
+    for (int64_t i = b; i < e; i++) {
+        if (t->a->T == 1)
+            attend_group(t->a, (int)i, t->c->scores[tid]);
+        else
+            attend_gemm(t->a, (int)i, t->c->scores[tid]);
+    }
 }
 
-/* Decode: a chunk per KV head (its GQA group); more rows: a chunk per head. */
+/* Decode: an item per KV head (its GQA group); more rows: an item per head. */
 static void cpu_attention(void *vctx, const bk_attention *a)
 {
     cpu_ctx *c = vctx;
     attn_task t = {c, a};
-    pool_run(c->pool, a->T == 1 ? a->n_kv_heads : a->n_heads, attention_chunk, &t);
+    pool_run(c->pool, a->T == 1 ? a->n_kv_heads : a->n_heads, 1, attention_range, &t);
 }
 
 const backend_ops backend_cpu = {

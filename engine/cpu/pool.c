@@ -1,14 +1,15 @@
-/* pool.c - the chunk-claiming thread pool (see pool.h).
+/* pool.c - the range-claiming thread pool (see pool.h).
  *
  * One 64-bit word describes the current job and its progress:
  *
- *   claim = | generation : 24 | next chunk : 20 | chunk count : 20 |
+ *   claim = | generation : 24 | next item : 20 | item count : 20 |
  *
- * The caller writes fn/arg, then publishes a new generation with next = 0.
- * Any worker (the caller included) claims chunk `next` by compare-and-swap of
- * next -> next + 1. A job cannot finish while one of its chunks is unclaimed,
- * so a worker that won a chunk may read fn/arg: they still belong to its job.
- * `completed` counts finished chunks; the caller returns when it reaches the
+ * The caller writes fn/arg/grain, then publishes a new generation with
+ * next = 0. Any worker (the caller included) claims [next, next + k) by
+ * compare-and-swap, k = max(grain, remaining / (2 n)) rounded to the grain.
+ * A job cannot finish while some of its items are unclaimed, so a worker that
+ * won a range may read fn/arg/grain: they still belong to its job.
+ * `completed` counts finished items; the caller returns when it reaches the
  * count. Idle workers spin briefly on the word, then sleep on a condition
  * variable (a seq_cst `sleepers` count tells the caller whether to signal). */
 #include "pool.h"
@@ -30,7 +31,6 @@
 #define NEXT(c) ((int64_t)(((c) >> 20) & 0xfffff))
 #define TOTAL(c) ((int64_t)((c) & 0xfffff))
 #define MAKE(g, next, total) (((uint64_t)((g) & 0xffffff) << 40) | ((uint64_t)(next) << 20) | (uint64_t)(total))
-#define ONE_CLAIMED ((uint64_t)1 << 20)
 
 typedef struct {
     pool_t *pool;
@@ -50,6 +50,7 @@ struct pool {
     atomic_bool quit;
     pool_fn fn;
     void *arg;
+    atomic_llong grain;
 };
 
 static long elapsed_ns(const struct timespec *t0)
@@ -59,16 +60,22 @@ static long elapsed_ns(const struct timespec *t0)
     return (t.tv_sec - t0->tv_sec) * 1000000000L + (t.tv_nsec - t0->tv_nsec);
 }
 
-/* Claims and runs chunks of the job whose generation is gen until none is
+/* Claims and runs ranges of the job whose generation is gen until none is
  * left (or a newer job has replaced it). */
 static void work_on(pool_t *p, uint32_t gen, int tid)
 {
     uint64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
     while (GEN(c) == gen && NEXT(c) < TOTAL(c)) {
-        if (atomic_compare_exchange_weak_explicit(&p->claim, &c, c + ONE_CLAIMED, memory_order_acq_rel,
+        int64_t next = NEXT(c), total = TOTAL(c);
+        int64_t grain = atomic_load_explicit(&p->grain, memory_order_relaxed);   /* re-checked by the CAS */
+        int64_t k = (total - next) / (2 * p->n);
+        k = k < grain ? grain : k - k % grain;
+        int64_t end = next + k < total ? next + k : total;
+        uint64_t want = MAKE(gen, end, total);
+        if (atomic_compare_exchange_weak_explicit(&p->claim, &c, want, memory_order_acq_rel,
                                                   memory_order_acquire)) {
-            p->fn(p->arg, NEXT(c), tid);
-            atomic_fetch_add_explicit(&p->completed, 1, memory_order_release);
+            p->fn(p->arg, next, end, tid);
+            atomic_fetch_add_explicit(&p->completed, end - next, memory_order_release);
             c = atomic_load_explicit(&p->claim, memory_order_acquire);
         }
     }
@@ -135,20 +142,22 @@ int pool_new(pool_t **out, int n_threads, eng_err *err)
     return ENG_OK;
 }
 
-void pool_run(pool_t *p, int64_t n_chunks, pool_fn fn, void *arg)
+void pool_run(pool_t *p, int64_t n_items, int64_t grain, pool_fn fn, void *arg)
 {
-    if (n_chunks <= 0)
+    if (n_items <= 0)
         return;
+    if (grain < 1)
+        grain = 1;
     if (p->n == 1) {
-        for (int64_t i = 0; i < n_chunks; i++)
-            fn(arg, i, 0);
+        fn(arg, 0, n_items, 0);
         return;
     }
     p->fn = fn;
     p->arg = arg;
+    atomic_store_explicit(&p->grain, grain, memory_order_relaxed);
     atomic_store_explicit(&p->completed, 0, memory_order_relaxed);
     uint32_t gen = (GEN(atomic_load_explicit(&p->claim, memory_order_relaxed)) + 1) & 0xffffff;
-    atomic_store(&p->claim, MAKE(gen, 0, n_chunks));   /* seq_cst: pairs with `sleepers` */
+    atomic_store(&p->claim, MAKE(gen, 0, n_items));   /* seq_cst: pairs with `sleepers` */
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->cv);
@@ -156,10 +165,10 @@ void pool_run(pool_t *p, int64_t n_chunks, pool_fn fn, void *arg)
     }
     work_on(p, gen, 0);
     unsigned spins = 0;
-    while (atomic_load_explicit(&p->completed, memory_order_acquire) < n_chunks) {
+    while (atomic_load_explicit(&p->completed, memory_order_acquire) < n_items) {
         CPU_RELAX();
         if ((++spins & 1023) == 0)
-            sched_yield();   /* a worker holding a chunk may be descheduled */
+            sched_yield();   /* a worker holding a range may be descheduled */
     }
 }
 

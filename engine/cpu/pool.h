@@ -1,8 +1,10 @@
-/* pool.h - a small persistent thread pool that hands out chunks of work: the
- * caller's thread is worker 0 and claims chunks too, n-1 pthreads join in as
- * soon as they wake. Nobody waits for a worker that has not started (on a
- * busy machine the caller simply does more of the chunks itself); the caller
- * waits only for chunks already claimed. */
+/* pool.h - a small persistent thread pool that hands out ranges of work: the
+ * caller's thread is worker 0 and claims ranges too, n-1 pthreads join in as
+ * soon as they wake. Ranges shrink as the work runs out (guided scheduling):
+ * large first pieces keep each worker's memory access sequential, small last
+ * ones balance the finish. Nobody waits for a worker that has not started (on
+ * a busy machine the caller simply does more of the work itself); the caller
+ * waits only for ranges already claimed. */
 #ifndef ENGINE_CPU_POOL_H
 #define ENGINE_CPU_POOL_H
 
@@ -10,20 +12,20 @@
 
 typedef struct pool pool_t;
 
-/* fn(arg, chunk, tid) runs once for each chunk 0..n_chunks-1, on whichever
- * worker claims it; tid (0..n-1) identifies the worker, for per-worker
- * scratch. */
-typedef void (*pool_fn)(void *arg, int64_t chunk, int tid);
+/* fn(arg, begin, end, tid) runs on items [begin, end) on whichever worker
+ * claimed them; tid (0..n-1) identifies the worker, for per-worker scratch. */
+typedef void (*pool_fn)(void *arg, int64_t begin, int64_t end, int tid);
 
-#define POOL_MAX_CHUNKS ((1 << 20) - 1)
+#define POOL_MAX_ITEMS ((1 << 20) - 1)
 
 /* Starts n_threads - 1 threads (n_threads >= 1). ENG_ENOMEM or ENG_EIO (thread
  * creation failed) with a message; *out is NULL then. */
 int pool_new(pool_t **out, int n_threads, eng_err *err);
 
-/* Runs every chunk (0 <= n_chunks <= POOL_MAX_CHUNKS) and returns when all are
- * done. One caller thread at a time. */
-void pool_run(pool_t *p, int64_t n_chunks, pool_fn fn, void *arg);
+/* Runs items 0..n_items-1 (0 <= n_items <= POOL_MAX_ITEMS) in ranges that
+ * start at multiples of `grain` and hold at least `grain` items (except the
+ * last), and returns when all are done. One caller thread at a time. */
+void pool_run(pool_t *p, int64_t n_items, int64_t grain, pool_fn fn, void *arg);
 
 int pool_size(const pool_t *p);
 

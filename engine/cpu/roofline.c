@@ -14,12 +14,12 @@ typedef struct {
     float sums[256];
 } read_task;
 
-#define READ_CHUNK (1 << 18)   /* floats: 1 MiB per chunk */
+#define READ_CHUNK (1 << 14)   /* floats: 64 KiB per item */
 
-static void read_chunk(void *arg, int64_t chunk, int tid)
+static void read_range(void *arg, int64_t chunk_b, int64_t chunk_e, int tid)
 {
     read_task *t = arg;
-    int64_t b = chunk * READ_CHUNK, e = b + READ_CHUNK < (int64_t)t->n ? b + READ_CHUNK : (int64_t)t->n;
+    int64_t b = chunk_b * READ_CHUNK, e = chunk_e * READ_CHUNK < (int64_t)t->n ? chunk_e * READ_CHUNK : (int64_t)t->n;
     const float *p = t->buf;
     float s = 0.0f;
     int64_t i = b;
@@ -58,7 +58,7 @@ int roof_read_bandwidth(size_t bytes, int n_threads, int reps, double *bytes_per
     double best = 1e30;
     for (int r = 0; r < reps + 1; r++) {   /* the first pass warms up */
         double t0 = eng_now_ms();
-        pool_run(pool, (int64_t)((n + READ_CHUNK - 1) / READ_CHUNK), read_chunk, &t);
+        pool_run(pool, (int64_t)((n + READ_CHUNK - 1) / READ_CHUNK), 1, read_range, &t);
         double ms = eng_now_ms() - t0;
         if (r > 0 && ms < best)
             best = ms;

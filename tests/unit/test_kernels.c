@@ -115,18 +115,6 @@ static void softmax_matches_exp_and_sums_to_one(void **state)
     }
 }
 
-typedef struct {
-    int hits[5000];
-    int by_tid[4];
-} pool_probe;
-
-static void probe_fn(void *arg, int64_t chunk, int tid)
-{
-    pool_probe *p = arg;
-    p->hits[chunk]++;   /* each chunk has one owner: no race */
-    __atomic_fetch_add(&p->by_tid[tid], 1, __ATOMIC_RELAXED);
-}
-
 static void silu_mul_matches_the_formula_for_both_signs(void **state)
 {
     (void)state;
@@ -143,27 +131,50 @@ static void silu_mul_matches_the_formula_for_both_signs(void **state)
         assert_true(fabsf(g[i] - ref[i]) <= 1e-6f * (1.0f + fabsf(ref[i])));
 }
 
-static void pool_runs_every_chunk_exactly_once(void **state)
+typedef struct {
+    int hits[5000];
+    int by_tid[4];
+    int64_t grain, n;
+    int bad_ranges;
+} pool_probe;
+
+static void probe_fn(void *arg, int64_t b, int64_t e, int tid)
+{
+    pool_probe *p = arg;
+    if (b % p->grain != 0 || b >= e || e > p->n || (e - b < p->grain && e != p->n))
+        __atomic_fetch_add(&p->bad_ranges, 1, __ATOMIC_RELAXED);
+    for (int64_t i = b; i < e; i++)
+        p->hits[i]++;   /* each item has one owner: no race */
+    __atomic_fetch_add(&p->by_tid[tid], (int)(e - b), __ATOMIC_RELAXED);
+}
+
+static void pool_runs_every_item_exactly_once_in_grain_aligned_ranges(void **state)
 {
     (void)state;
     pool_t *p;
     assert_int_equal(pool_new(&p, 3, NULL), ENG_OK);
     assert_int_equal(pool_size(p), 3);
     static pool_probe probe;
-    const int64_t counts[] = {0, 1, 2, 3, 7, 64, 5000};
-    for (int rep = 0; rep < 200; rep++)
-        for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
-            memset(&probe, 0, sizeof probe);
-            pool_run(p, counts[k], probe_fn, &probe);
-            for (int64_t i = 0; i < 5000; i++)
-                assert_int_equal(probe.hits[i], i < counts[k] ? 1 : 0);
-            assert_int_equal(probe.by_tid[0] + probe.by_tid[1] + probe.by_tid[2], counts[k]);
-            assert_int_equal(probe.by_tid[3], 0);
-        }
+    const int64_t counts[] = {0, 1, 2, 3, 7, 64, 1001, 5000}, grains[] = {1, 4, 16, 200};
+    for (int rep = 0; rep < 50; rep++)
+        for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++)
+            for (size_t g = 0; g < sizeof grains / sizeof grains[0]; g++) {
+                memset(&probe, 0, sizeof probe);
+                probe.grain = grains[g];
+                probe.n = counts[k];
+                pool_run(p, counts[k], grains[g], probe_fn, &probe);
+                for (int64_t i = 0; i < 5000; i++)
+                    assert_int_equal(probe.hits[i], i < counts[k] ? 1 : 0);
+                assert_int_equal(probe.by_tid[0] + probe.by_tid[1] + probe.by_tid[2], counts[k]);
+                assert_int_equal(probe.by_tid[3], 0);
+                assert_int_equal(probe.bad_ranges, 0);
+            }
     pool_free(p);
     assert_int_equal(pool_new(&p, 1, NULL), ENG_OK);   /* no threads: all on the caller */
     memset(&probe, 0, sizeof probe);
-    pool_run(p, 10, probe_fn, &probe);
+    probe.grain = 1;
+    probe.n = 10;
+    pool_run(p, 10, 1, probe_fn, &probe);
     assert_int_equal(probe.by_tid[0], 10);
     pool_free(p);
 }
@@ -278,7 +289,7 @@ int main(void)
         cmocka_unit_test(row_conversion_is_exact_for_every_dtype),
         cmocka_unit_test(softmax_matches_exp_and_sums_to_one),
         cmocka_unit_test(silu_mul_matches_the_formula_for_both_signs),
-        cmocka_unit_test(pool_runs_every_chunk_exactly_once),
+        cmocka_unit_test(pool_runs_every_item_exactly_once_in_grain_aligned_ranges),
         cmocka_unit_test(backend_matvec_and_matmul_match_naive_for_every_dtype),
         cmocka_unit_test(attention_matches_naive_with_gqa_on_both_paths),
     };
