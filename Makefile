@@ -43,7 +43,7 @@ CUDA_SRC   := $(wildcard engine/cuda/*.cu)
 CUDA_OBJ   := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 CFLAGS     += -DATTNSCOPE_CUDA
 CUDA_HOME  ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC)))
-LDLIBS     += -L$(CUDA_HOME)/lib64 -lcudart -lcublas
+LDLIBS     += -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lstdc++
 NVFLAGS    ?= -O3 -std=c++17 -arch=sm_90a -Iengine -Xcompiler -fPIC
 endif
 

@@ -12,7 +12,9 @@
 #include <stdint.h>
 #include <string.h>
 
+extern "C" {
 #include "cuda.h"
+}
 
 namespace {
 

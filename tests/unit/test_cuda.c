@@ -17,7 +17,10 @@
 
 #include "model.h"
 #include "session.h"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-truncation"   /* npy.h's messages cut long paths on purpose */
 #include "npy.h"
+#pragma GCC diagnostic pop
 
 #ifdef ATTNSCOPE_CUDA
 #include "cuda/cuda.h"
