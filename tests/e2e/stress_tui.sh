@@ -6,7 +6,9 @@
 # keys, Ctrl-keys (raw mode: none of them is a signal), the help overlay, the
 # pane keys, and safe slash commands. Ctrl-D and /quit, /save, /model are left
 # out. The TUI must stay alive throughout, draw its status bar again at 120x40,
-# exit 0 on /quit, and leave the terminal sane. STRESS_SEED picks the sequence.
+# exit 0 on /quit, and leave the terminal sane. First a conversation longer
+# than its 96-token context must end with a clear message (then the random
+# keys run into that limit again and again). STRESS_SEED picks the sequence.
 BUILD=${1:-build}
 KEYS=${STRESS_KEYS:-400}
 SEED=${STRESS_SEED:-1}
@@ -38,10 +40,21 @@ wait_for() {
 }
 
 T new-session -d -s st -x 120 -y 40 \
-    "env HOME='$TMP' TERM=tmux-256color COLORTERM= NO_COLOR= ${STRESS_WRAP:-} '$BIN' --model '$MODEL' -n 6 --seed 3; \
+    "env HOME='$TMP' TERM=tmux-256color COLORTERM= NO_COLOR= ${STRESS_WRAP:-} '$BIN' --model '$MODEL' --ctx 96 -n 6 --seed 3; \
      echo \"EXIT=\$?\" > '$TMP/rc'; stty -a > '$TMP/stty' 2>&1; sleep 600" \
     || fail "tmux could not start"
 wait_for "attnscope: tiny-chat" 60 || fail "TUI did not start"
+
+# A conversation longer than the context (96 tokens) ends with a clear message.
+i=0
+while [ $i -lt 12 ] && ! screen | grep -qE "context full|context holds"; do
+    T send-keys -t st -l "Tell me everything about attention heads and tokens"
+    T send-keys -t st Enter
+    sleep 0.3; i=$((i + 1))
+done
+wait_for "context full|context holds" 10 || fail "no message when the context ran out"
+T send-keys -t st -l "/reset"
+T send-keys -t st Enter
 
 # One batch per line: "K key key ..." (tmux key names), "L text" (literal),
 # or "R WxH" (resize). awk's rand with a fixed seed makes the run repeatable.
