@@ -183,6 +183,9 @@ int conv_open(conv_t **out, const char *dir, const conv_opts *o, eng_err *err)
     if ((rc = session_new(&c->sess, c->model, o->max_seq, o->n_threads, err)) != ENG_OK)
         goto fail;
     session_set_cache(c->sess, o->cache);
+    if (o->device && strcmp(o->device, "cpu") != 0 &&
+        (rc = session_set_device(c->sess, o->device, o->n_threads, err)) != ENG_OK)
+        goto fail;
     if ((rc = sampler_new(&c->smp, c->n_vocab, &o->sampling, err)) != ENG_OK)
         goto fail;
     if ((rc = tok_stream_new(&c->stream, c->tok, true, err)) != ENG_OK)
@@ -281,6 +284,7 @@ int conv_set_sampling(conv_t *c, const sampler_params *p, eng_err *err)
 const sampler_params *conv_sampling(const conv_t *c) { return &c->opts.sampling; }
 void conv_set_cache(conv_t *c, bool on) { session_set_cache(c->sess, on); }
 bool conv_cache(const conv_t *c) { return session_cache(c->sess); }
+const char *conv_device(const conv_t *c) { return session_device(c->sess); }
 void conv_set_max_new(conv_t *c, int n) { c->opts.max_new = n < 0 ? 0 : n; }
 int conv_max_new(const conv_t *c) { return c->opts.max_new; }
 
@@ -289,6 +293,7 @@ void conv_get_opts(const conv_t *c, conv_opts *o)
     *o = c->opts;
     o->cache = session_cache(c->sess);
     o->max_seq = session_max(c->sess);
+    o->device = session_device(c->sess);
 }
 
 int conv_n_messages(const conv_t *c) { return c->n_msgs; }

@@ -30,6 +30,7 @@ typedef struct {
     bool chat;               /* render through the chat template; false = plain completion */
     bool cache;              /* KV cache on at the start */
     int max_new;             /* tokens per reply; 0 = until end of turn or context full */
+    const char *device;      /* NULL or "cpu"; "cuda" in a CUDA build (session_set_device) */
     sampler_params sampling;
 } conv_opts;
 
@@ -56,8 +57,9 @@ typedef struct {
  * conversation. o may be NULL (defaults). When o->chat is set but the folder
  * has no usable chat template, the conversation runs as plain completion and
  * conv_warning says so. Errors: the loaders' codes (ENG_EINPUT for a bad
- * folder, naming the file and field), ENG_EINPUT for out-of-range options;
- * *out is NULL then. Free with conv_close. */
+ * folder, naming the file and field), ENG_EINPUT for out-of-range options,
+ * ENG_EDEVICE when o->device cannot be used; *out is NULL then. Free with
+ * conv_close. */
 int conv_open(conv_t **out, const char *dir, const conv_opts *o, eng_err *err);
 void conv_close(conv_t *c);                     /* accepts NULL */
 
@@ -76,9 +78,10 @@ int conv_set_sampling(conv_t *c, const sampler_params *p, eng_err *err); /* chec
 const sampler_params *conv_sampling(const conv_t *c);
 void conv_set_cache(conv_t *c, bool on);
 bool conv_cache(const conv_t *c);
+const char *conv_device(const conv_t *c);       /* "cpu" or "cuda" (session_set_device switches) */
 void conv_set_max_new(conv_t *c, int n);       /* 0 = unlimited */
 /* The options a conv_open of another folder needs to continue with the same
- * settings (context size, threads, chat, cache, max_new, sampling). */
+ * settings (context size, threads, chat, cache, max_new, device, sampling). */
 void conv_get_opts(const conv_t *c, conv_opts *o);
 int conv_max_new(const conv_t *c);
 

@@ -28,6 +28,8 @@ void cli_common_default(cli_common *o)
 static const char *who(const char *cmd)
 {
     static char buf[64];
+    if (cmd && strcmp(cmd, "attnscope") == 0)
+        cmd = "";
     snprintf(buf, sizeof buf, "attnscope%s%s", cmd && *cmd ? " " : "", cmd ? cmd : "");
     return buf;
 }
@@ -145,11 +147,12 @@ int cli_check_device(const char *cmd, const char *device)
     if (!device || strcmp(device, "cpu") == 0)
         return 0;
 #ifdef ATTNSCOPE_CUDA
-    fprintf(stderr, "%s: --device cuda: generation on the GPU is not wired into this command yet; use --device cpu\n", who(cmd));
+    (void)cmd;
+    return 0;                   /* whether a GPU is there is the session's to say */
 #else
     fprintf(stderr, "%s: --device cuda: this build has no CUDA backend (rebuild with make CUDA=1)\n", who(cmd));
-#endif
     return -1;
+#endif
 }
 
 static bool is_dir(const char *p)
@@ -206,7 +209,15 @@ int cli_resolve_model(const char *cmd, const cli_common *o, char *out, size_t ca
 int cli_open_conv(const char *cmd, const char *dir, const cli_common *o, conv_t **out)
 {
     eng_err err;
-    int rc = conv_open(out, dir, &o->conv, &err);
+    conv_opts co = o->conv;
+    co.device = o->device;
+    int rc = conv_open(out, dir, &co, &err);
+    if (rc == ENG_EDEVICE && !(cmd && *cmd && strcmp(cmd, "attnscope") != 0)) {
+        /* The REPL falls back to the CPU and says so; generate fails (exit 1). */
+        fprintf(stderr, "%s: --device %s: %s; using the cpu\n", who(cmd), co.device, err.msg);
+        co.device = "cpu";
+        rc = conv_open(out, dir, &co, &err);
+    }
     if (rc != ENG_OK) {
         fprintf(stderr, "%s: %s\n", who(cmd), err.msg);
         return rc == ENG_EINPUT || rc == ENG_EIO ? 2 : 1;
@@ -271,8 +282,9 @@ void plain_print_timings(FILE *f, const conv_t *c)
             per_s(t->decode_evals, t->decode_ms));
     fprintf(f, "time to first token = %8.2f ms; inter-token latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms\n",
             t->ttft_ms, itl_percentile(c, 0.5), itl_percentile(c, 0.9), itl_percentile(c, 0.99));
-    fprintf(f, "      total time = %10.2f ms / %5d tokens generated; cache %s; stop: %s\n",
-            t->total_ms, t->gen_tokens, t->cache ? "on" : "off", stop_text(c, t));
+    fprintf(f, "      total time = %10.2f ms / %5d tokens generated; cache %s; %s; stop: %s\n",
+            t->total_ms, t->gen_tokens, t->cache ? "on" : "off",
+            conv_device(c), stop_text(c, t));
 }
 
 void plain_print_summary(FILE *f, const conv_t *c)
@@ -462,9 +474,9 @@ int plain_run(const char *dir, const cli_common *o, const char *models_dir, cons
     sigaction(SIGINT, &sa, NULL);
 
     char info[1024];
-    snprintf(info, sizeof info, "attnscope: %s (%s), context %d tokens, cache %s. /help lists the commands; Ctrl-D quits.",
+    snprintf(info, sizeof info, "attnscope: %s (%s), context %d tokens, cache %s, %s. /help lists the commands; Ctrl-D quits.",
              dir, conv_chat(c) ? conv_family(c) : "plain completion", session_max(conv_session(c)),
-             conv_cache(c) ? "on" : "off");
+             conv_cache(c) ? "on" : "off", conv_device(c));
     plain_say(&st, false, info);
     if (conv_warning(c)) {
         snprintf(info, sizeof info, "warning: %s", conv_warning(c));

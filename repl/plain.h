@@ -40,9 +40,11 @@ int cli_models_dir(char *out, size_t cap);
  * out; 0 on success, -1 after printing one clear line on stderr. */
 int cli_resolve_model(const char *cmd, const cli_common *o, char *out, size_t cap);
 
-/* Opens the conversation for a resolved folder; prints one line on stderr
- * and returns the exit code (2 bad folder, 1 other failure) on error, 0 on
- * success. */
+/* Opens the conversation for a resolved folder on o->device; prints one line
+ * on stderr and returns the exit code (2 bad folder, 1 other failure) on
+ * error, 0 on success. For the REPL (cmd "" or "attnscope") a device that
+ * cannot be used is a warning and the CPU is used instead; for generate it is
+ * a failure (exit 1). */
 int cli_open_conv(const char *cmd, const char *dir, const cli_common *o, conv_t **out);
 
 /* llama.cpp's lines after a reply: prompt eval, eval, time to first token
