@@ -19,7 +19,8 @@ extern "C" {
 namespace {
 
 struct wslot {
-    const void *host;   /* key: tensor_t.data */
+    const void *host;   /* key: tensor_t.data and the byte size (views may share a start) */
+    size_t bytes;
     void *dev;
 };
 
@@ -89,15 +90,15 @@ const void *weight(cuctx *c, const tensor_t *w)
         c->slots = ns;
         c->cap = ncap;
     }
-    size_t j = hash_ptr(w->data) & (c->cap - 1);
-    while (c->slots[j].host) {
-        if (c->slots[j].host == w->data)
-            return c->slots[j].dev;
-        j = (j + 1) & (c->cap - 1);
-    }
     size_t bytes = dtype_size(w->dtype);
     for (int d = 0; d < w->ndim; d++)
         bytes *= (size_t)w->shape[d];
+    size_t j = hash_ptr(w->data) & (c->cap - 1);
+    while (c->slots[j].host) {
+        if (c->slots[j].host == w->data && c->slots[j].bytes == bytes)
+            return c->slots[j].dev;
+        j = (j + 1) & (c->cap - 1);
+    }
     void *dev = NULL;
     cudaError_t e = cudaMalloc(&dev, bytes);
     if (e != cudaSuccess) {
@@ -111,6 +112,7 @@ const void *weight(cuctx *c, const tensor_t *w)
         return NULL;
     }
     c->slots[j].host = w->data;
+    c->slots[j].bytes = bytes;
     c->slots[j].dev = dev;
     c->used++;
     return dev;

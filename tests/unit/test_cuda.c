@@ -104,8 +104,9 @@ static void compare_devices(const char *name, eng_dtype dt, int P, int G, bool c
     assert_true(err <= tol);
     for (int g = 0; g < G; g++) {
         int tc = argmax(session_logits(cpu), V), tg = argmax(session_logits(gpu), V);
-        if (dt == DT_F32)
-            assert_int_equal(tc, tg);
+        const float *lc = session_logits(cpu);
+        if (dt == DT_F32 && tc != tg && !(fabsf(lc[tc] - lc[tg]) <= 1e-5f * fabsf(lc[tc])))   /* not a near tie */
+            fail_msg("%s: decode step %d: greedy id cpu %d cuda %d", name, g, tc, tg);
         eval_ok(cpu, &tc, 1, NULL);
         eval_ok(gpu, &tc, 1, NULL);   /* the CPU's id on both: errors cannot compound */
         err = rel_l2(session_logits(gpu), session_logits(cpu), (size_t)V);
