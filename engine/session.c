@@ -7,6 +7,7 @@
 #include "cpu/kernels.h"
 #ifdef ATTNSCOPE_CUDA
 #include "cuda/cuda.h"
+#include <stdio.h>
 #endif
 
 #include <math.h>
@@ -512,6 +513,12 @@ int session_eval(session_t *s, const int *tokens, int n, float *all_logits, eng_
         if (rc != ENG_OK) {   /* nothing appended; K/V from start on are not trusted */
             s->kv_valid = start < s->kv_valid ? start : s->kv_valid;
             s->obs_valid = false;
+            /* Fall back to the CPU: the next eval runs there. */
+            eng_err e2 = {{0}};
+            if (session_set_device(s, "cpu", 0, &e2) == ENG_OK && err) {
+                size_t used = strlen(err->msg);
+                snprintf(err->msg + used, sizeof err->msg - used, "; switched to cpu");
+            }
             return rc;
         }
     }
