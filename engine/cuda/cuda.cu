@@ -30,17 +30,16 @@ struct cuctx {
     size_t cap, used;
     float *d_x, *d_y, *d_w, *d_q, *d_k, *d_v, *d_o, *d_p;
     size_t n_x, n_y, n_w, n_q, n_k, n_v, n_o, n_p;  /* floats held */
-    int failed;
+    int failed;         /* the status of the first failure (0 = none) */
     eng_err err;
 };
 
 int fail_cuda(cuctx *c, cudaError_t e, const char *what)
 {
-    if (!c->failed) {
-        c->failed = 1;
-        eng_fail(&c->err, ENG_EDEVICE, "cuda: %s: %s", what, cudaGetErrorString(e));
-    }
-    return ENG_EDEVICE;
+    int code = e == cudaErrorMemoryAllocation ? ENG_ENOMEM : ENG_EDEVICE;
+    if (!c->failed)
+        c->failed = eng_fail(&c->err, code, "cuda: %s: %s", what, cudaGetErrorString(e));
+    return code;
 }
 
 #define CK(c, call, what) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) return fail_cuda((c), e_, (what)); } while (0)
@@ -72,10 +71,8 @@ const void *weight(cuctx *c, const tensor_t *w)
         size_t ncap = c->cap ? c->cap * 2 : 256;
         wslot *ns = (wslot *)eng_calloc(ncap, sizeof *ns);
         if (!ns) {
-            if (!c->failed) {
-                c->failed = 1;
-                eng_fail(&c->err, ENG_ENOMEM, "cuda: out of host memory for the weight table");
-            }
+            if (!c->failed)
+                c->failed = eng_fail(&c->err, ENG_ENOMEM, "cuda: out of host memory for the weight table");
             return NULL;
         }
         for (size_t i = 0; i < c->cap; i++) {
@@ -305,10 +302,8 @@ int mm(cuctx *c, float *y, const float *x, int T, const tensor_t *w)
     cublasStatus_t st = cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, rows, T, (int)cols, &one, wf, (int)cols,
                                     c->d_x, (int)cols, &zero, c->d_y, rows);
     if (st != CUBLAS_STATUS_SUCCESS) {
-        if (!c->failed) {
-            c->failed = 1;
-            eng_fail(&c->err, ENG_EDEVICE, "cuda: cublasSgemm failed (status %d)", (int)st);
-        }
+        if (!c->failed)
+            c->failed = eng_fail(&c->err, ENG_EDEVICE, "cuda: cublasSgemm failed (status %d)", (int)st);
         return ENG_EDEVICE;
     }
     CK(c, cudaMemcpy(y, c->d_y, ny * sizeof(float), cudaMemcpyDeviceToHost), "matmul: copying Y");
@@ -428,7 +423,7 @@ extern "C" int cuda_ctx_status(const void *ctx, eng_err *err)
         return ENG_OK;
     if (err)
         *err = c->err;
-    return ENG_EDEVICE;
+    return c->failed;
 }
 
 extern "C" const backend_ops backend_cuda = {"cuda", cu_new, cu_free, cu_threads, cu_matvec, cu_matmul, cu_attention};

@@ -18,9 +18,10 @@ extern const backend_ops backend_cuda;
  * naming the CUDA error (no driver, no device). */
 int cuda_probe(eng_err *err);
 
-/* ENG_OK, or ENG_EDEVICE with the first failure a kernel, copy or cuBLAS call
- * of ctx met since ctx_new (the table's calls return nothing; outputs of a
- * failed call are NaN). */
+/* ENG_OK, or the first failure a kernel, copy or cuBLAS call of ctx met
+ * since ctx_new: ENG_ENOMEM when device memory ran out, ENG_EDEVICE
+ * otherwise (the table's calls return nothing; outputs of a failed call are
+ * NaN, and every later call of ctx fails the same way). */
 int cuda_ctx_status(const void *ctx, eng_err *err);
 
 #ifdef __cplusplus
