@@ -245,7 +245,8 @@ void nan_fill(float *y, size_t n)
         y[i] = NAN;
 }
 
-int mv_one(cuctx *c, const bk_matvec *j)
+/* same_x: j->x is the previous job's input, already in d_x. */
+int mv_one(cuctx *c, const bk_matvec *j, bool same_x)
 {
     const tensor_t *w = j->w;
     int rows = (int)w->shape[0];
@@ -255,7 +256,8 @@ int mv_one(cuctx *c, const bk_matvec *j)
         return ENG_EDEVICE;
     if (ensure(c, &c->d_x, &c->n_x, (size_t)cols, "matvec input") || ensure(c, &c->d_y, &c->n_y, (size_t)rows, "matvec output"))
         return ENG_EDEVICE;
-    CK(c, cudaMemcpy(c->d_x, j->x, (size_t)cols * sizeof(float), cudaMemcpyHostToDevice), "matvec: copying x");
+    if (!same_x)
+        CK(c, cudaMemcpy(c->d_x, j->x, (size_t)cols * sizeof(float), cudaMemcpyHostToDevice), "matvec: copying x");
     int threads = 256, blocks = (int)(((int64_t)rows * 32 + threads - 1) / threads);
     switch (w->dtype) {
     case DT_F32: k_matvec<float><<<blocks, threads>>>(c->d_y, (const float *)dw, c->d_x, rows, cols); break;
@@ -270,9 +272,13 @@ int mv_one(cuctx *c, const bk_matvec *j)
 void cu_matvec(void *ctx, const bk_matvec *jobs, int n_jobs)
 {
     cuctx *c = (cuctx *)ctx;
-    for (int i = 0; i < n_jobs; i++)
-        if (c->failed || mv_one(c, &jobs[i]) != ENG_OK)
+    for (int i = 0; i < n_jobs; i++) {
+        /* q/k/v and gate/up share their input: upload it once. */
+        bool same_x = i > 0 && jobs[i].x == jobs[i - 1].x && jobs[i].w->ndim > 1 && jobs[i - 1].w->ndim > 1 &&
+                      jobs[i].w->shape[1] == jobs[i - 1].w->shape[1];
+        if (c->failed || mv_one(c, &jobs[i], same_x) != ENG_OK)
             nan_fill(jobs[i].y, (size_t)jobs[i].w->shape[0]);
+    }
 }
 
 int mm(cuctx *c, float *y, const float *x, int T, const tensor_t *w)

@@ -163,6 +163,31 @@ static void qwen_shaped_models_match_the_cpu(void **state)
     compare_devices("tiny-llama3", DT_F32, 19, 4, true, F32_TOL);
 }
 
+static void a_rewind_and_new_tokens_match_the_cpu(void **state)
+{
+    (void)state;
+    model_t *m = NULL;
+    eng_err e = {{0}};
+    assert_int_equal(model_synthetic(&m, "tiny", DT_BF16, 1, &e), ENG_OK);
+    int V = m->cfg.vocab_size, ids[40];
+    prompt_ids(ids, 40, V);
+    session_t *cpu = open_on(m, 48, "cpu"), *gpu = open_on(m, 48, "cuda");
+    eval_ok(cpu, ids, 30, NULL);
+    eval_ok(gpu, ids, 30, NULL);
+    assert_int_equal(session_rewind(cpu, 12), ENG_OK);
+    assert_int_equal(session_rewind(gpu, 12), ENG_OK);
+    eval_ok(cpu, ids + 25, 15, NULL);
+    eval_ok(gpu, ids + 25, 15, NULL);
+    eval_ok(cpu, ids + 3, 1, NULL);
+    eval_ok(gpu, ids + 3, 1, NULL);
+    double err = rel_l2(session_logits(gpu), session_logits(cpu), (size_t)V);
+    printf("  rewind 30 -> 12, 15 new + 1: rel L2 %.3g\n", err);
+    assert_true(err <= BF16_TOL);
+    session_free(cpu);
+    session_free(gpu);
+    model_close(m);
+}
+
 static void observer_rows_match_the_cpu(void **state)
 {
     (void)state;
@@ -349,6 +374,7 @@ int main(void)
         cmocka_unit_test(tiny_f16_with_the_cache_off_matches_the_cpu),
         cmocka_unit_test(a_prefill_longer_than_one_chunk_matches_the_cpu),
         cmocka_unit_test(qwen_shaped_models_match_the_cpu),
+        cmocka_unit_test(a_rewind_and_new_tokens_match_the_cpu),
         cmocka_unit_test(observer_rows_match_the_cpu),
         cmocka_unit_test(switching_devices_mid_context_keeps_the_conversation),
         cmocka_unit_test(every_reference_fixture_matches_transformers_and_the_cpu),
