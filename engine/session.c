@@ -11,6 +11,7 @@
 #endif
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #define PREFILL_CHUNK 512   /* most positions run through the network at once */
@@ -269,18 +270,32 @@ static void forward(session_t *s, int pos0, int T, int out_row0, float *out, int
 
 /* ------------------------------------------------------------ validation */
 
+/* The loader checks shapes against the config; this re-checks what the
+ * forward pass relies on, for any model_t (synthetic ones included). layer < 0
+ * names a tensor outside the layers. */
+static void where(char *buf, size_t cap, int layer, const char *name)
+{
+    if (layer >= 0)
+        snprintf(buf, cap, "layer %d: %s", layer, name);
+    else
+        snprintf(buf, cap, "%s", name);
+}
+
 static int check_matrix(const tensor_t *t, int64_t rows, int64_t cols, const char *name, int layer, eng_err *err)
 {
+    char w[96];
+    where(w, sizeof w, layer, name);
     if (!tensor_present(t) || t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
-        return eng_fail(err, ENG_EINPUT, "layer %d: %s missing or not (%lld, %lld)", layer, name,
-                        (long long)rows, (long long)cols);
+        return eng_fail(err, ENG_EINPUT, "%s missing or not (%lld, %lld)", w, (long long)rows, (long long)cols);
     return ENG_OK;
 }
 
 static int check_vector(const tensor_t *t, int64_t n, const char *name, int layer, eng_err *err)
 {
+    char w[96];
+    where(w, sizeof w, layer, name);
     if (!tensor_present(t) || t->ndim != 1 || t->shape[0] != n)
-        return eng_fail(err, ENG_EINPUT, "layer %d: %s missing or not (%lld)", layer, name, (long long)n);
+        return eng_fail(err, ENG_EINPUT, "%s missing or not (%lld)", w, (long long)n);
     return ENG_OK;
 }
 
