@@ -453,6 +453,30 @@ static void kv_bytes_count_keys_and_values_of_every_layer(void **state)
     model_close(m);
 }
 
+static void session_new_rejects_weights_whose_shapes_do_not_fit_the_config(void **state)
+{
+    (void)state;
+    model_t *m = open_synth("tiny", DT_F32);
+    session_t *s = NULL;
+    eng_err e;
+    m->w.layers[1].wk.shape[0]++;
+    assert_int_equal(session_new(&s, m, 8, 1, &e), ENG_EINPUT);
+    assert_null(s);
+    assert_non_null(strstr(e.msg, "layer 1: k_proj"));
+    m->w.layers[1].wk.shape[0]--;
+    m->w.lm_head.shape[1] = 3;
+    assert_int_equal(session_new(&s, m, 8, 1, &e), ENG_EINPUT);
+    assert_string_equal(e.msg, "lm_head missing or not (97, 64)");
+    m->w.lm_head.shape[1] = 64;
+    m->cfg.n_kv_heads = 3;   /* 4 heads are not a multiple of 3 */
+    assert_int_equal(session_new(&s, m, 8, 1, &e), ENG_EINPUT);
+    m->cfg.n_kv_heads = 2;
+    assert_int_equal(session_new(&s, m, -1, 1, &e), ENG_EINPUT);
+    assert_int_equal(session_new(&s, m, 8, 1, &e), ENG_OK);
+    session_free(s);
+    model_close(m);
+}
+
 static void session_new_survives_every_failing_allocation(void **state)
 {
     (void)state;
@@ -503,6 +527,7 @@ int main(void)
         cmocka_unit_test(eval_past_the_context_limit_is_erange_and_appends_nothing),
         cmocka_unit_test(token_ids_outside_the_vocabulary_are_rejected),
         cmocka_unit_test(kv_bytes_count_keys_and_values_of_every_layer),
+        cmocka_unit_test(session_new_rejects_weights_whose_shapes_do_not_fit_the_config),
         cmocka_unit_test(session_new_survives_every_failing_allocation),
         cmocka_unit_test(synthetic_shapes_have_the_published_parameter_counts),
     };
