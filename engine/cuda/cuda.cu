@@ -1,8 +1,8 @@
 /* cuda.cu - the CUDA backend: backend.h's table (matvec, matmul, attention)
  * on the first GPU. Weights are uploaded once, in their stored dtype, the
  * first time a call names them (a table keyed by the host data pointer);
- * activations, the K/V rows a call reads and its outputs cross the bus per
- * call. Decode matvec: one warp per output row, 16-byte loads. Prefill
+ * the KV cache is mirrored on the device (only rows new since the last call
+ * cross the bus); activations and outputs cross the bus per call. Decode matvec: one warp per output row, 16-byte loads. Prefill
  * matmul: the weight widened to f32 on the device, then cublasSgemm (f32
  * accumulate, no TF32). Attention: one block per (query row, head), exact
  * softmax through a scores buffer in device memory. */
@@ -24,12 +24,25 @@ struct wslot {
     void *dev;
 };
 
+/* One layer's K/V on the device, [n_kv_heads][stride][head_dim] like the
+ * host cache it mirrors. Rows [0, valid) are current: the session writes
+ * rows pos0.. of a layer only right before that layer's attention call
+ * (kv_store, then attention over the same rows), so a call uploads rows
+ * from min(valid, pos0) up to pos0 + T and nothing before is stale. */
+struct kvslot {
+    const float *hk, *hv;   /* key: the host cache of the layer */
+    int stride, nkv, hd, valid;
+    float *dk, *dv;
+};
+
 struct cuctx {
     cublasHandle_t blas;
+    kvslot *kv;
+    int n_kv, cap_kv;
     wslot *slots;       /* open addressing, cap a power of two */
     size_t cap, used;
-    float *d_x, *d_y, *d_w, *d_q, *d_k, *d_v, *d_o, *d_p;
-    size_t n_x, n_y, n_w, n_q, n_k, n_v, n_o, n_p;  /* floats held */
+    float *d_x, *d_y, *d_w, *d_q, *d_o, *d_p;
+    size_t n_x, n_y, n_w, n_q, n_o, n_p;  /* floats held */
     int failed;         /* the status of the first failure (0 = none) */
     eng_err err;
 };
@@ -193,13 +206,13 @@ __device__ float block_reduce(float v, bool is_max)
 /* One block per (query row i, head h). q, out: [T][nh][hd]; K, V: [nkv][nk][hd];
  * P: [nh][T][nk] scores, then probabilities (0 past the row's position). */
 __global__ void k_attention(const float *q, const float *K, const float *V, float *out, float *P, int T,
-                            int pos0, int nh, int nkv, int hd, int nk, float scale)
+                            int pos0, int nh, int nkv, int hd, int nk, int kvs, float scale)
 {
     int i = blockIdx.x, h = blockIdx.y;
     int kvh = h / (nh / nkv);
     const float *qi = q + ((int64_t)i * nh + h) * hd;
-    const float *Kh = K + (int64_t)kvh * nk * hd;
-    const float *Vh = V + (int64_t)kvh * nk * hd;
+    const float *Kh = K + (int64_t)kvh * kvs * hd;
+    const float *Vh = V + (int64_t)kvh * kvs * hd;
     float *p = P + ((int64_t)h * T + i) * nk;
     int last = pos0 + i;   /* keys 0..last */
     float mx = -INFINITY;
@@ -323,20 +336,69 @@ void cu_matmul(void *ctx, float *y, const float *x, int T, const tensor_t *w)
         nan_fill(y, (size_t)T * (size_t)w->shape[0]);
 }
 
+/* The device mirror of the layer cache a reads, or NULL after a failure. */
+kvslot *kv_slot(cuctx *c, const bk_attention *a)
+{
+    for (int i = 0; i < c->n_kv; i++) {
+        kvslot *k = &c->kv[i];
+        if (k->hk == a->k && k->hv == a->v) {
+            if (k->stride == a->kv_stride && k->nkv == a->n_kv_heads && k->hd == a->head_dim)
+                return k;
+            cudaFree(k->dk);   /* the host cache changed shape: start again */
+            cudaFree(k->dv);
+            *k = c->kv[--c->n_kv];
+            break;
+        }
+    }
+    if (c->n_kv == c->cap_kv) {
+        int ncap = c->cap_kv ? 2 * c->cap_kv : 64;
+        kvslot *nk = (kvslot *)eng_realloc(c->kv, (size_t)ncap * sizeof *nk);
+        if (!nk) {
+            if (!c->failed)
+                c->failed = eng_fail(&c->err, ENG_ENOMEM, "cuda: out of host memory for the KV table");
+            return NULL;
+        }
+        c->kv = nk;
+        c->cap_kv = ncap;
+    }
+    kvslot *k = &c->kv[c->n_kv];
+    *k = kvslot{a->k, a->v, a->kv_stride, a->n_kv_heads, a->head_dim, 0, NULL, NULL};
+    size_t bytes = (size_t)a->n_kv_heads * a->kv_stride * a->head_dim * sizeof(float);
+    cudaError_t e = cudaMalloc((void **)&k->dk, bytes);
+    if (e == cudaSuccess)
+        e = cudaMalloc((void **)&k->dv, bytes);
+    if (e != cudaSuccess) {
+        cudaFree(k->dk);
+        fail_cuda(c, e, "allocating the KV cache");
+        return NULL;
+    }
+    c->n_kv++;
+    return k;
+}
+
 int att(cuctx *c, const bk_attention *a)
 {
     int nk = a->pos0 + a->T, hd = a->head_dim, nh = a->n_heads, nkv = a->n_kv_heads, T = a->T;
-    size_t nq = (size_t)T * nh * hd, nkvf = (size_t)nkv * nk * hd, np = (size_t)nh * T * nk;
+    size_t nq = (size_t)T * nh * hd, np = (size_t)nh * T * nk;
     if (ensure(c, &c->d_q, &c->n_q, nq, "attention q") || ensure(c, &c->d_o, &c->n_o, nq, "attention out") ||
-        ensure(c, &c->d_k, &c->n_k, nkvf, "attention K") || ensure(c, &c->d_v, &c->n_v, nkvf, "attention V") ||
         ensure(c, &c->d_p, &c->n_p, np, "attention scores"))
         return ENG_EDEVICE;
+    kvslot *kv = kv_slot(c, a);
+    if (!kv)
+        return ENG_EDEVICE;
     CK(c, cudaMemcpy(c->d_q, a->q, nq * sizeof(float), cudaMemcpyHostToDevice), "attention: copying q");
-    size_t row = (size_t)nk * hd * sizeof(float), spitch = (size_t)a->kv_stride * hd * sizeof(float);
-    CK(c, cudaMemcpy2D(c->d_k, row, a->k, spitch, row, (size_t)nkv, cudaMemcpyHostToDevice), "attention: copying K");
-    CK(c, cudaMemcpy2D(c->d_v, row, a->v, spitch, row, (size_t)nkv, cudaMemcpyHostToDevice), "attention: copying V");
+    int lo = kv->valid < a->pos0 ? kv->valid : a->pos0;   /* rows lo..nk-1 are new or not uploaded yet */
+    size_t pitch = (size_t)a->kv_stride * hd * sizeof(float), width = (size_t)(nk - lo) * hd * sizeof(float);
+    size_t off = (size_t)lo * hd;
+    kv->valid = 0;   /* until both copies succeed */
+    CK(c, cudaMemcpy2D(kv->dk + off, pitch, a->k + off, pitch, width, (size_t)nkv, cudaMemcpyHostToDevice),
+       "attention: copying K");
+    CK(c, cudaMemcpy2D(kv->dv + off, pitch, a->v + off, pitch, width, (size_t)nkv, cudaMemcpyHostToDevice),
+       "attention: copying V");
+    kv->valid = nk;
     dim3 grid((unsigned)T, (unsigned)nh);
-    k_attention<<<grid, 256>>>(c->d_q, c->d_k, c->d_v, c->d_o, c->d_p, T, a->pos0, nh, nkv, hd, nk, a->scale);
+    k_attention<<<grid, 256>>>(c->d_q, kv->dk, kv->dv, c->d_o, c->d_p, T, a->pos0, nh, nkv, hd, nk, a->kv_stride,
+                               a->scale);
     CK(c, cudaGetLastError(), "attention kernel launch");
     CK(c, cudaMemcpy(a->out, c->d_o, nq * sizeof(float), cudaMemcpyDeviceToHost), "attention: copying out");
     if (a->probs) {
@@ -370,7 +432,12 @@ void cu_free(void *ctx)
         if (c->slots[i].host)
             cudaFree(c->slots[i].dev);
     eng_free(c->slots);
-    float *bufs[] = {c->d_x, c->d_y, c->d_w, c->d_q, c->d_k, c->d_v, c->d_o, c->d_p};
+    for (int i = 0; i < c->n_kv; i++) {
+        cudaFree(c->kv[i].dk);
+        cudaFree(c->kv[i].dv);
+    }
+    eng_free(c->kv);
+    float *bufs[] = {c->d_x, c->d_y, c->d_w, c->d_q, c->d_o, c->d_p};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i])
             cudaFree(bufs[i]);
