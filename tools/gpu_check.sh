@@ -98,6 +98,10 @@ if [ -x build-cuda/attnscope ] && [ -x build-cuda/tests/test_cuda ] &&
 elif build 60; then
     BIN=build-cuda/attnscope TEST=build-cuda/tests/test_cuda
 fi
+if [ -n "$BIN" ] && LD_LIBRARY_PATH="$LDP:${LD_LIBRARY_PATH:-}" ldd "$BIN" "$TEST" 2>&1 | grep -q "not found"; then
+    note "build-cuda binaries miss libraries: $(LD_LIBRARY_PATH="$LDP" ldd "$BIN" | grep 'not found' | tr '\n' ' ')"
+    BIN= TEST=
+fi
 if [ -n "$BIN" ]; then
     export LD_LIBRARY_PATH="$LDP:${LD_LIBRARY_PATH:-}"
     note "using the binaries built here (build-cuda)"
@@ -120,7 +124,7 @@ else
     REF=${REF_DIR:-tests/fixtures/ref}
     [ -d "$REF" ] || note "no fixtures at $REF (test_cuda skips that test)"
     step 02-test_cuda 30 env ATTNSCOPE_REF_DIR="$REF" "$TEST"
-    grep -E "rel L2|fixture|skipped|FAIL|PASSED|FAILED" "$LOG/02-test_cuda.log" | head -40 | sed 's/^/    /' | tee -a "$SUMMARY"
+    grep -E "rel L2|fixture|skipped|FAIL|ERROR|PASSED" "$LOG/02-test_cuda.log" | head -40 | sed 's/^/    /' | tee -a "$SUMMARY"
 
     # 3. device-to-device copy bandwidth (bytes read + written per second).
     step 03-d2d 10 python3 -c '
