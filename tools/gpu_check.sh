@@ -8,6 +8,10 @@
 # time-boxed and logged to LOGDIR/NN-step.log; a failed step never stops the
 # rest; a summary is printed at the end (and kept in LOGDIR/summary.txt).
 #
+# In the GPU batch (carry .cache/cuda-prebuilt.tar.xz, 5.6 MB, made here by
+# --prebuild, for a machine without the Debian build dependencies):
+#       bash tools/gpu_check.sh --build "$WORK/cuda" &      # early, beside the training (CPU only)
+#       ... after training:  REF_DIR="$WORK/ref" bash tools/gpu_check.sh "$WORK/cuda"
 #   on the GPU machine, repository root:
 #       bash tools/gpu_check.sh --build LOGDIR    (optional, earlier: nvcc + cc only, no GPU)
 #       REF_DIR=/path/to/ref bash tools/gpu_check.sh LOGDIR      (REF_DIR optional)
