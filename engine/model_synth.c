@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* Shapes from each model's published config.json. */
 typedef struct {
@@ -135,6 +136,12 @@ int model_synthetic(model_t **out, const char *name, eng_dtype dtype, uint64_t s
     if (p) {
         p->blob = eng_malloc(bytes);
         p->layers = eng_calloc((size_t)sh->n_layers, sizeof *p->layers);
+        if (p->blob) {   /* transparent huge pages for the weights: streaming 269 MB through 4 KB pages costs a TLB miss every 4 KB (decode ~10-20% slower here) */
+            uintptr_t a = ((uintptr_t)p->blob + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1);
+            uintptr_t b = ((uintptr_t)p->blob + (bytes)) & ~(uintptr_t)((2u << 20) - 1);
+            if (b > a)
+                madvise((void *)a, b - a, MADV_HUGEPAGE);
+        }
     }
     if (!m || !p || !p->blob || !p->layers) {
         if (p) {
