@@ -76,6 +76,11 @@ def seeds_config():
     put(t, "mistral", json.dumps(dict(base, model_type="mistral", sliding_window=None)))
     put(t, "rope-parameters", json.dumps(dict(base, model_type="llama",
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0})))
+    with open(os.path.join(ROOT, "tests/fixtures/tiny-chat/generation_config.json"), "rb") as f:
+        gen = f.read()
+    put(t, "tiny-chat-with-generation", json.dumps(dict(base, model_type="llama")).encode() + b"\0" + gen)
+    put(t, "generation-eos-list", json.dumps(dict(base, model_type="qwen2")).encode() + b"\0" +
+        json.dumps({"bos_token_id": 1, "eos_token_id": [2, 7, 9], "do_sample": True}).encode())
 
 
 def seeds_tokenizer_load():
