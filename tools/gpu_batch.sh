@@ -25,6 +25,10 @@ stamp "python: $(python3 -c 'import torch, transformers, tokenizers; print(torch
 ( LOGS="$WORK/logs" bash tools/gpu_train.sh "$WORK/models" > "$WORK/logs/train.log" 2>&1; echo "rc=$?" >> "$WORK/logs/train.log" ) &
 train_pid=$!
 
+# CUDA build (CPU only) beside the training; the checks run after it.
+( bash tools/gpu_check.sh --build "$WORK/cuda" > "$WORK/logs/cuda_build.log" 2>&1 ) &
+cuda_build_pid=$!
+
 # 2. reference fixtures, meanwhile (CPU-heavy parts use the machine's 16 cores)
 ( python3 tools/make_fixtures.py --out "$WORK/ref" > "$WORK/logs/fixtures.log" 2>&1; echo "rc=$?" >> "$WORK/logs/fixtures.log" ) &
 fx_pid=$!
@@ -37,10 +41,13 @@ tok_pid=$!
 ( python3 tools/ref_templates.py --out "$WORK/tpl" > "$WORK/logs/templates.log" 2>&1; echo "rc=$?" >> "$WORK/logs/templates.log" ) &
 tpl_pid=$!
 
-wait $fx_pid;  stamp "fixtures done";  pack fixtures_ref -C "$WORK" ref
-wait $tok_pid; stamp "tokenizers done"; pack fixtures_tok -C "$WORK" tok
-wait $tpl_pid; stamp "templates done";  pack fixtures_tpl -C "$WORK" tpl
-pack logs_early -C "$WORK" logs
+# $OUT takes at most 8 files: fixtures, logs (re-packed as the run goes on),
+# three models, the bundled-model references and the CUDA logs.
+wait $fx_pid;  stamp "fixtures done"
+wait $tok_pid; stamp "tokenizers done"
+wait $tpl_pid; stamp "templates done"
+pack fixtures -C "$WORK" ref tok tpl
+pack logs -C "$WORK" logs
 
 wait $train_pid; stamp "training done"
 # Pack the weights first (they are what a cut-short run must not lose).
@@ -60,5 +67,11 @@ for m in chat var_rename induction; do
         --prompt "$prompt" >> "$WORK/logs/fixtures_bundled.log" 2>&1
 done
 pack fixtures_bundled -C "$WORK" ref_bundled
+pack logs -C "$WORK" logs
+
+# 3. the CUDA backend, on the GPU alone now that training is over
+wait $cuda_build_pid
+REF_DIR="$WORK/ref" bash tools/gpu_check.sh "$WORK/cuda" > "$WORK/logs/cuda_check.log" 2>&1
+pack cuda -C "$WORK" cuda logs/cuda_build.log logs/cuda_check.log
 pack logs -C "$WORK" logs
 stamp "all done"
