@@ -7,7 +7,8 @@ transformers' apply_chat_template (tokenize=False), for tests/unit/test_chat.c.
 Reads every template fixture (tests/fixtures/templates/<name>.json: chat_template,
 bos_token, eos_token, optional kwargs_variants) and the conversations in
 cases.json, renders each conversation with and without the generation prompt,
-and writes <out>/expected/<name>.json. No network is needed: the tokenizer that
+and writes <out>/expected/<name>.json (so --out elsewhere gives a folder
+whose expected/ is copied into tests/fixtures/templates/). No network is needed: the tokenizer that
 carries the template is built in memory (the rendering does not depend on the
 vocabulary). Where the real tokenizer folder of a fixture exists
 (.cache/tokenizers/<name>/), the same prompts are also rendered through
@@ -172,14 +173,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "templates"),
                     help="folder that receives expected/<name>.json")
-    ap.add_argument("--fixtures", default=None,
-                    help="folder with the template fixtures and cases.json (default: --out)")
+    ap.add_argument("--fixtures", default=os.path.join(ROOT, "tests", "fixtures", "templates"),
+                    help="folder with the template fixtures and cases.json "
+                         "(default: the repository's tests/fixtures/templates, whatever --out is)")
     ap.add_argument("--cache", default=os.path.join(ROOT, ".cache", "tokenizers"),
                     help="real tokenizer folders for the cross-check (optional)")
     ap.add_argument("--jinja", action="store_true",
                     help="render with local jinja2 instead of transformers (development only)")
     args = ap.parse_args()
-    fixdir = args.fixtures or args.out
+    fixdir = args.fixtures
     outdir = os.path.join(args.out, "expected")
     os.makedirs(outdir, exist_ok=True)
 
