@@ -713,6 +713,8 @@ static void on_key(tui_app *app, int k)
     if (app->help) {
         if (k == KEY_UP && app->help_scroll > 0) app->help_scroll--;
         else if (k == KEY_DOWN) app->help_scroll++;
+        else if (k == KEY_PPAGE) app->help_scroll = app->help_scroll > 10 ? app->help_scroll - 10 : 0;
+        else if (k == KEY_NPAGE) app->help_scroll += 10;   /* the draw clamps it */
         else if (k == 27 || k == 'q' || k == KEY_F(1) || k == '?' || k == '\r' || k == KEY_ENTER) app->help = false;
         return;
     }

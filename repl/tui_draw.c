@@ -496,7 +496,10 @@ static void draw_timings(tui_app *app)
     int len = session_len(s);
     textf(app, c.x, y++, c.w, t->fg, 0, "KV cache %s of %s  (%s)", a, b, cache ? "on" : "off: recomputed every token");
     if (y < yend) {
-        size_t per = len > 0 ? kv / ((size_t)2 * m->cfg.n_layers * m->cfg.n_kv_heads * m->cfg.head_dim * (size_t)len) : 0;
+        /* bytes per element from the maximum when nothing is cached yet */
+        size_t row = (size_t)2 * m->cfg.n_layers * m->cfg.n_kv_heads * m->cfg.head_dim;
+        int mx = session_max(s);
+        size_t per = len > 0 && row ? kv / (row * (size_t)len) : mx > 0 && row ? kvmax / (row * (size_t)mx) : 0;
         textf(app, c.x, y++, c.w, t->dim, 0, "= 2 x %d layers x %d kv heads x %d dims x %d tok x %zu B",
               m->cfg.n_layers, m->cfg.n_kv_heads, m->cfg.head_dim, len, per);
     }
@@ -570,7 +573,9 @@ static void draw_status(tui_app *app)
 {
     viz_rect r = app->L.status;
     const viz_theme *t = app->theme;
-    viz_grid_fill(&app->grid, r, ' ', t->status_fg, t->status_bg, 0);
+    /* monochrome has no status colours: reverse video keeps the bar apart */
+    uint8_t sa = app->depth == VIZ_MONO ? VIZ_REVERSE : 0;
+    viz_grid_fill(&app->grid, r, ' ', t->status_fg, t->status_bg, sa);
     const sampler_params *p = conv_sampling(app->conv);
     session_t *s = conv_session(app->conv);
     bool wide = r.w >= 120;
@@ -589,10 +594,10 @@ static void draw_status(tui_app *app)
              conv_model(app->conv)->name, step, dev, conv_cache(app->conv) ? "on" : "off", sampling,
              session_len(s), session_max(s), speed,
              app->generating ? (wide ? " \xe2\x94\x82 generating (Esc stops)" : " \xe2\x94\x82 Esc stops") : "");
-    int used = viz_grid_text(&app->grid, r.x, r.y, r.w, buf, t->status_fg, t->status_bg, 0);
+    int used = viz_grid_text(&app->grid, r.x, r.y, r.w, buf, t->status_fg, t->status_bg, sa);
     const char *hint = wide ? "F1 help " : "F1 ";
     int hw = viz_text_width(hint);
-    if (used + hw + 1 < r.w) viz_grid_text(&app->grid, r.x + r.w - hw, r.y, hw, hint, t->status_fg, t->status_bg, VIZ_BOLD);
+    if (used + hw + 1 < r.w) viz_grid_text(&app->grid, r.x + r.w - hw, r.y, hw, hint, t->status_fg, t->status_bg, VIZ_BOLD | sa);
 }
 
 static const char *const help_keys[] = {
@@ -622,6 +627,70 @@ static const char *const help_keys[] = {
     NULL,
 };
 
+/* Logical help line li (keys, then one per slash command) into line; *indent
+ * is the column its description starts at (continuations line up there).
+ * Returns false past the end. */
+static bool help_logical(const slash_cmd *cmds, int n_cmd, int nk, int li, char *line, size_t cap,
+                         int *indent, bool *head)
+{
+    *head = false;
+    if (li < nk) {
+        snprintf(line, cap, "%s", help_keys[li]);
+        *head = help_keys[li][0] && help_keys[li][0] != ' ';
+        *indent = 23;
+        return true;
+    }
+    if (li - nk < n_cmd) {
+        snprintf(line, cap, "  %-22s %s", cmds[li - nk].usage, cmds[li - nk].help);
+        *indent = 25;
+        return true;
+    }
+    return false;
+}
+
+/* The byte length of the first piece of s that fits w columns, broken at a
+ * space when there is one (help text is ASCII). */
+static int help_piece(const char *s, int w)
+{
+    int n = (int)strlen(s);
+    if (n <= w) return n;
+    int cut = w;
+    while (cut > w / 2 && s[cut] != ' ') cut--;
+    return s[cut] == ' ' ? cut : w;
+}
+
+/* Draws (draw) or counts the screen lines of the help text wrapped to w
+ * columns, starting at screen line `from` of the text, at most `rows` lines. */
+static int help_lines(tui_app *app, const slash_cmd *cmds, int n_cmd, int nk, int x, int y, int w,
+                      int from, int rows, viz_color bg, bool draw)
+{
+    const viz_theme *t = app->theme;
+    int v = 0;
+    char line[512];
+    int indent;
+    bool head;
+    for (int li = 0; help_logical(cmds, n_cmd, nk, li, line, sizeof line, &indent, &head); li++) {
+        if (indent > w / 2) indent = 4;
+        const char *p = line;
+        int pad = 0;
+        for (;;) {
+            int n = help_piece(p, w - pad);
+            if (draw && v >= from && v < from + rows) {
+                char seg[512];
+                snprintf(seg, sizeof seg, "%.*s", n, p);
+                viz_grid_text(&app->grid, x + pad, y + v - from, w - pad, seg, head ? t->focus : t->fg, bg,
+                              head ? VIZ_BOLD : 0);
+            }
+            v++;
+            p += n;
+            while (*p == ' ') p++;
+            if (!*p) break;
+            pad = indent;
+        }
+    }
+    return v;
+}
+
 static void draw_help(tui_app *app)
 {
     const viz_theme *t = app->theme;
@@ -629,8 +698,8 @@ static void draw_help(tui_app *app)
     const slash_cmd *cmds = slash_table(&n_cmd);
     int nk = 0;
     while (help_keys[nk]) nk++;
-    int total = nk + n_cmd;
-    int w = app->w - 4 < 86 ? app->w - 4 : 86;
+    int w = app->w - 4 < 100 ? app->w - 4 : 100;
+    int total = help_lines(app, cmds, n_cmd, nk, 0, 0, w - 4, 0, 0, VIZ_DEFAULT, false);
     int h = app->h - 2 < total + 2 ? app->h - 2 : total + 2;
     int x0 = (app->w - w) / 2, y0 = (app->h - h) / 2;
     viz_rect box = {x0, y0, w, h};
@@ -652,22 +721,14 @@ static void draw_help(tui_app *app)
     viz_grid_text(&app->grid, x0 + 2, y0, w - 4, " Help \xc2\xb7 attnscope ", t->focus, bg, VIZ_BOLD);
     int rows = h - 2;
     if (app->help_scroll > total - rows) app->help_scroll = total - rows > 0 ? total - rows : 0;
-    for (int i = 0; i < rows; i++) {
-        int li = app->help_scroll + i;
-        char line[256];
-        bool head = false;
-        if (li < nk) {
-            snprintf(line, sizeof line, "%s", help_keys[li]);
-            head = help_keys[li][0] && help_keys[li][0] != ' ';
-        } else if (li - nk < n_cmd) {
-            snprintf(line, sizeof line, "  %-22s %s", cmds[li - nk].usage, cmds[li - nk].help);
-        } else {
-            break;
-        }
-        viz_grid_text(&app->grid, x0 + 2, y0 + 1 + i, w - 4, line, head ? t->focus : t->fg, bg, head ? VIZ_BOLD : 0);
+    help_lines(app, cmds, n_cmd, nk, x0 + 2, y0 + 1, w - 4, app->help_scroll, rows, bg, true);
+    if (total > rows) {
+        char sc[64];
+        snprintf(sc, sizeof sc, " \xe2\x86\x91\xe2\x86\x93 PgUp PgDn scroll %d/%d ",
+                 app->help_scroll + rows < total ? app->help_scroll + rows : total, total);
+        int sw = viz_text_width(sc);
+        viz_grid_text(&app->grid, x0 + w - sw - 2, y0 + h - 1, sw, sc, t->focus, bg, 0);
     }
-    if (total > rows)
-        viz_grid_text(&app->grid, x0 + w - 22, y0 + h - 1, 20, " \xe2\x86\x91\xe2\x86\x93 scroll ", t->focus, bg, 0);
 }
 
 /* ---- the whole screen --------------------------------------------------------------- */

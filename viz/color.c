@@ -104,11 +104,22 @@ viz_color viz_color_for_depth(viz_color c, viz_depth d)
     }
 }
 
+viz_color viz_fg_for_depth(viz_color c, viz_depth d)
+{
+    viz_color q = viz_color_for_depth(c, d);
+    if (d != VIZ_8 || q != 0 || !VIZ_IS_RGB(c)) return q;
+    /* 8 colours have no grey: a mid grey's nearest is black, which vanishes
+     * on a dark terminal; any colour brighter than near-black reads as white */
+    int r = VIZ_R(c), g = VIZ_G(c), b = VIZ_B(c);
+    int hi = r > g ? (r > b ? r : b) : (g > b ? g : b);
+    return hi >= 64 ? 7 : q;
+}
+
 void viz_grid_quantize(viz_grid *g, viz_depth d)
 {
     size_t n = (size_t)g->w * (size_t)g->h;
     for (size_t i = 0; i < n; i++) {
-        g->cells[i].fg = viz_color_for_depth(g->cells[i].fg, d);
+        g->cells[i].fg = viz_fg_for_depth(g->cells[i].fg, d);
         g->cells[i].bg = viz_color_for_depth(g->cells[i].bg, d);
     }
 }

@@ -27,7 +27,13 @@ int viz_rgb_to_8(int r, int g, int b);
  * pass through (a 256-index is folded to 16/8 through its RGB value). */
 viz_color viz_color_for_depth(viz_color c, viz_depth d);
 
-/* Rewrites every cell colour of g for depth d (see viz_color_for_depth). */
+/* The same for a foreground (text) colour: at 8 colours a colour that is not
+ * near-black (some channel >= 64) never becomes black (0), which would vanish
+ * on a dark background; it becomes white (7) instead. */
+viz_color viz_fg_for_depth(viz_color c, viz_depth d);
+
+/* Rewrites every cell colour of g for depth d (backgrounds as
+ * viz_color_for_depth, foregrounds as viz_fg_for_depth). */
 void viz_grid_quantize(viz_grid *g, viz_depth d);
 
 /* The 24-bit value of an xterm palette index (0..255). */

@@ -208,10 +208,23 @@ void viz_heatmap_draw(viz_grid *g, viz_rect r, int n, viz_attn_fn at, const void
     } else {
         x += viz_grid_text(g, x, iy, r.w, "no tokens yet", t->dim, VIZ_DEFAULT, 0);
     }
-    /* legend "0 ▕gradient▏1 √", right-aligned when it fits */
-    int lg = 10, need = lg + 7;
+    /* legend, right-aligned: "▒ masked  0 gradient 1 √" (the masked cell as
+     * drawn, then the colour ramp; √ = colours follow the square root) when
+     * it fits, else without the masked swatch */
+    int lg = 10;
+    const char *hi = gm == 1.0f ? " 1" : " 1 \xe2\x88\x9a";
+    int hw = gm == 1.0f ? 2 : 4;
+    bool with_mask = r.x + r.w - (lg + hw + 3 + 9) >= x + 2;
+    int need = lg + hw + 3 + (with_mask ? 9 : 0);   /* one blank column at the right */
     int lx = r.x + r.w - need;
     if (lx >= x + 2) {
+        if (with_mask) {
+            viz_cell m = viz_value_cell(0.0f, true, o->depth, t, gm);
+            viz_cell *dst = viz_grid_at(g, lx, iy);
+            if (dst) *dst = m;
+            lx += 1;
+            lx += viz_grid_text(g, lx, iy, 8, " masked ", t->dim, VIZ_DEFAULT, 0);
+        }
         lx += viz_grid_text(g, lx, iy, 2, "0 ", t->dim, VIZ_DEFAULT, 0);
         for (int i = 0; i < lg; i++) {
             float v = (float)i / (float)(lg - 1);
@@ -221,7 +234,7 @@ void viz_heatmap_draw(viz_grid *g, viz_rect r, int n, viz_attn_fn at, const void
             if (dst) *dst = c;
         }
         lx += lg;
-        viz_grid_text(g, lx, iy, 5, gm == 1.0f ? " 1" : " 1 \xe2\x88\x9a", t->dim, VIZ_DEFAULT, 0);
+        viz_grid_text(g, lx, iy, hw, hi, t->dim, VIZ_DEFAULT, 0);
     }
 }
 

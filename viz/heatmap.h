@@ -48,7 +48,8 @@ viz_cell viz_value_cell(float v, bool masked, viz_depth d, const viz_theme *t, f
 
 /* Draws the n x n causal heatmap of at() into r: query labels down the left,
  * the map, key positions and labels below it, then one line with the cursor's
- * query, key and exact value and a colour legend. labels may be NULL (then
+ * query, key and exact value and a colour legend (the masked cell, then the
+ * ramp from 0 to 1; "√" when colours follow a square-root scale). labels may be NULL (then
  * positions are shown) or hold n readable labels. info may be NULL. */
 void viz_heatmap_draw(viz_grid *g, viz_rect r, int n, viz_attn_fn at, const void *ctx,
                       const char *const *labels, const viz_heat_opts *o, viz_heat_info *info);

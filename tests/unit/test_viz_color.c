@@ -102,6 +102,24 @@ static void quantize_rewrites_every_cell(void **state)
     viz_grid_free(&g);
 }
 
+static void eight_colour_text_in_mid_grey_is_never_black(void **state)
+{
+    (void)state;
+    /* the dark theme's border grey is nearest to black among 8 colours */
+    assert_int_equal(viz_color_for_depth(VIZ_RGB(98, 98, 98), VIZ_8), 0);
+    assert_int_equal(viz_fg_for_depth(VIZ_RGB(98, 98, 98), VIZ_8), 7);
+    assert_int_equal(viz_fg_for_depth(VIZ_RGB(20, 20, 20), VIZ_8), 0);   /* near-black stays */
+    assert_int_equal(viz_fg_for_depth(VIZ_RGB(98, 98, 98), VIZ_16), 8);  /* 16 colours have grey */
+    assert_int_equal(viz_fg_for_depth(VIZ_RGB(255, 0, 0), VIZ_8), 1);
+    viz_grid g = {0};
+    assert_int_equal(viz_grid_resize(&g, 2, 1), 0);
+    viz_grid_fill(&g, (viz_rect){0, 0, 2, 1}, 'x', VIZ_RGB(98, 98, 98), VIZ_RGB(98, 98, 98), 0);
+    viz_grid_quantize(&g, VIZ_8);
+    assert_int_equal(g.cells[0].fg, 7);
+    assert_int_equal(g.cells[0].bg, 0);   /* backgrounds keep the nearest colour */
+    viz_grid_free(&g);
+}
+
 static void shades_run_from_blank_to_full_block(void **state)
 {
     (void)state;
@@ -136,6 +154,7 @@ int main(void)
         cmocka_unit_test(sixteen_and_eight_colours_pick_the_standard_ones),
         cmocka_unit_test(depth_mapping_passes_defaults_and_drops_colour_in_mono),
         cmocka_unit_test(quantize_rewrites_every_cell),
+        cmocka_unit_test(eight_colour_text_in_mid_grey_is_never_black),
         cmocka_unit_test(shades_run_from_blank_to_full_block),
         cmocka_unit_test(themes_are_found_by_name_and_unknown_names_are_null),
     };

@@ -149,6 +149,38 @@ static void the_cursor_reports_the_exact_value_and_defaults_to_the_row_maximum(v
     viz_grid_free(&g);
 }
 
+static void the_legend_shows_the_masked_cell_beside_the_colour_ramp(void **state)
+{
+    (void)state;
+    viz_grid g = {0};
+    viz_grid_resize(&g, 60, 12);
+    viz_heat_opts o = opts(VIZ_TRUECOLOR);
+    o.gamma = 0.5f;
+    viz_heatmap_draw(&g, (viz_rect){0, 0, 60, 12}, 8, uniform_at, NULL, NULL, &o, NULL);
+    char row[256];
+    viz_grid_row_utf8(&g, 11, row, sizeof row);
+    const char *m = strstr(row, " masked 0 ");
+    assert_non_null(m);
+    assert_non_null(strstr(row, " 1 \xe2\x88\x9a"));   /* square-root colour scale */
+    /* the cell before " masked" is drawn as the masked triangle is */
+    int x = 60 - (10 + 4 + 3 + 9);
+    assert_int_equal(viz_grid_at(&g, x, 11)->bg, viz_theme_named("dark")->masked);
+    assert_int_equal(viz_grid_at(&g, x + 11, 11)->bg, viz_cmap_rgb(VIZ_VIRIDIS, 0.0f));
+    /* monochrome: the dot that marks masked cells */
+    o.depth = VIZ_MONO;
+    viz_heatmap_draw(&g, (viz_rect){0, 0, 60, 12}, 8, uniform_at, NULL, NULL, &o, NULL);
+    assert_int_equal(viz_grid_at(&g, x, 11)->ch, 0xB7);
+    /* too narrow for the swatch: the ramp alone */
+    viz_grid_resize(&g, 40, 12);
+    o.depth = VIZ_TRUECOLOR;
+    o.show_cursor = true;
+    viz_heatmap_draw(&g, (viz_rect){0, 0, 40, 12}, 8, uniform_at, NULL, NULL, &o, NULL);
+    viz_grid_row_utf8(&g, 11, row, sizeof row);
+    assert_null(strstr(row, "masked"));
+    assert_non_null(strstr(row, "0 "));
+    viz_grid_free(&g);
+}
+
 static void labels_run_down_the_left_and_down_each_key_column(void **state)
 {
     (void)state;
@@ -251,6 +283,7 @@ int main(void)
         cmocka_unit_test(monochrome_uses_shades_one_row_per_query_and_dots_for_the_mask),
         cmocka_unit_test(long_sequences_window_around_the_newest_token),
         cmocka_unit_test(the_cursor_reports_the_exact_value_and_defaults_to_the_row_maximum),
+        cmocka_unit_test(the_legend_shows_the_masked_cell_beside_the_colour_ramp),
         cmocka_unit_test(labels_run_down_the_left_and_down_each_key_column),
         cmocka_unit_test(projector_cells_are_two_columns_wide_and_show_fewer_keys),
         cmocka_unit_test(the_layer_strip_draws_one_row_per_layer_for_the_newest_token),
