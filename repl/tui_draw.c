@@ -61,7 +61,30 @@ static void title(tui_app *app, viz_pane p, const char *extra)
     if (extra && *extra) {
         x += 1;
         viz_grid_put(&app->grid, x++, r.y, ' ', t->dim, t->bg, 0);
-        x += text(app, x, r.y, r.x + r.w - x - 1, extra, t->dim, 0);
+        /* too long: drop whole " · " parts from the end, else end in "…" */
+        int avail = r.x + r.w - x - 1;
+        char fit[256];
+        snprintf(fit, sizeof fit, "%s", extra);
+        while (viz_text_width(fit) > avail) {
+            char *dot = strstr(fit, " \xc2\xb7 "), *last = NULL;
+            while (dot) { last = dot; dot = strstr(dot + 1, " \xc2\xb7 "); }
+            if (!last) break;
+            *last = 0;
+        }
+        if (viz_text_width(fit) > avail && avail >= 2) {
+            /* cut to avail - 1 columns (at a character start) and add "…" */
+            size_t o = 0;
+            int wsum = 0;
+            while (fit[o]) {
+                uint32_t cp;
+                int k = viz_utf8_decode(fit + o, (int)strlen(fit + o), &cp);
+                if (k <= 0 || wsum + viz_cp_width(cp) > avail - 1) break;
+                wsum += viz_cp_width(cp);
+                o += (size_t)k;
+            }
+            snprintf(fit + o, sizeof fit - o, "\xe2\x80\xa6");
+        }
+        x += text(app, x, r.y, avail, fit, t->dim, 0);
         viz_grid_put(&app->grid, x, r.y, ' ', t->dim, t->bg, 0);
     }
 }
@@ -430,6 +453,17 @@ static void fmt_bytes(char *buf, size_t cap, size_t b)
     else snprintf(buf, cap, "%.1f KiB", (double)b / 1024.0);
 }
 
+/* viz_percentile with scratch room for any n (replies can exceed the stack buffer). */
+static float pct(const float *v, int n, float p)
+{
+    float st[1024];
+    float *tmp = n <= 1024 ? st : malloc((size_t)n * sizeof *tmp);
+    if (!tmp) return 0.0f;
+    float r = viz_percentile(v, n, p, tmp);
+    if (tmp != st) free(tmp);
+    return r;
+}
+
 static void draw_timings(tui_app *app)
 {
     viz_rect r = app->L.pane[VIZ_PANE_TIME];
@@ -441,21 +475,25 @@ static void draw_timings(tui_app *app)
     if (c.h < 2) return;
     int n;
     const double *ms = conv_token_ms(app->conv, &n);
-    float tmp[4096], dec[4096];
+    float dec[4096];
     int nd = 0;
     for (int i = 1; i < n && nd < 4096; i++) dec[nd++] = (float)ms[i];
     if (tm && tm->prompt_tokens > 0) {
         double pf = tm->prefill_ms > 0 ? tm->prefill_tokens * 1000.0 / tm->prefill_ms : 0;
-        textf(app, c.x, y++, c.w, t->fg, 0, "prefill %d tok (%d new)  %.1f ms  %.1f tok/s  TTFT %.1f ms",
-              tm->prompt_tokens, tm->prefill_tokens, tm->prefill_ms, pf, tm->ttft_ms);
+        if (tm->prefill_tokens > 0)
+            textf(app, c.x, y++, c.w, t->fg, 0, "prefill %d tok (%d new)  %.1f ms  %.1f tok/s  TTFT %.1f ms",
+                  tm->prompt_tokens, tm->prefill_tokens, tm->prefill_ms, pf, tm->ttft_ms);
+        else   /* a regenerated reply reuses the whole prompt: no prefill to time */
+            textf(app, c.x, y++, c.w, t->fg, 0, "prefill none: %d prompt tok reused  TTFT %.1f ms",
+                  tm->prompt_tokens, tm->ttft_ms);
         if (y >= yend) return;
         double dt = tm->decode_evals > 0 ? tm->decode_ms / tm->decode_evals : 0;
         textf(app, c.x, y++, c.w, t->fg, 0, "decode  %d tok  %.2f ms/tok  %.1f tok/s",
               tm->gen_tokens, dt, dt > 0 ? 1000.0 / dt : 0.0);
         if (y >= yend) return;
         textf(app, c.x, y++, c.w, t->dim, 0, "        p50 %.2f  p90 %.2f  p99 %.2f ms per token",
-              (double)viz_percentile(dec, nd, 50, tmp), (double)viz_percentile(dec, nd, 90, tmp),
-              (double)viz_percentile(dec, nd, 99, tmp));
+              (double)pct(dec, nd, 50), (double)pct(dec, nd, 90),
+              (double)pct(dec, nd, 99));
     } else {
         text(app, c.x, y++, c.w, "no reply yet", t->dim, 0);
     }
@@ -479,12 +517,19 @@ static void draw_timings(tui_app *app)
             viz_spark_draw(&app->grid, c.x + 11, y, sw, s->ms, s->n, vmax, k ? t->spark_on : t->spark_off, t->bg);
             double mean = s->decode_ms > 0 && s->n ? s->decode_ms / s->n : 0;
             textf(app, c.x + 12 + (s->n < sw ? s->n : sw), y, c.w, t->dim, 0, "p50 %.2f ms %.0f tok/s",
-                  (double)viz_percentile(s->ms, s->n, 50, tmp), mean > 0 ? 1000.0 / mean : 0.0);
+                  (double)pct(s->ms, s->n, 50), mean > 0 ? 1000.0 / mean : 0.0);
         } else {
             text(app, c.x + 11, y, c.w - 11, k ? "(none yet)" : "(none yet: /cache off or /compare)",
                  t->dim, 0);
         }
         y++;
+    }
+    if (y < yend && app->last[0].valid && app->last[1].valid && app->last[0].n > 0 && app->last[1].n > 0) {
+        /* the race in one number: per-token cost with the cache off over on */
+        float on = pct(app->last[1].ms, app->last[1].n, 50);
+        float off = pct(app->last[0].ms, app->last[0].n, 50);
+        if (on > 0.0f)
+            textf(app, c.x, y++, c.w, t->fg, VIZ_BOLD, "cache off: %.1fx the time per token (p50)", (double)(off / on));
     }
     if (y >= yend) return;
     session_t *s = conv_session(app->conv);
