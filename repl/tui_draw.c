@@ -296,7 +296,7 @@ static viz_heat_opts heat_opts(tui_app *app)
 {
     viz_heat_opts o = {.depth = app->depth, .theme = app->theme, .gamma = 0.5f,
                        .cur_q = app->cur_q, .cur_k = app->cur_k,
-                       .show_cursor = true, .axis_rows = -1,
+                       .show_cursor = true, .axis_rows = -1, .fit = true,
                        .cell_w = strcmp(app->theme->name, "projector") == 0 ? 2 : 1};
     return o;
 }

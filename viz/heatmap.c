@@ -91,9 +91,12 @@ void viz_heatmap_draw(viz_grid *g, viz_rect r, int n, viz_attn_fn at, const void
     if (lw < 4) lw = 4;
     if (lw > 10) lw = 10;
     int cw = o->cell_w == 2 ? 2 : 1;
+    if (o->fit && cw == 1 && n > 0 && 2 * n <= r.w - lw) cw = 2;
     int mw = (r.w - lw) / cw;           /* keys that fit */
     int mh = r.h - axis - 1;            /* one info/legend line at the bottom */
     if (mh < 1) { axis = 0; mh = r.h - 1; }
+    if (o->fit && half && n <= mh) half = false;   /* every query gets its own labelled row */
+    info->half = half;
     int rows_q = half ? 2 * mh : mh;
 
     int nk = n < mw ? n : mw;
@@ -127,6 +130,13 @@ void viz_heatmap_draw(viz_grid *g, viz_rect r, int n, viz_attn_fn at, const void
         int ql = (half && qb == cq) ? qb : qa;
         bool cur_row = o->show_cursor && (qa == cq || qb == cq);
         label_of(labels, ql, lab, sizeof lab, lw - 1);
+        if (half && qb < n && lw >= 6) {
+            /* a half-block row holds two queries: "upper lower", both shortened */
+            char la[32], lb[32];
+            label_of(labels, qa, la, sizeof la, (lw - 2) / 2);
+            label_of(labels, qb, lb, sizeof lb, lw - 2 - viz_text_width(la));
+            snprintf(lab, sizeof lab, "%s %s", la, lb);
+        }
         viz_grid_text(g, r.x, r.y + row, lw - 1, lab, cur_row ? t->focus : t->dim, VIZ_DEFAULT,
                       cur_row ? VIZ_BOLD : 0);
         for (int c = 0; c < nk; c++) {
@@ -145,7 +155,9 @@ void viz_heatmap_draw(viz_grid *g, viz_rect r, int n, viz_attn_fn at, const void
                 cell = (viz_cell){HALF_UPPER, up, lo, 0};
             } else {
                 cell = viz_value_cell(k <= qa ? at(ctx, qa, k) : 0.0f, k > qa, o->depth, t, gm);
-                if (o->show_cursor && k == ck && qa == cq) {
+                if (o->show_cursor && k == ck && qa == cq && half_ok(o->depth)) {
+                    cell.bg = viz_color_for_depth(t->cursor, o->depth);   /* as in half blocks */
+                } else if (o->show_cursor && k == ck && qa == cq) {
                     cell.attr |= VIZ_REVERSE;
                     if (cell.ch == ' ') cell.ch = '+';
                 }

@@ -24,6 +24,8 @@ typedef struct {
     bool show_cursor;
     int axis_rows;      /* rows of key labels under the map; -1 = by height */
     int cell_w;         /* columns per key: 0 or 1 = one, 2 = two (projector: fewer, larger cells) */
+    bool fit;           /* short sequences get larger cells: one query per row (no half
+                         * blocks) when all rows fit, two columns per key when all keys fit */
 } viz_heat_opts;
 
 typedef struct {

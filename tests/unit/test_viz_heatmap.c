@@ -181,6 +181,40 @@ static void the_legend_shows_the_masked_cell_beside_the_colour_ramp(void **state
     viz_grid_free(&g);
 }
 
+static void fitting_gives_a_short_sequence_one_row_per_query_and_wide_cells(void **state)
+{
+    (void)state;
+    viz_grid g = {0};
+    viz_grid_resize(&g, 60, 12);
+    viz_heat_opts o = opts(VIZ_TRUECOLOR);
+    o.fit = true;
+    const char *labels[4] = {"A", "B", "C", "D"};
+    viz_heat_info info;
+    viz_heatmap_draw(&g, (viz_rect){0, 0, 60, 12}, 4, prev_at, NULL, labels, &o, &info);
+    assert_false(info.half);
+    assert_int_equal(info.map.h, 4);
+    assert_int_equal(info.map.w, 8);                 /* 4 keys x 2 columns */
+    char row[256];
+    for (int q = 0; q < 4; q++) {                    /* each query's own label */
+        viz_grid_row_utf8(&g, q, row, sizeof row);
+        assert_int_equal(row[0], labels[q][0]);
+    }
+    /* q2 attends to k1 only: both columns of k1 bright, k3 (above the diagonal) masked */
+    viz_color one = viz_cmap_rgb(VIZ_VIRIDIS, 1.0f);
+    assert_int_equal(viz_grid_at(&g, info.map.x + 2, 2)->bg, one);
+    assert_int_equal(viz_grid_at(&g, info.map.x + 3, 2)->bg, one);
+    assert_int_equal(viz_grid_at(&g, info.map.x + 6, 2)->bg, viz_theme_named("dark")->masked);
+    /* too many tokens for one row each: half blocks and one column again */
+    viz_heatmap_draw(&g, (viz_rect){0, 0, 60, 12}, 40, prev_at, NULL, NULL, &o, &info);
+    assert_true(info.half);
+    assert_int_equal(info.map.w, 40);
+    /* a half-block row is labelled with both of its queries */
+    assert_int_equal(info.q0, 18);
+    viz_grid_row_utf8(&g, 0, row, sizeof row);
+    assert_memory_equal(row, "18 19", 5);
+    viz_grid_free(&g);
+}
+
 static void labels_run_down_the_left_and_down_each_key_column(void **state)
 {
     (void)state;
@@ -284,6 +318,7 @@ int main(void)
         cmocka_unit_test(long_sequences_window_around_the_newest_token),
         cmocka_unit_test(the_cursor_reports_the_exact_value_and_defaults_to_the_row_maximum),
         cmocka_unit_test(the_legend_shows_the_masked_cell_beside_the_colour_ramp),
+        cmocka_unit_test(fitting_gives_a_short_sequence_one_row_per_query_and_wide_cells),
         cmocka_unit_test(labels_run_down_the_left_and_down_each_key_column),
         cmocka_unit_test(projector_cells_are_two_columns_wide_and_show_fewer_keys),
         cmocka_unit_test(the_layer_strip_draws_one_row_per_layer_for_the_newest_token),
