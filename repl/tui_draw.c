@@ -503,18 +503,18 @@ static void draw_timings(tui_app *app)
     for (int i = 0; i < nd; i++) if (dec[i] > vmax) vmax = dec[i];
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < app->last[k].n; i++) if (app->last[k].ms[i] > vmax) vmax = app->last[k].ms[i];
-    int sw = c.w - 30;
+    int sw = c.w - 35;   /* room for "p50 12.34 ms 1234 tok/s" after it */
     if (sw < 8) sw = c.w - 12;
     bool cache = conv_cache(app->conv);
     text(app, c.x, y, 11, "this reply", t->dim, 0);
-    viz_spark_draw(&app->grid, c.x + 11, y, sw, dec, nd, vmax, tm && tm->cache ? t->spark_on : t->spark_off, t->bg);
+    viz_spark_draw_fit(&app->grid, c.x + 11, y, sw, dec, nd, vmax, tm && tm->cache ? t->spark_on : t->spark_off, t->bg);
     if (nd) textf(app, c.x + 12 + (nd < sw ? nd : sw), y, 18, t->dim, 0, "%.2f ms", (double)dec[nd - 1]);
     y++;
     for (int k = 1; k >= 0 && y < yend; k--) {
         const tui_run_stats *s = &app->last[k];
         textf(app, c.x, y, 11, k ? t->spark_on : t->spark_off, VIZ_BOLD, "cache %s", k ? "on" : "off");
         if (s->valid && s->n > 0) {
-            viz_spark_draw(&app->grid, c.x + 11, y, sw, s->ms, s->n, vmax, k ? t->spark_on : t->spark_off, t->bg);
+            viz_spark_draw_fit(&app->grid, c.x + 11, y, sw, s->ms, s->n, vmax, k ? t->spark_on : t->spark_off, t->bg);
             double mean = s->decode_ms > 0 && s->n ? s->decode_ms / s->n : 0;
             textf(app, c.x + 12 + (s->n < sw ? s->n : sw), y, c.w, t->dim, 0, "p50 %.2f ms %.0f tok/s",
                   (double)pct(s->ms, s->n, 50), mean > 0 ? 1000.0 / mean : 0.0);

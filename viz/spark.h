@@ -12,6 +12,13 @@
 int viz_spark_draw(viz_grid *g, int x, int y, int w, const float *v, int n, float vmax,
                    viz_color fg, viz_color bg);
 
+/* The same, but the whole series fits the width: when n > w, column c shows
+ * the mean of values [c n / w, (c + 1) n / w), so a trend over a long reply
+ * (cost per token rising with the context) stays visible. At most 1024
+ * columns. Returns the cells drawn. */
+int viz_spark_draw_fit(viz_grid *g, int x, int y, int w, const float *v, int n, float vmax,
+                       viz_color fg, viz_color bg);
+
 /* Draws a bar of frac (0..1) of w cells at (x, y) with eighth-block
  * resolution ("█" full cells, then one of "▏▎▍▌▋▊▉"); the rest is left as is.
  * Returns the cells covered (rounded up). */

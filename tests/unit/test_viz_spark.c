@@ -36,6 +36,23 @@ static void sparklines_sharing_a_maximum_compare_by_height(void **state)
     viz_grid_free(&g);
 }
 
+static void a_fitted_sparkline_averages_the_whole_series_into_the_width(void **state)
+{
+    (void)state;
+    viz_grid g = {0};
+    assert_int_equal(viz_grid_resize(&g, 8, 1), 0);
+    /* 8 values rising in pairs, 4 columns: means 1, 3, 5, 7 of a maximum 8 */
+    const float v[8] = {0.5f, 1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f, 7.5f};
+    assert_int_equal(viz_spark_draw_fit(&g, 0, 0, 4, v, 8, 8.0f, VIZ_DEFAULT, VIZ_DEFAULT), 4);
+    assert_int_equal(viz_grid_at(&g, 0, 0)->ch, 0x2581);   /* 1/8 */
+    assert_int_equal(viz_grid_at(&g, 1, 0)->ch, 0x2583);   /* 3/8 */
+    assert_int_equal(viz_grid_at(&g, 2, 0)->ch, 0x2585);   /* 5/8 */
+    assert_int_equal(viz_grid_at(&g, 3, 0)->ch, 0x2587);   /* 7/8 */
+    /* fewer values than columns: drawn one per column like viz_spark_draw */
+    assert_int_equal(viz_spark_draw_fit(&g, 0, 0, 8, v, 3, 8.0f, VIZ_DEFAULT, VIZ_DEFAULT), 3);
+    viz_grid_free(&g);
+}
+
 static void sparkline_shows_the_newest_values_when_too_many(void **state)
 {
     (void)state;
@@ -82,6 +99,7 @@ int main(void)
         cmocka_unit_test(sparkline_scales_from_zero_to_the_maximum),
         cmocka_unit_test(sparklines_sharing_a_maximum_compare_by_height),
         cmocka_unit_test(sparkline_shows_the_newest_values_when_too_many),
+        cmocka_unit_test(a_fitted_sparkline_averages_the_whole_series_into_the_width),
         cmocka_unit_test(bars_use_eighth_blocks_for_the_remainder),
         cmocka_unit_test(percentiles_interpolate_between_closest_ranks_like_numpy),
     };
