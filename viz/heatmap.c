@@ -191,20 +191,23 @@ void viz_heatmap_draw(viz_grid *g, viz_rect r, int n, viz_attn_fn at, const void
             int k = k0 + c;
             char full[64];
             label_of(labels, k, full, sizeof full, 32);
-            /* the a-th character (1-based) of the label */
-            const char *s = full;
-            int left = (int)strlen(full);
-            uint32_t cp = ' ';
-            for (int i = 0; i < a && left > 0; i++) {
-                int kk = viz_utf8_decode(s, left, &cp);
-                s += kk; left -= kk;
-                if (i < a - 1 && left == 0) cp = ' ';
+            /* row a shows characters (a-1) cw + 1 .. a cw (1-based) of the
+             * label: one per row, or two when keys are two columns wide */
+            uint32_t cps[64];
+            int ncp = 0;
+            for (const char *s = full; *s && ncp < 64;) {
+                int kk = viz_utf8_decode(s, (int)strlen(s), &cps[ncp]);
+                if (kk <= 0) break;
+                s += kk; ncp++;
             }
-            if ((int)strlen(full) == 0) cp = ' ';
-            if (viz_cp_width(cp) != 1) cp = viz_cp_width(cp) == 2 ? 0x2026 : ' ';
             bool cur = o->show_cursor && k == ck;
-            viz_grid_put(g, r.x + lw + c * cw, ay + a, cp, cur ? t->focus : t->dim, VIZ_DEFAULT,
-                         cur ? (VIZ_BOLD | VIZ_UNDERLINE) : 0);
+            for (int dx = 0; dx < cw; dx++) {
+                int i = (a - 1) * cw + dx;
+                uint32_t cp = i < ncp ? cps[i] : ' ';
+                if (viz_cp_width(cp) != 1) cp = viz_cp_width(cp) == 2 ? 0x2026 : ' ';
+                viz_grid_put(g, r.x + lw + c * cw + dx, ay + a, cp, cur ? t->focus : t->dim, VIZ_DEFAULT,
+                             cur ? (VIZ_BOLD | VIZ_UNDERLINE) : 0);
+            }
         }
     }
 

@@ -204,6 +204,13 @@ static void fitting_gives_a_short_sequence_one_row_per_query_and_wide_cells(void
     assert_int_equal(viz_grid_at(&g, info.map.x + 2, 2)->bg, one);
     assert_int_equal(viz_grid_at(&g, info.map.x + 3, 2)->bg, one);
     assert_int_equal(viz_grid_at(&g, info.map.x + 6, 2)->bg, viz_theme_named("dark")->masked);
+    /* two columns per key carry two characters of its label per axis row */
+    const char *two[4] = {"Ab", "Cd", "Ef", "Gh"};
+    o.axis_rows = 2;
+    viz_heatmap_draw(&g, (viz_rect){0, 0, 60, 12}, 4, prev_at, NULL, two, &o, &info);
+    viz_grid_row_utf8(&g, 10, row, sizeof row);
+    assert_non_null(strstr(row, "AbCdEfGh"));
+    o.axis_rows = 0;
     /* too many tokens for one row each: half blocks and one column again */
     viz_heatmap_draw(&g, (viz_rect){0, 0, 60, 12}, 40, prev_at, NULL, NULL, &o, &info);
     assert_true(info.half);
