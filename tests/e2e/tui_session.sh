@@ -61,6 +61,7 @@ wait_for "llm ." 10 || fail "no model turn"
 wait_gone "generating" 30 || fail "reply did not finish"
 wait_for "q[0-9]+ .* = [01]\.[0-9]{3}" 5 || fail "heatmap cursor line missing"
 screen | grep -qE "all 4 heads averaged .* [1-9][0-9]* tokens" || fail "attention pane has no tokens"
+screen | grep -q "masked 0 " || fail "the legend does not show the masked cell"
 # colours: half-block cells with 256-colour foreground and background escapes
 T capture-pane -e -p -t e2e | grep -q "$(printf '\033')\[38;5;[0-9]*m.*▀" || \
     T capture-pane -e -p -t e2e | grep -q "38;5;[0-9]*;48;5;[0-9]*m▀" || fail "heatmap has no coloured half blocks"
@@ -91,6 +92,13 @@ T resize-window -t e2e -x 80 -y 24
 wait_for "Attention  Candidates  Timings|Attention . Candidates . Timings" 10 || \
     wait_for "Candidates" 10 || fail "80x24 layout not drawn"
 [ "$(screen | head -n 1 | wc -m)" -le 82 ] || fail "screen not 80 wide after resize"
+# the help overlay at 80x24 does not fit: PgDn scrolls it to the commands
+T send-keys -t e2e "?"
+wait_for "Help . attnscope" 5 || fail "help overlay did not open at 80x24"
+T send-keys -t e2e NPage NPage NPage NPage NPage NPage
+wait_for "/quit" 5 || fail "PgDn did not scroll the help to its end"
+T send-keys -t e2e Escape
+wait_gone "Help . attnscope" 5 || fail "help overlay did not close at 80x24"
 T resize-window -t e2e -x 50 -y 12
 wait_for "too small: need 60x16" 10 || fail "no too-small notice at 50x12"
 T resize-window -t e2e -x 200 -y 50
