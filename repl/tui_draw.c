@@ -172,7 +172,12 @@ static int draw_tokens(tui_app *app, const tui_msg *m, int x0, int y, int w, int
         if (x + need > x0 + w && x > x0) { x = x0; y++; rows++; }
         if (draw && y >= y_min && y < y_max) {
             viz_color bg = i % 2 ? app->theme->token_b : app->theme->token_a;
-            x += viz_grid_text(&app->grid, x, y, x0 + w - x, lab, msg_color(app, m->kind), bg, 0);
+            /* 16/8 colours and monochrome have no two dark backgrounds apart
+             * from the terminal's: every other token is underlined instead */
+            bool few = app->depth == VIZ_16 || app->depth == VIZ_8 || app->depth == VIZ_MONO;
+            uint8_t at = few && i % 2 ? VIZ_UNDERLINE : 0;
+            if (few) bg = VIZ_DEFAULT;
+            x += viz_grid_text(&app->grid, x, y, x0 + w - x, lab, msg_color(app, m->kind), bg, at);
             x += viz_grid_text(&app->grid, x, y, x0 + w - x, ids, app->theme->dim, bg, 0);
         } else {
             x += need;
