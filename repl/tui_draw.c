@@ -325,7 +325,7 @@ static void draw_attention(tui_app *app)
     } else {
         int kv = app->head / (group > 0 ? group : 1);
         if (group > 1)
-            snprintf(extra, sizeof extra, "L%d H%d \xc2\xb7 KV head %d shared by H%d-H%d \xc2\xb7 %d tokens%s",
+            snprintf(extra, sizeof extra, "L%d H%d \xc2\xb7 kv%d shared by H%d-H%d \xc2\xb7 %d tokens%s",
                      app->layer, app->head, kv, kv * group, kv * group + group - 1, a->n, kind_txt);
         else
             snprintf(extra, sizeof extra, "L%d H%d \xc2\xb7 %d tokens%s \xc2\xb7 [ ] layer { } head a avg g grid",
