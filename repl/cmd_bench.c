@@ -14,7 +14,7 @@
 static const char usage[] =
     "usage: attnscope bench (--model DIR | --synthetic NAME) [--dtype bf16|f16|f32] [--prompt-len P]\n"
     "                       [--gen N] [--cache on|off|both] [--device cpu|cuda] [--threads N] [--json]\n"
-    "                       [--repeat R] [--roofline] [--membw-mb MB] [--observe]\n"
+    "                       [--repeat R] [--roofline] [--paired] [--membw-mb MB] [--observe]\n"
     "  Times a P-token prefill and N decode steps (greedy) after a warm-up, once per cache\n"
     "  setting (--repeat R: R times, keeping the fastest prefill and the fastest decode run).\n"
     "  Defaults: P 128, N 32, cache both, all cores, dtype bf16 (synthetic only), R 1.\n"
@@ -23,6 +23,8 @@ static const char usage[] =
     "  buffer of --membw-mb MB) and OpenBLAS sgemm on this prefill's shapes (best of all),\n"
     "  and reports the fraction of each that decode and prefill reached.\n"
     "  The default buffer is the size of what one decode step reads (weights + KV).\n"
+    "  --paired follows each cache-on decode step with one read pass over that buffer (same\n"
+    "  threads) and reports the ratio read time / step time for the step's bytes, per pair.\n"
     "  --observe records every layer's attention rows during the runs (the TUI's cost).\n";
 
 typedef struct {
@@ -31,6 +33,9 @@ typedef struct {
     double p0, p50, p90, p99;
     size_t kv_bytes;
     int n_decoded;
+    bool paired;
+    double pair_p25, pair_p50, pair_p75;   /* read ms / step ms for the step's bytes, per pair */
+    double pair_step_min, pair_read_min;   /* ms; the read scaled to the step's bytes */
 } bench_run;
 
 static int cmp_double(const void *a, const void *b)
@@ -59,14 +64,23 @@ static int argmax(const float *x, int n)
     return best;
 }
 
-/* One timed prefill + decode with the cache on or off, after a warm-up. */
-static int run_one(session_t *s, bool cache, const int *prompt, int P, int N, bench_run *r, eng_err *e)
+/* One timed prefill + decode with the cache on or off, after a warm-up. With
+ * rd (cache on), each decode step is followed by one read pass of rd's
+ * buffer, scaled to the bytes that step read (weights + KV in use). */
+static int run_one(session_t *s, bool cache, const int *prompt, int P, int N, roof_reader *rd, bench_run *r,
+                   eng_err *e)
 {
     const model_t *m = session_model(s);
     int V = m->cfg.vocab_size, rc, tok;
-    double *lat = malloc((size_t)(N > 0 ? N : 1) * sizeof(double));
-    if (!lat)
+    size_t nn = (size_t)(N > 0 ? N : 1);
+    double *lat = malloc(nn * sizeof(double)), *ratio = malloc(nn * sizeof(double));
+    double *rd_ms = malloc(nn * sizeof(double));
+    if (!lat || !ratio || !rd_ms) {
+        free(lat); free(ratio); free(rd_ms);
         return eng_fail(e, ENG_ENOMEM, "bench: out of memory");
+    }
+    if (!cache)
+        rd = NULL;
     memset(r, 0, sizeof *r);
     r->cache = cache;
     session_set_cache(s, cache);
@@ -93,6 +107,20 @@ static int run_one(session_t *s, bool cache, const int *prompt, int P, int N, be
         lat[i] = eng_now_ms() - t0;
         r->decode_ms += lat[i];
         r->n_decoded++;
+        if (rd && rc == ENG_OK) {
+            double step_bytes = (double)(session_decode_weight_bytes(s) + session_kv_bytes(s));
+            rd_ms[i] = roof_reader_pass_ms(rd) * step_bytes / (double)roof_reader_bytes(rd);
+            ratio[i] = rd_ms[i] / lat[i];
+        }
+    }
+    if (rd && rc == ENG_OK) {
+        r->paired = true;
+        qsort(ratio, (size_t)N, sizeof *ratio, cmp_double);
+        qsort(rd_ms, (size_t)N, sizeof *rd_ms, cmp_double);
+        r->pair_p50 = percentile(ratio, N, 50);
+        r->pair_p25 = percentile(ratio, N, 25);
+        r->pair_p75 = percentile(ratio, N, 75);
+        r->pair_read_min = rd_ms[0];
     }
     if (rc == ENG_OK) {
         qsort(lat, (size_t)N, sizeof *lat, cmp_double);
@@ -101,8 +129,11 @@ static int run_one(session_t *s, bool cache, const int *prompt, int P, int N, be
         r->p90 = percentile(lat, N, 90);
         r->p99 = percentile(lat, N, 99);
         r->kv_bytes = session_kv_bytes(s);
+        r->pair_step_min = r->paired ? lat[0] : 0;
     }
     free(lat);
+    free(ratio);
+    free(rd_ms);
     return rc;
 }
 
@@ -110,6 +141,7 @@ static int run_one(session_t *s, bool cache, const int *prompt, int P, int N, be
  * each ratio see the same machine (it is shared: load changes by the second). */
 typedef struct {
     bool on;
+    roof_reader *paired;        /* --paired: the reader alternated with decode steps */
     size_t read_bytes;          /* buffer for the read-bandwidth passes */
     int threads;
     double bw;                  /* best read bandwidth, bytes/s */
@@ -143,7 +175,7 @@ static int run_best(session_t *s, bool cache, const int *prompt, int P, int N, i
         bench_run r;
         int rc = rf && rf->on ? measure_roofline(rf, session_model(s), P, e) : ENG_OK;
         if (rc == ENG_OK)
-            rc = run_one(s, cache, prompt, P, N, &r, e);
+            rc = run_one(s, cache, prompt, P, N, rf ? rf->paired : NULL, &r, e);
         if (rc != ENG_OK)
             return rc;
         if (i == 0) {
@@ -168,7 +200,7 @@ int cmd_bench(int argc, char **argv)
 {
     const char *cmd = "bench", *dir = NULL, *synth = NULL, *device = NULL, *cache_s = "both", *v;
     eng_dtype dtype = DT_BF16;
-    bool json = false, have_dtype = false, roofline = false, observe = false;
+    bool json = false, have_dtype = false, roofline = false, observe = false, paired = false;
     int P = 128, N = 32, threads = 0, missing = 0, membw_mb = 0, repeat = 1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -193,6 +225,7 @@ int cmd_bench(int argc, char **argv)
             if (ecli_parse_int(cmd, "--membw-mb", v, 1, 1 << 16, &membw_mb)) return 2;
         } else if (strcmp(argv[i], "--json") == 0) json = true;
         else if (strcmp(argv[i], "--roofline") == 0) roofline = true;
+        else if (strcmp(argv[i], "--paired") == 0) paired = true;
         else if (strcmp(argv[i], "--observe") == 0) observe = true;
         else if (!missing) {
             fprintf(stderr, "attnscope %s: unknown option '%s' (see attnscope bench --help)\n", cmd, argv[i]);
@@ -248,6 +281,8 @@ int cmd_bench(int argc, char **argv)
         /* Default buffer: the decode working set, what one step reads. */
         rf.read_bytes = membw_mb ? (size_t)membw_mb << 20 : session_decode_weight_bytes(s) + session_kv_bytes_max(s);
         membw_mb = (int)((rf.read_bytes + (1u << 20) - 1) >> 20);
+        if (paired && want_on)
+            rc = roof_reader_new(&rf.paired, rf.read_bytes, rf.threads, &e);
     }
     /* The roofline is measured around the cache-on runs (or the off ones if
      * only those run). */
@@ -281,9 +316,13 @@ int cmd_bench(int argc, char **argv)
             bench_run *r = &runs[i];
             printf("%s{\"cache\": \"%s\", \"prefill_ms\": %.3f, \"prefill_tok_s\": %.2f, \"decode_ms\": %.3f, "
                    "\"decode_tok_s\": %.3f, \"decode_ms_p50\": %.3f, \"decode_ms_p90\": %.3f, "
-                   "\"decode_ms_p99\": %.3f, \"decode_ms_min\": %.3f, \"kv_bytes\": %zu}",
+                   "\"decode_ms_p99\": %.3f, \"decode_ms_min\": %.3f, \"kv_bytes\": %zu",
                    i ? ", " : "", r->cache ? "on" : "off", r->prefill_ms, P / (r->prefill_ms / 1000.0),
                    r->decode_ms, N / (r->decode_ms / 1000.0), r->p50, r->p90, r->p99, r->p0, r->kv_bytes);
+            if (r->paired)
+                printf(", \"paired_ratio_p25\": %.4f, \"paired_ratio_p50\": %.4f, \"paired_ratio_p75\": %.4f, "
+                       "\"paired_read_ms_min\": %.3f", r->pair_p25, r->pair_p50, r->pair_p75, r->pair_read_min);
+            printf("}");
         }
         printf("]");
         if (roofline)
@@ -326,11 +365,22 @@ int cmd_bench(int argc, char **argv)
                            "= %.0f%% (mean), %.2f = %.0f%% (median step), %.2f = %.0f%% (fastest step)\n",
                            roof, tps, 100.0 * tps / roof, med, 100.0 * med / roof, fast, 100.0 * fast / roof);
                 }
+        }
+        for (int i = 0; i < n_runs; i++)
+            if (runs[i].paired)
+                printf("\npaired with a read pass after each step (%d threads, %d pairs, bytes of each step: weights + KV "
+                       "in use): read/step %.0f%% (median pair; quartiles %.0f-%.0f%%); fastest step %.2f ms vs "
+                       "fastest read %.2f ms = %.0f%%\n",
+                       nt, N, 100.0 * runs[i].pair_p50, 100.0 * runs[i].pair_p25, 100.0 * runs[i].pair_p75,
+                       runs[i].pair_step_min,
+                       runs[i].pair_read_min, 100.0 * runs[i].pair_read_min / runs[i].pair_step_min);
+        if (roofline) {
             printf("OpenBLAS sgemm on this prefill's shapes: %.1f ms (%.1f GFLOP/s); prefill took %.1f ms = %.0f%% of its rate\n",
                    sg_ms, sg_flops / sg_ms / 1e6, runs[0].prefill_ms, 100.0 * sg_ms / runs[0].prefill_ms);
         }
     }
 done:
+    roof_reader_free(rf.paired);
     free(prompt);
     session_free(s);
     model_close(m);

@@ -39,40 +39,77 @@ static void read_range(void *arg, int64_t chunk_b, int64_t chunk_e, int tid)
     t->sums[tid & 255] += s;
 }
 
-int roof_read_bandwidth(size_t bytes, int n_threads, int reps, double *bytes_per_s, eng_err *err)
+struct roof_reader {
+    void *raw;
+    pool_t *pool;
+    read_task t;
+};
+
+int roof_reader_new(roof_reader **out, size_t bytes, int n_threads, eng_err *err)
 {
+    *out = NULL;
     size_t n = bytes / sizeof(float);
     n -= n % 64;
-    float *raw = eng_malloc(n * sizeof(float) + 64);
-    if (!raw)
+    roof_reader *r = eng_calloc(1, sizeof *r);
+    if (!r)
+        return eng_fail(err, ENG_ENOMEM, "read bandwidth: out of memory");
+    r->raw = eng_malloc(n * sizeof(float) + 64);
+    if (!r->raw) {
+        eng_free(r);
         return eng_fail(err, ENG_ENOMEM, "read bandwidth: cannot allocate %zu bytes", bytes);
-    float *buf = (float *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
-    if (raw) {   /* huge pages, as model_synthetic gives its weights, so the roofline is the best read this machine does */
-        uintptr_t a = ((uintptr_t)raw + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1);
-        uintptr_t b = ((uintptr_t)raw + (n * sizeof(float) + 64)) & ~(uintptr_t)((2u << 20) - 1);
-        if (b > a)
-            madvise((void *)a, b - a, MADV_HUGEPAGE);
     }
+    float *buf = (float *)(((uintptr_t)r->raw + 63) & ~(uintptr_t)63);
+    /* huge pages, as model_synthetic gives its weights, so the roofline is the best read this machine does */
+    uintptr_t a = ((uintptr_t)r->raw + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1);
+    uintptr_t b = ((uintptr_t)r->raw + (n * sizeof(float) + 64)) & ~(uintptr_t)((2u << 20) - 1);
+    if (b > a)
+        madvise((void *)a, b - a, MADV_HUGEPAGE);
     for (size_t i = 0; i < n; i++)
         buf[i] = (float)(i & 7);
-    pool_t *pool;
-    int rc = pool_new(&pool, n_threads, err);
+    int rc = pool_new(&r->pool, n_threads, err);
     if (rc != ENG_OK) {
-        eng_free(raw);
+        eng_free(r->raw);
+        eng_free(r);
         return rc;
     }
-    read_task t = {.buf = buf, .n = n};
+    r->t.buf = buf;
+    r->t.n = n;
+    *out = r;
+    return ENG_OK;
+}
+
+double roof_reader_pass_ms(roof_reader *r)
+{
+    double t0 = eng_now_ms();
+    pool_run(r->pool, (int64_t)((r->t.n + READ_CHUNK - 1) / READ_CHUNK), 1, read_range, &r->t);
+    return eng_now_ms() - t0;
+}
+
+size_t roof_reader_bytes(const roof_reader *r) { return r->t.n * sizeof(float); }
+
+void roof_reader_free(roof_reader *r)
+{
+    if (!r)
+        return;
+    pool_free(r->pool);
+    eng_free(r->raw);
+    eng_free(r);
+}
+
+int roof_read_bandwidth(size_t bytes, int n_threads, int reps, double *bytes_per_s, eng_err *err)
+{
+    roof_reader *r;
+    int rc = roof_reader_new(&r, bytes, n_threads, err);
+    if (rc != ENG_OK)
+        return rc;
     double best = 1e30;
-    for (int r = 0; r < reps + 1; r++) {   /* the first pass warms up */
-        double t0 = eng_now_ms();
-        pool_run(pool, (int64_t)((n + READ_CHUNK - 1) / READ_CHUNK), 1, read_range, &t);
-        double ms = eng_now_ms() - t0;
-        if (r > 0 && ms < best)
+    for (int i = 0; i < reps + 1; i++) {   /* the first pass warms up */
+        double ms = roof_reader_pass_ms(r);
+        if (i > 0 && ms < best)
             best = ms;
     }
-    pool_free(pool);
-    eng_free(raw);
-    *bytes_per_s = (double)(n * sizeof(float)) / (best / 1000.0);
+    *bytes_per_s = (double)roof_reader_bytes(r) / (best / 1000.0);
+    roof_reader_free(r);
     return ENG_OK;
 }
 

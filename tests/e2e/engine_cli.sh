@@ -42,6 +42,13 @@ done
     fail "bench --json should have an on and an off run"
 expect 0 "$BIN" bench --synthetic tiny --prompt-len 8 --gen 3
 grep -q "speedup" "$T/out" || fail "bench table lacks the speedup column"
+# --paired: a read pass after each cache-on step, its ratio quartiles in the JSON and the table.
+expect 0 "$BIN" bench --synthetic tiny --prompt-len 8 --gen 4 --cache on --paired --json
+for k in paired_ratio_p25 paired_ratio_p50 paired_ratio_p75 paired_read_ms_min; do
+    grep -q "\"$k\": [0-9]" "$T/out" || fail "bench --paired --json lacks \"$k\""
+done
+expect 0 "$BIN" bench --synthetic tiny --prompt-len 8 --gen 4 --cache both --paired
+[ "$(grep -c '^paired with a read pass' "$T/out")" -eq 1 ] || fail "bench --paired should report one paired line (cache on only)"
 
 # Bad usage and bad input: exit 2, one line.
 expect 2 "$BIN" bench --synthetic tiny --device cuda
