@@ -644,6 +644,10 @@ static void draw_status(tui_app *app)
              conv_model(app->conv)->name, step, dev, conv_cache(app->conv) ? "on" : "off", sampling,
              session_len(s), session_max(s), speed,
              app->generating ? (wide ? " \xe2\x94\x82 generating (Esc stops)" : " \xe2\x94\x82 Esc stops") : "");
+    if (viz_text_width(buf) > r.w)   /* too long: the sampling settings go last, where the cut falls */
+        snprintf(buf, sizeof buf, " %s%s \xe2\x94\x82 %s \xe2\x94\x82 cache %s \xe2\x94\x82 ctx %d/%d%s%s \xe2\x94\x82 %s",
+                 conv_model(app->conv)->name, step, dev, conv_cache(app->conv) ? "on" : "off",
+                 session_len(s), session_max(s), speed, app->generating ? " \xe2\x94\x82 Esc stops" : "", sampling);
     int used = viz_grid_text(&app->grid, r.x, r.y, r.w, buf, t->status_fg, t->status_bg, sa);
     const char *hint = wide ? "F1 help " : "F1 ";
     int hw = viz_text_width(hint);
