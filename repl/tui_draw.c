@@ -44,9 +44,9 @@ static void title(tui_app *app, viz_pane p, const char *extra)
     viz_color fg = focus ? t->focus : t->dim;
     for (int x = r.x; x < r.x + r.w; x++) viz_grid_put(&app->grid, x, r.y, 0x2500, t->border, t->bg, 0);
     int x = r.x + 1;
-    if (app->L.folded && p != VIZ_PANE_CHAT) {
-        /* tabs of the folded side panes */
-        for (int q = VIZ_PANE_ATTN; q <= VIZ_PANE_TIME; q++) {
+    if (app->L.folded && p != VIZ_PANE_CHAT && !(app->L.split && p == VIZ_PANE_ATTN)) {
+        /* tabs of the folded side panes (split: the two under the attention pane) */
+        for (int q = app->L.split ? VIZ_PANE_CAND : VIZ_PANE_ATTN; q <= VIZ_PANE_TIME; q++) {
             bool cur = q == (int)p;
             char lab[32];
             snprintf(lab, sizeof lab, " %s ", pane_name[q]);
@@ -807,6 +807,10 @@ void tui_draw(tui_app *app)
     if (app->L.vsep_x >= 0)
         for (int y = 0; y < app->L.input.y; y++)
             viz_grid_put(&app->grid, app->L.vsep_x, y, y == 0 ? 0x252C : 0x2502, t->border, t->bg, 0);
+    if (app->L.split) {
+        viz_pane low = app->L.visible[VIZ_PANE_TIME] ? VIZ_PANE_TIME : VIZ_PANE_CAND;
+        viz_grid_put(&app->grid, app->L.vsep_x, app->L.pane[low].y, 0x251C, t->border, t->bg, 0);
+    }
     if (!app->L.folded) {
         /* between candidates and timings */
         viz_rect tp = app->L.pane[VIZ_PANE_TIME];

@@ -35,6 +35,21 @@ void viz_layout_compute(viz_layout *L, int w, int h, int input_rows, viz_pane fo
         return;
     }
     L->folded = true;
+    if (w >= VIZ_SPLIT_W && h >= VIZ_SPLIT_H) {
+        /* the attention pane stays in view above one slot that the candidates
+         * and the timings share */
+        int cw = w * 45 / 100;   /* the chat as wide as in the folded layout */
+        int rx = cw + 1, rw = w - rx;
+        int ah = body * 55 / 100;
+        viz_pane low = fold == VIZ_PANE_TIME ? VIZ_PANE_TIME : VIZ_PANE_CAND;
+        L->split = true;
+        L->pane[VIZ_PANE_CHAT] = (viz_rect){0, 0, cw, body};
+        L->pane[VIZ_PANE_ATTN] = (viz_rect){rx, 0, rw, ah};
+        L->pane[low] = (viz_rect){rx, ah, rw, body - ah};
+        L->visible[VIZ_PANE_CHAT] = L->visible[VIZ_PANE_ATTN] = L->visible[low] = true;
+        L->vsep_x = cw;
+        return;
+    }
     if (fold != VIZ_PANE_CAND && fold != VIZ_PANE_TIME) fold = VIZ_PANE_ATTN;
     viz_rect side;
     if (w >= 100) {

@@ -1,6 +1,8 @@
 /* layout.h - where each pane goes for a given terminal size: everything side
- * by side from 140x36, side panes folded into one slot below that, and a
- * "too small" screen under the minimum. */
+ * by side from 140x36; from 100x30 the chat beside the attention pane, with
+ * the candidates and the timings sharing one slot under it (split); smaller,
+ * the three side panes folded into one slot; and a "too small" screen under
+ * the minimum. */
 #ifndef VIZ_LAYOUT_H
 #define VIZ_LAYOUT_H
 
@@ -14,11 +16,14 @@ typedef enum { VIZ_PANE_CHAT = 0, VIZ_PANE_ATTN, VIZ_PANE_CAND, VIZ_PANE_TIME, V
 #define VIZ_MIN_H 16
 #define VIZ_FULL_W 140
 #define VIZ_FULL_H 36
+#define VIZ_SPLIT_W 100
+#define VIZ_SPLIT_H 30
 
 typedef struct {
     bool too_small;            /* below VIZ_MIN_W x VIZ_MIN_H: draw only the notice */
     int need_w, need_h;
-    bool folded;               /* attention/candidates/timings share one slot */
+    bool folded;               /* side panes share a slot (not all visible at once) */
+    bool split;                /* folded, but only candidates/timings share the slot under the attention pane */
     bool stacked;              /* the side slot is below the chat, not beside it */
     viz_rect pane[VIZ_NPANES]; /* each pane's rect: title row first, then content */
     bool visible[VIZ_NPANES];
@@ -29,7 +34,8 @@ typedef struct {
 
 /* Fills L for a w x h screen with input_rows rows of input (clamped to
  * 1..max(1, h/4)). When folded, the side slot shows pane `fold` (ATTN, CAND
- * or TIME; anything else means ATTN). Rects never overlap and all lie
+ * or TIME; anything else means ATTN); when split, the slot under the
+ * attention pane shows TIME when fold is TIME and CAND otherwise. Rects never overlap and all lie
  * inside the screen. */
 void viz_layout_compute(viz_layout *L, int w, int h, int input_rows, viz_pane fold);
 

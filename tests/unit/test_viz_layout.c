@@ -78,6 +78,34 @@ static void medium_screens_put_the_folded_pane_beside_the_chat(void **state)
     assert_true(L.vsep_x > 0);
 }
 
+static void from_100x30_the_attention_pane_stays_above_a_shared_slot(void **state)
+{
+    (void)state;
+    viz_layout L;
+    for (int f = VIZ_PANE_ATTN; f <= VIZ_PANE_TIME; f++) {
+        viz_layout_compute(&L, 120, 40, 1, (viz_pane)f);
+        assert_true(L.folded);
+        assert_true(L.split);
+        assert_true(L.visible[VIZ_PANE_CHAT]);
+        assert_true(L.visible[VIZ_PANE_ATTN]);
+        viz_pane low = f == VIZ_PANE_TIME ? VIZ_PANE_TIME : VIZ_PANE_CAND;
+        assert_true(L.visible[low]);
+        assert_false(L.visible[low == VIZ_PANE_CAND ? VIZ_PANE_TIME : VIZ_PANE_CAND]);
+        assert_int_equal(L.pane[low].y, L.pane[VIZ_PANE_ATTN].y + L.pane[VIZ_PANE_ATTN].h);
+        assert_int_equal(L.pane[low].w, L.pane[VIZ_PANE_ATTN].w);
+        assert_true(L.pane[VIZ_PANE_ATTN].h >= 15);   /* room for a useful heatmap */
+        assert_true(L.pane[low].h >= 12);             /* and for the timings */
+        check_disjoint(&L, 120, 40);
+    }
+    /* one row short: back to one slot for all three */
+    viz_layout_compute(&L, 120, 29, 1, VIZ_PANE_CAND);
+    assert_true(L.folded);
+    assert_false(L.split);
+    assert_false(L.visible[VIZ_PANE_ATTN]);
+    viz_layout_compute(&L, 200, 50, 1, VIZ_PANE_CAND);
+    assert_false(L.split);
+}
+
 static void input_rows_are_clamped_to_a_quarter_of_the_screen(void **state)
 {
     (void)state;
@@ -113,6 +141,7 @@ int main(void)
         cmocka_unit_test(a_200x50_screen_shows_every_pane),
         cmocka_unit_test(an_80x24_screen_stacks_chat_over_one_folded_side_pane),
         cmocka_unit_test(medium_screens_put_the_folded_pane_beside_the_chat),
+        cmocka_unit_test(from_100x30_the_attention_pane_stays_above_a_shared_slot),
         cmocka_unit_test(input_rows_are_clamped_to_a_quarter_of_the_screen),
         cmocka_unit_test(below_the_minimum_the_screen_says_what_it_needs),
     };
