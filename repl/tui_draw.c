@@ -414,8 +414,14 @@ static void draw_candidates(tui_app *app)
     if (cw < 6) { ns = 2; stages[1] = SAMPLER_ST_MINP; cw = (c.w - lw) / ns; }
     const viz_theme *t = app->theme;
     text(app, c.x, c.y, lw, "token", t->dim, 0);
-    for (int s = 0; s < ns; s++)
-        text(app, c.x + lw + s * cw, c.y, cw - 1, sampler_stage_name(stages[s]), t->dim, VIZ_UNDERLINE);
+    for (int s = 0; s < ns; s++) {
+        const char *nm = sampler_stage_name(stages[s]);
+        if ((int)strlen(nm) > cw - 1) {   /* a narrow column: a short name, not a cut one */
+            if (strcmp(nm, "repeat") == 0) nm = "rep";
+            else if (strcmp(nm, "presence") == 0) nm = "pres";
+        }
+        text(app, c.x + lw + s * cw, c.y, cw - 1, nm, t->dim, VIZ_UNDERLINE);
+    }
     tokenizer_t *tok = conv_tokenizer(app->conv);
     int rows = rep->n_cands < c.h - 1 ? rep->n_cands : c.h - 1;
     for (int i = 0; i < rows; i++) {
