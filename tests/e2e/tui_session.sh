@@ -3,7 +3,8 @@
 # the tiny chat fixture: start, ask a question, see a reply and a heatmap,
 # /cache off in the status bar, step mode one token per key, resize to 80x24
 # and back, the help overlay opening and closing, /quit exiting 0 with the
-# terminal left sane. Every wait polls the screen and is capped; no fixed sleeps.
+# terminal left sane; with 8 colours the borders drawn white. Every wait polls
+# the screen and is capped; no fixed sleeps.
 BUILD=${1:-build}
 ROOT=$(pwd)
 BIN="$ROOT/$BUILD/attnscope"
@@ -125,5 +126,17 @@ grep -q "EXIT=0" "$TMP/rc" || fail "exit code: $(cat "$TMP/rc")"
 n=0; while [ ! -s "$TMP/stty" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
 grep -qE "(^| )echo( |$)" "$TMP/stty" || fail "terminal left without echo: $(cat "$TMP/stty")"
 grep -qE "(^| )icanon( |$)" "$TMP/stty" || fail "terminal left without icanon"
+# 8. eight colours (TERM=xterm): the grey borders are drawn white, not black
+#    (black text vanishes on a dark terminal)
+T new-session -d -s e2e8 -x 100 -y 30 \
+    "env HOME='$TMP' TERM=xterm COLORTERM= NO_COLOR= '$BIN' --model '$MODEL' -n 4; sleep 600" \
+    || fail "tmux could not start the 8-colour session"
+n=0; while ! T capture-pane -p -t e2e8 2>/dev/null | grep -q "attnscope: tiny-chat" && [ $n -lt 300 ]; do
+    sleep 0.1; n=$((n + 1)); done
+T capture-pane -e -p -t e2e8 > "$TMP/e8"
+grep -q "attnscope: tiny-chat" "$TMP/e8" || fail "8-colour session did not start"
+ESC=$(printf '\033')
+grep -q "${ESC}\[37m[│─]" "$TMP/e8" || fail "8 colours: borders not drawn in white"
+grep -q "${ESC}\[30m[│─]" "$TMP/e8" && fail "8 colours: borders drawn in black"
 echo "tui_session: ok"
 exit 0
