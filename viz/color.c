@@ -154,7 +154,7 @@ static const viz_theme themes[] = {
         .border = VIZ_RGB(170, 170, 170), .focus = VIZ_RGB(200, 90, 0),
         .user = VIZ_RGB(0, 80, 170), .model = VIZ_RGB(20, 20, 20),
         .token_a = VIZ_RGB(215, 225, 245), .token_b = VIZ_RGB(245, 225, 200),
-        .masked = VIZ_RGB(228, 228, 228), .cursor = VIZ_RGB(0, 170, 255),
+        .masked = VIZ_RGB(200, 208, 222), .cursor = VIZ_RGB(0, 170, 255),
         .bar = VIZ_RGB(40, 130, 110), .bar_pick = VIZ_RGB(200, 90, 0),
         .status_fg = VIZ_RGB(250, 250, 245), .status_bg = VIZ_RGB(60, 60, 60),
         .warn = VIZ_RGB(190, 0, 0),

@@ -141,6 +141,14 @@ static void themes_are_found_by_name_and_unknown_names_are_null(void **state)
     /* the projector theme keeps masked cells apart from the lowest colour */
     const viz_theme *p = viz_theme_named("projector");
     assert_int_not_equal(p->masked, viz_cmap_rgb(p->cmap, 0.0f));
+    /* the light theme's masked cells differ from both ends of magma, and from
+     * its background, at 256 colours too (magma's top is a pale yellow) */
+    const viz_theme *l = viz_theme_named("light");
+    viz_color m = viz_color_for_depth(l->masked, VIZ_256);
+    assert_int_not_equal(m, viz_color_for_depth(viz_cmap_rgb(l->cmap, 0.0f), VIZ_256));
+    assert_int_not_equal(m, viz_color_for_depth(viz_cmap_rgb(l->cmap, 1.0f), VIZ_256));
+    assert_int_not_equal(m, viz_color_for_depth(l->bg, VIZ_256));
+    assert_true(VIZ_B(l->masked) > VIZ_R(l->masked) + 15);   /* a blue-grey, not a near-white */
 }
 
 int main(void)
