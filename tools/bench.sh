@@ -9,6 +9,9 @@ run() { echo "\$ $*"; "$@" || exit 1; echo; }
 echo "# load: $(cat /proc/loadavg 2>/dev/null)"
 # Decode with the cache on vs the read-bandwidth roofline (smollm2-135m, bf16).
 run "$BIN" bench --synthetic smollm2-135m --dtype bf16 --prompt-len 128 --gen 64 --cache on --repeat 3 --roofline
+# The same, each decode step paired with a read pass of its bytes (1 and 2 threads).
+run "$BIN" bench --synthetic smollm2-135m --dtype bf16 --prompt-len 128 --gen 64 --cache on --paired --threads 1
+run "$BIN" bench --synthetic smollm2-135m --dtype bf16 --prompt-len 128 --gen 64 --cache on --paired --threads 2
 # Prefill of 512 tokens vs OpenBLAS sgemm on the same shapes.
 run "$BIN" bench --synthetic smollm2-135m --dtype bf16 --prompt-len 512 --gen 1 --cache on --repeat 3 --roofline
 # Cache on vs off at 512 tokens of context.
