@@ -11,7 +11,7 @@ import os
 import sys
 
 PROMPTS = {
-    "chat": "What does river mean?",
+    "chat": "What does teacher mean?",
     "var_rename": "3>k;7>m;k>b;m>q;b>x",
     "induction": "kQ7zPm2Xa9LrkQ7zPm2Xa9Lr",
 }
