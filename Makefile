@@ -9,8 +9,13 @@
 #   make stress       10,000 random keys and resizes through the TUI in tmux
 #   make bench        benchmarks (see docs/performance.md)
 #   make deps         installs missing Debian packages (apt-get; sudo when not root)
-#   make CUDA=1       adds the CUDA backend (engine/cuda, nvcc)
+#   make CUDA=1       adds the CUDA backend (engine/cuda, nvcc): build-cuda/attnscope
 
+# A CUDA build keeps its objects apart, so that switching between the two
+# builds never links objects compiled for the other.
+ifeq ($(CUDA),1)
+BUILD   ?= build-cuda
+endif
 BUILD   ?= build
 CC      ?= cc
 OPT     ?= -O2
@@ -116,6 +121,6 @@ check-layers:
 	   (echo "check-layers: engine/ must not print or exit"; false)
 
 clean:
-	rm -rf build build-asan build-fuzz build-valgrind
+	rm -rf build build-asan build-fuzz build-valgrind build-cuda
 
 -include $(ENGINE_OBJ:.o=.d) $(VIZ_OBJ:.o=.d) $(REPL_OBJ:.o=.d) $(BUILD)/repl/main.d
