@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "engine.h"
+#include "engine_cli.h"
 
 static const char usage[] =
     "usage: attnscope template --model DIR --messages FILE.json [--no-generation-prompt]\n"
@@ -29,29 +30,6 @@ static int bad(const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     return 2;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t n = 0, cap = 0, k;
-    char chunk[65536];
-    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (n + k + 1 > cap) {
-            cap = (n + k + 1) * 2;
-            char *p = realloc(buf, cap);
-            if (!p) { free(buf); fclose(f); return NULL; }
-            buf = p;
-        }
-        memcpy(buf + n, chunk, k);
-        n += k;
-    }
-    fclose(f);
-    if (!buf && (buf = malloc(1)) == NULL) return NULL;
-    buf[n] = '\0';
-    return buf;
 }
 
 int cmd_template(int argc, char **argv)
@@ -78,7 +56,7 @@ int cmd_template(int argc, char **argv)
     }
     if (!model || !msgs_path) return bad("--model DIR and --messages FILE.json are required");
 
-    char *text = slurp(msgs_path);
+    char *text = ecli_slurp(msgs_path, NULL);
     if (!text) return bad("%s: cannot read the file", msgs_path);
     cJSON *doc = cJSON_Parse(text);
     free(text);

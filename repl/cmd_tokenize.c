@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "engine.h"
+#include "engine_cli.h"
 
 static const char usage[] =
     "usage: attnscope tokenize --model DIR [--add-special] [--] TEXT\n"
@@ -35,32 +36,6 @@ static int bad(const char *fmt, ...)
     return 2;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t n = 0, cap = 0, k;
-    char chunk[65536];
-    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (n + k + 1 > cap) {
-            cap = (n + k + 1) * 2;
-            char *p = realloc(buf, cap);
-            if (!p) { free(buf); fclose(f); return NULL; }
-            buf = p;
-        }
-        memcpy(buf + n, chunk, k);
-        n += k;
-    }
-    fclose(f);
-    if (!buf && (buf = malloc(1)) == NULL) return NULL;
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
-static int status_exit(int rc) { return rc == ENG_EINPUT ? 2 : 1; }
-
 static double thread_cpu_ms(void)
 {
     struct timespec ts;
@@ -77,7 +52,7 @@ static int cmp_double(const void *a, const void *b)
 static int bench(tokenizer_t *t, const char *path, int repeat)
 {
     size_t len = 0;
-    char *text = slurp(path, &len);
+    char *text = ecli_slurp(path, &len);
     if (!text) return bad("cannot read %s", path);
     double *mbs = calloc((size_t)repeat, sizeof *mbs), *cpu = calloc((size_t)repeat, sizeof *cpu);
     size_t n_ids = 0;
@@ -94,7 +69,7 @@ static int bench(tokenizer_t *t, const char *path, int repeat)
     }
     free(text);
     if (!mbs || !cpu) { free(mbs); free(cpu); return 1; }
-    if (rc) { free(mbs); free(cpu); fprintf(stderr, "attnscope tokenize: %s\n", err.msg); return status_exit(rc); }
+    if (rc) { free(mbs); free(cpu); fprintf(stderr, "attnscope tokenize: %s\n", err.msg); return ecli_exit_code(rc); }
     qsort(mbs, (size_t)repeat, sizeof *mbs, cmp_double);
     qsort(cpu, (size_t)repeat, sizeof *cpu, cmp_double);
     /* wall clock is what a user waits; thread CPU time shows the code's own
@@ -175,7 +150,7 @@ int cmd_tokenize(int argc, char **argv)
     int rc = tok_open(&t, model, &err);
     if (rc) {
         fprintf(stderr, "attnscope tokenize: %s\n", err.msg);
-        return rc == ENG_EIO ? 2 : status_exit(rc);   /* a folder without tokenizer.json is bad input */
+        return rc == ENG_EIO ? 2 : ecli_exit_code(rc);   /* a folder without tokenizer.json is bad input */
     }
     if (bench_file) {
         int r = bench(t, bench_file, repeat);
@@ -185,7 +160,7 @@ int cmd_tokenize(int argc, char **argv)
     size_t len = 0;
     char *owned = NULL;
     if (file) {
-        owned = slurp(file, &len);
+        owned = ecli_slurp(file, &len);
         if (!owned) { tok_close(t); return bad("cannot read %s", file); }
         text = owned;
     } else {
@@ -202,7 +177,7 @@ int cmd_tokenize(int argc, char **argv)
         else if (pr) exit_code = 1;
         else if ((rc = tok_decode(t, ids, n, false, &out, &ol, &err))) {
             fprintf(stderr, "attnscope tokenize: %s\n", err.msg);
-            exit_code = status_exit(rc);
+            exit_code = ecli_exit_code(rc);
         } else {
             fwrite(out, 1, ol, stdout);
             fputc('\n', stdout);
@@ -215,7 +190,7 @@ int cmd_tokenize(int argc, char **argv)
         rc = tok_encode(t, text, len, add_special, &ids, &n, &err);
         if (rc) {
             fprintf(stderr, "attnscope tokenize: %s\n", err.msg);
-            exit_code = status_exit(rc);
+            exit_code = ecli_exit_code(rc);
         } else {
             fputc('[', stdout);
             for (size_t i = 0; i < n; i++) printf(i ? ", %d" : "%d", ids[i]);

@@ -1,5 +1,5 @@
-/* engine_cli.c - option parsing and model opening shared by the logits,
- * greedy and bench subcommands (see engine_cli.h). */
+/* engine_cli.c - option parsing, file reading and model opening shared by the
+ * engine-facing subcommands (see engine_cli.h). */
 #include "engine_cli.h"
 
 #include <errno.h>
@@ -160,3 +160,27 @@ static void prefer_fast_blas(int argc, char **argv, char **envp)
 }
 __attribute__((section(".preinit_array"), used))
 static void (*const preinit_prefer_fast_blas)(int, char **, char **) = prefer_fast_blas;
+
+char *ecli_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t n = 0, cap = 0, k;
+    char chunk[65536];
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (n + k + 1 > cap) {
+            cap = (n + k + 1) * 2;
+            char *p = realloc(buf, cap);
+            if (!p) { free(buf); fclose(f); return NULL; }
+            buf = p;
+        }
+        memcpy(buf + n, chunk, k);
+        n += k;
+    }
+    fclose(f);
+    if (!buf && (buf = malloc(1)) == NULL) return NULL;
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}

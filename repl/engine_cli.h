@@ -1,6 +1,7 @@
-/* engine_cli.h - what the engine-facing subcommands (logits, greedy, bench)
- * share: parsing ids and numbers, --device, opening a model folder or a
- * synthetic model, and mapping engine statuses to exit codes. Every function
+/* engine_cli.h - what the engine-facing subcommands (logits, greedy, bench,
+ * tokenize, template) share: parsing ids and numbers, --device, reading a
+ * whole file, opening a model folder or a synthetic model, and mapping engine
+ * statuses to exit codes. Every function
  * that fails prints one line "attnscope CMD: ..." on stderr. */
 #ifndef REPL_ENGINE_CLI_H
 #define REPL_ENGINE_CLI_H
@@ -32,5 +33,10 @@ int ecli_open_model(const char *cmd, const char *dir, const char *synth, eng_dty
  * argv[*i] is not `name`; prints a message and sets *missing when the value
  * is absent. Advances *i past a separate value. */
 const char *ecli_opt(const char *cmd, int argc, char **argv, int *i, const char *name, int *missing);
+
+/* The whole file at path as a malloc'd, NUL-terminated buffer (free with
+ * free); its length without the NUL in *len when len is not NULL. NULL when
+ * the file cannot be opened or memory runs out; prints nothing. */
+char *ecli_slurp(const char *path, size_t *len);
 
 #endif
