@@ -112,27 +112,10 @@ int cmd_generate(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
 
     int exit_code = 0;
-    bool nl = true;
-    conv_token tok;
-    while (conv_generating(c)) {
-        if (stop_requested) {
-            conv_stop_reply(c);
-            break;
-        }
-        if (conv_step(c, -1, &tok, &err) != ENG_OK) {
-            fprintf(stderr, "attnscope generate: %s\n", err.msg);
-            exit_code = 1;
-            break;
-        }
-        if (tok.len) {
-            fwrite(tok.text, 1, tok.len, stdout);
-            fflush(stdout);
-            nl = tok.text[tok.len - 1] == '\n';
-        }
+    if (plain_stream_reply(c, &stop_requested, &err) != ENG_OK) {
+        fprintf(stderr, "attnscope generate: %s\n", err.msg);
+        exit_code = 1;
     }
-    if (!nl)
-        fputc('\n', stdout);
-    fflush(stdout);
     const conv_timings *t = conv_last_timings(c);
     if (t->stop == CONV_STOP_CONTEXT)
         fprintf(stderr, "attnscope generate: %s\n", conv_stop_message(c));

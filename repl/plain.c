@@ -318,20 +318,17 @@ static void plain_say(void *ud, bool error, const char *text)
     fflush(f);
 }
 
-/* Drives conv_step until the reply ends or Ctrl-C; streams to stdout. */
-static int run_reply(conv_t *c)
+int plain_stream_reply(conv_t *c, volatile sig_atomic_t *stop, eng_err *err)
 {
     conv_token tok;
-    eng_err err;
     bool nl = true;
-    interrupted = 0;
     int rc = ENG_OK;
     while (conv_generating(c)) {
-        if (interrupted) {
+        if (*stop) {
             conv_stop_reply(c);
             break;
         }
-        rc = conv_step(c, -1, &tok, &err);
+        rc = conv_step(c, -1, &tok, err);
         if (rc != ENG_OK)
             break;
         if (tok.len) {
@@ -343,6 +340,15 @@ static int run_reply(conv_t *c)
     if (!nl)
         fputc('\n', stdout);
     fflush(stdout);
+    return rc;
+}
+
+/* Drives conv_step until the reply ends or Ctrl-C; streams to stdout. */
+static int run_reply(conv_t *c)
+{
+    eng_err err;
+    interrupted = 0;
+    int rc = plain_stream_reply(c, &interrupted, &err);
     if (rc != ENG_OK)
         fprintf(stderr, "error: %s\n", err.msg);
     const conv_timings *t = conv_last_timings(c);

@@ -4,6 +4,7 @@
 #ifndef REPL_PLAIN_H
 #define REPL_PLAIN_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -54,6 +55,12 @@ void plain_print_timings(FILE *f, const conv_t *c);
 /* One compact line after a REPL reply:
  * "[ prompt: 25 tok (12 new) 2025.9 t/s | generation: 31 tok 310.0 t/s | ttft 15.0 ms | cache on ]". */
 void plain_print_summary(FILE *f, const conv_t *c);
+
+/* Drives conv_step until the reply ends or *stop is set (then the reply is
+ * stopped), streaming each token's text to stdout and ending with a newline
+ * when the text did not. Returns ENG_OK, or conv_step's status with its
+ * message in *err (the caller reports it). */
+int plain_stream_reply(conv_t *c, volatile sig_atomic_t *stop, eng_err *err);
 
 /* The plain REPL on folder dir; models_dir is for /model NAME (may be NULL).
  * history_path NULL = $HOME/.attnscope_history. Returns the exit code. */
