@@ -16,26 +16,13 @@
 
 #include "chat.h"
 #include "commands.h"
+#include "engine_cli.h"
 
 #define FIXDIR "tests/fixtures/templates"
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) { free(buf); buf = NULL; }
-    if (buf) buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static cJSON *load_json(const char *path)
 {
-    char *text = slurp(path);
+    char *text = ecli_slurp(path, NULL);
     if (!text) return NULL;
     cJSON *j = cJSON_Parse(text);
     free(text);

@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "tokenizer.h"
+#include "engine_cli.h"
 
 static const char *tok_dir(void)
 {
@@ -25,20 +26,6 @@ static const char *fixture_dir(void)
 {
     const char *d = getenv("ATTNSCOPE_TOK_FIXTURES");
     return d ? d : "tests/fixtures/tokenizer";
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) { free(p); p = NULL; }
-    fclose(f);
-    if (p) { p[n] = 0; if (len) *len = (size_t)n; }
-    return p;
 }
 
 static tokenizer_t *open_real(const char *name)
@@ -162,7 +149,7 @@ static int check_fixture(const char *name)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s.json", fixture_dir(), name);
-    char *js = slurp(path, NULL);
+    char *js = ecli_slurp(path, NULL);
     if (!js) { fprintf(stderr, "missing fixture %s\n", path); return 1; }
     cJSON *root = cJSON_Parse(js);
     free(js);
@@ -175,7 +162,7 @@ static int check_fixture(const char *name)
     const cJSON *lg = cJSON_GetObjectItem(root, "long");
     snprintf(path, sizeof path, "%s/long_document.txt", fixture_dir());
     size_t dl = 0;
-    char *doc = slurp(path, &dl);
+    char *doc = ecli_slurp(path, &dl);
     if (lg && doc) {
         int *ids = NULL;
         size_t n = 0;
@@ -213,7 +200,7 @@ static char *variant_json(const cJSON *v)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s/tokenizer.json", tok_dir(), cJSON_GetObjectItem(v, "base")->valuestring);
-    char *js = slurp(path, NULL);
+    char *js = ecli_slurp(path, NULL);
     assert_non_null(js);
     cJSON *root = cJSON_Parse(js);
     free(js);
@@ -279,7 +266,7 @@ static void variant_components_match_hf(void **state)
     if (!have_fixtures()) skip();
     char path[512];
     snprintf(path, sizeof path, "%s/variants.json", fixture_dir());
-    char *js = slurp(path, NULL);
+    char *js = ecli_slurp(path, NULL);
     if (!js) { fprintf(stderr, "  SKIP: no %s\n", path); skip(); }
     cJSON *root = cJSON_Parse(js);
     free(js);
