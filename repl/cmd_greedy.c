@@ -54,11 +54,7 @@ int cmd_greedy(int argc, char **argv)
         fprintf(stderr, "attnscope %s: needs one of --model DIR or --synthetic NAME, and --ids and -n (see --help)\n", cmd);
         return 2;
     }
-    if (have_dtype && !synth) {
-        fprintf(stderr, "attnscope %s: --dtype applies to --synthetic models only\n", cmd);
-        return 2;
-    }
-    if (ecli_check_device(cmd, device))
+    if (ecli_check_source(cmd, have_dtype, synth, device))
         return 2;
     int *ids, T;
     if (ecli_parse_ids(cmd, ids_s, &ids, &T))
@@ -71,9 +67,7 @@ int cmd_greedy(int argc, char **argv)
     int code = outs ? ecli_open_model(cmd, dir, synth, dtype, &m) : 1;
     if (code)
         goto done;
-    int rc = session_new(&s, m, T + n, threads, &e);
-    if (rc == ENG_OK && device)
-        rc = session_set_device(s, device, threads, &e);
+    int rc = ecli_new_session(&s, m, T + n, threads, device, &e);
     if (rc == ENG_OK) {
         session_set_cache(s, !no_cache);
         rc = session_eval(s, ids, T, NULL, &e);

@@ -49,11 +49,7 @@ int cmd_logits(int argc, char **argv)
         fprintf(stderr, "attnscope %s: needs one of --model DIR or --synthetic NAME, and --ids and --out (see --help)\n", cmd);
         return 2;
     }
-    if (have_dtype && !synth) {
-        fprintf(stderr, "attnscope %s: --dtype applies to --synthetic models only\n", cmd);
-        return 2;
-    }
-    if (ecli_check_device(cmd, device))
+    if (ecli_check_source(cmd, have_dtype, synth, device))
         return 2;
     int *ids, T;
     if (ecli_parse_ids(cmd, ids_s, &ids, &T))
@@ -66,9 +62,7 @@ int cmd_logits(int argc, char **argv)
     int code = ecli_open_model(cmd, dir, synth, dtype, &m);
     if (code)
         goto done;
-    int rc = session_new(&s, m, T, threads, &e);
-    if (rc == ENG_OK && device)
-        rc = session_set_device(s, device, threads, &e);
+    int rc = ecli_new_session(&s, m, T, threads, device, &e);
     size_t V = (size_t)m->cfg.vocab_size;
     logits = malloc((size_t)T * V * sizeof(float));
     if (rc == ENG_OK && !logits) {

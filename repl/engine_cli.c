@@ -84,6 +84,23 @@ int ecli_check_device(const char *cmd, const char *device)
     return -1;
 }
 
+int ecli_check_source(const char *cmd, bool have_dtype, const char *synth, const char *device)
+{
+    if (have_dtype && !synth) {
+        fprintf(stderr, "attnscope %s: --dtype applies to --synthetic models only\n", cmd);
+        return -1;
+    }
+    return ecli_check_device(cmd, device);
+}
+
+int ecli_new_session(session_t **s, const model_t *m, int ctx, int threads, const char *device, eng_err *e)
+{
+    int rc = session_new(s, m, ctx, threads, e);
+    if (rc == ENG_OK && device)
+        rc = session_set_device(*s, device, threads, e);
+    return rc;
+}
+
 int ecli_open_model(const char *cmd, const char *dir, const char *synth, eng_dtype dtype, model_t **out)
 {
     eng_err e = {{0}};

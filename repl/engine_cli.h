@@ -25,6 +25,17 @@ int ecli_parse_dtype(const char *cmd, const char *val, eng_dtype *out);
  * 0, or -1 after the message. */
 int ecli_check_device(const char *cmd, const char *device);
 
+/* The checks after the options that logits and greedy share: --dtype (given
+ * when have_dtype) applies to --synthetic models only, and --device as
+ * ecli_check_device has it. 0, or -1 after the message. */
+int ecli_check_source(const char *cmd, bool have_dtype, const char *synth, const char *device);
+
+/* A session of ctx positions on m with threads workers, moved to device
+ * when device is not NULL (session_set_device); *s is freed by the caller
+ * (session_free) whatever the result. Returns the engine status, message in
+ * *e; prints nothing. */
+int ecli_new_session(session_t **s, const model_t *m, int ctx, int threads, const char *device, eng_err *e);
+
 /* Opens --model DIR (dir) or --synthetic NAME (synth, weights of dtype);
  * returns the exit code (0 on success) after printing the engine's message. */
 int ecli_open_model(const char *cmd, const char *dir, const char *synth, eng_dtype dtype, model_t **out);
