@@ -30,12 +30,10 @@ int viz_spark_draw(viz_grid *g, int x, int y, int w, const float *v, int n, floa
 int viz_spark_draw_fit(viz_grid *g, int x, int y, int w, const float *v, int n, float vmax,
                        viz_color fg, viz_color bg)
 {
-    static const uint32_t ticks[8] = {0x2581, 0x2582, 0x2583, 0x2584, 0x2585, 0x2586, 0x2587, 0x2588};
     if (w <= 0 || n <= 0) return 0;
     if (n <= w) return viz_spark_draw(g, x, y, w, v, n, vmax, fg, bg);
     float m[1024];
     if (w > 1024) w = 1024;
-    float top = 0.0f;
     for (int c = 0; c < w; c++) {
         /* column c: the mean of values [c n / w, (c + 1) n / w) */
         long a = (long)c * n / w, b = (long)(c + 1) * n / w;
@@ -43,19 +41,10 @@ int viz_spark_draw_fit(viz_grid *g, int x, int y, int w, const float *v, int n, 
         double s = 0.0;
         for (long i = a; i < b; i++) s += v[i];
         m[c] = (float)(s / (double)(b - a));
-        if (m[c] > top) top = m[c];
     }
-    if (vmax <= 0.0f) vmax = top;
-    for (int c = 0; c < w; c++) {
-        int level = 0;
-        if (vmax > 0.0f && m[c] > 0.0f) {
-            level = (int)ceilf(m[c] / vmax * 8.0f) - 1;
-            if (level < 0) level = 0;
-            if (level > 7) level = 7;
-        }
-        viz_grid_put(g, x + c, y, ticks[level], fg, bg, 0);
-    }
-    return w;
+    /* w means in w columns: viz_spark_draw scales them (to their largest
+     * when vmax <= 0) and draws every one. */
+    return viz_spark_draw(g, x, y, w, m, w, vmax, fg, bg);
 }
 
 int viz_bar_draw(viz_grid *g, int x, int y, int w, float frac, viz_color fg, viz_color bg)

@@ -53,6 +53,21 @@ static void a_fitted_sparkline_averages_the_whole_series_into_the_width(void **s
     viz_grid_free(&g);
 }
 
+static void a_fitted_sparkline_without_a_maximum_scales_to_its_largest_mean(void **state)
+{
+    (void)state;
+    viz_grid g = {0};
+    assert_int_equal(viz_grid_resize(&g, 4, 1), 0);
+    /* means 1, 3, 5, 7; vmax 0: 7 is the top, so 1/7, 3/7, 5/7 and 7/7 of 8 levels */
+    const float v[8] = {0.5f, 1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f, 7.5f};
+    assert_int_equal(viz_spark_draw_fit(&g, 0, 0, 4, v, 8, 0.0f, VIZ_DEFAULT, VIZ_DEFAULT), 4);
+    assert_int_equal(viz_grid_at(&g, 0, 0)->ch, 0x2582);   /* ceil(8/7) = 2 */
+    assert_int_equal(viz_grid_at(&g, 1, 0)->ch, 0x2584);   /* ceil(24/7) = 4 */
+    assert_int_equal(viz_grid_at(&g, 2, 0)->ch, 0x2586);   /* ceil(40/7) = 6 */
+    assert_int_equal(viz_grid_at(&g, 3, 0)->ch, 0x2588);   /* 8 */
+    viz_grid_free(&g);
+}
+
 static void sparkline_shows_the_newest_values_when_too_many(void **state)
 {
     (void)state;
@@ -100,6 +115,7 @@ int main(void)
         cmocka_unit_test(sparklines_sharing_a_maximum_compare_by_height),
         cmocka_unit_test(sparkline_shows_the_newest_values_when_too_many),
         cmocka_unit_test(a_fitted_sparkline_averages_the_whole_series_into_the_width),
+        cmocka_unit_test(a_fitted_sparkline_without_a_maximum_scales_to_its_largest_mean),
         cmocka_unit_test(bars_use_eighth_blocks_for_the_remainder),
         cmocka_unit_test(percentiles_interpolate_between_closest_ranks_like_numpy),
     };
