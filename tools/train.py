@@ -900,7 +900,8 @@ def task_var_rename(args, hp, device, rep):
     log("saved %s" % args.out)
     model = reload_saved(args.out, cfg, device)
     erng = np.random.default_rng(args.seed + 1)
-    rep["eval"] = guarded("eval", vr_eval, model, erng, K, R, device, 16384 if args.size == "full" else 1024)
+    rep["eval"] = guarded("eval", vr_eval, model, erng, K, R, device,
+                          args.eval_n or (16384 if args.size == "full" else 1024))
     rep["analysis"] = guarded("analysis", vr_analysis, model, erng, K, R, device)
     ids, _, _, _, _ = vr_generate(erng, 8, K, R)
     texts = [vr_text(r) for r in ids]
@@ -1002,8 +1003,10 @@ def main():
     ap.add_argument("--tokenizer", choices=["hf", "py"], default="hf", help="chat: force the fallback")
     ap.add_argument("--chains", type=int, default=5, help="var_rename: digit assignments")
     ap.add_argument("--renames", type=int, default=21, help="var_rename: renames (chains+renames <= 26)")
-    ap.add_argument("--eval-n", type=int, default=0, help="chat: words per evaluation (default 400)")
+    ap.add_argument("--eval-n", type=int, default=0, help="chat: words per evaluation (default 400); var_rename: sequences (default 16384, a multiple of 1024)")
     ap.add_argument("--lr", type=float, default=0, help="peak learning rate (default: the size's)")
+    ap.add_argument("--batch", type=int, default=0, help="sequences per step (default: the size's)")
+    ap.add_argument("--warmup", type=int, default=-1, help="warmup steps (default: the size's)")
     ap.add_argument("--init", help="start from this folder's weights (same task and size)")
     ap.add_argument("--report", help="JSON report path (default OUT/../TASK_report.json)")
     args = ap.parse_args()
@@ -1021,6 +1024,8 @@ def main():
         torch.set_num_threads(2)  # the GPU does the work; leave the cores to the other jobs
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    else:
+        torch.set_num_threads(min(2, torch.get_num_threads()))  # shared CPU: at most 2 threads
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -1030,6 +1035,10 @@ def main():
     hp = dict(SIZES[args.task][args.size])
     if args.lr:
         hp["lr"] = args.lr
+    if args.batch > 0:
+        hp["batch"] = args.batch
+    if args.warmup >= 0:
+        hp["warmup"] = args.warmup
     rep = {"task": args.task, "command": " ".join(sys.argv), "seed": args.seed, "size": args.size,
            "hyper": hp, "torch": torch.__version__,
            "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"}
