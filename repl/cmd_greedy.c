@@ -64,7 +64,11 @@ int cmd_greedy(int argc, char **argv)
     session_t *s = NULL;
     int *outs = malloc((size_t)n * sizeof(int));
     eng_err e = {{0}};
-    int code = outs ? ecli_open_model(cmd, dir, synth, dtype, &m) : 1;
+    int code = 1;
+    if (!outs)
+        fprintf(stderr, "attnscope %s: out of memory for %d ids\n", cmd, n);
+    else
+        code = ecli_open_model(cmd, dir, synth, dtype, &m);
     if (code)
         goto done;
     int rc = ecli_new_session(&s, m, T + n, threads, device, &e);
