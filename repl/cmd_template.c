@@ -1,6 +1,5 @@
 /* cmd_template.c - `attnscope template`: renders a JSON conversation with the
  * model folder's chat template and prints the prompt, byte for byte, on stdout. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,19 +18,6 @@ static const char usage[] =
     "  --no-thinking           Qwen3: enable_thinking=False (an empty think block)\n"
     "  --date                  the date Llama 3.1/3.2 headers show (default: the template's)\n";
 
-static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int bad(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("attnscope template: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 2;
-}
-
 int cmd_template(int argc, char **argv)
 {
     const char *model = NULL, *msgs_path = NULL, *date = NULL;
@@ -47,22 +33,22 @@ int cmd_template(int argc, char **argv)
             flags |= CHAT_NO_THINKING;
         } else if (strcmp(a, "--model") == 0 || strcmp(a, "--messages") == 0 ||
                    strcmp(a, "--date") == 0) {
-            if (i + 1 >= argc) return bad("%s needs a value", a);
+            if (i + 1 >= argc) return ecli_bad("template", "%s needs a value", a);
             const char **dst = a[2] == 'm' ? (a[3] == 'o' ? &model : &msgs_path) : &date;
             *dst = argv[++i];
         } else {
-            return bad("unknown argument '%s' (see --help)", a);
+            return ecli_bad("template", "unknown argument '%s' (see --help)", a);
         }
     }
-    if (!model || !msgs_path) return bad("--model DIR and --messages FILE.json are required");
+    if (!model || !msgs_path) return ecli_bad("template", "--model DIR and --messages FILE.json are required");
 
     char *text = ecli_slurp(msgs_path, NULL);
-    if (!text) return bad("%s: cannot read the file", msgs_path);
+    if (!text) return ecli_bad("template", "%s: cannot read the file", msgs_path);
     cJSON *doc = cJSON_Parse(text);
     free(text);
     if (!cJSON_IsArray(doc)) {
         cJSON_Delete(doc);
-        return bad("%s: not a JSON array of {\"role\", \"content\"} objects", msgs_path);
+        return ecli_bad("template", "%s: not a JSON array of {\"role\", \"content\"} objects", msgs_path);
     }
     int n = cJSON_GetArraySize(doc), rc = 0;
     chat_msg *msgs = calloc((size_t)n + 1, sizeof *msgs);

@@ -1,7 +1,6 @@
 /* cmd_tokenize.c - `attnscope tokenize`: the token ids of a text under a model
  * folder's tokenizer.json, as a JSON array on stdout (and, with --bench, the
  * encode throughput on a file). */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,19 +22,6 @@ static const char usage[] =
     "  --bench FILE   encode FILE N times (default 5) on one thread and print\n"
     "                 MB/s (best and median; wall clock and thread CPU time) as JSON\n";
 
-static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int bad(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("attnscope tokenize: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 2;
-}
-
 static double thread_cpu_ms(void)
 {
     struct timespec ts;
@@ -53,7 +39,7 @@ static int bench(tokenizer_t *t, const char *path, int repeat)
 {
     size_t len = 0;
     char *text = ecli_slurp(path, &len);
-    if (!text) return bad("cannot read %s", path);
+    if (!text) return ecli_bad("tokenize", "cannot read %s", path);
     double *mbs = calloc((size_t)repeat, sizeof *mbs), *cpu = calloc((size_t)repeat, sizeof *cpu);
     size_t n_ids = 0;
     eng_err err = {{0}};
@@ -113,7 +99,7 @@ int cmd_tokenize(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (rest || a[0] != '-' || a[1] == 0) {
-            if (text) return bad("one TEXT only (quote it; see --help)");
+            if (text) return ecli_bad("tokenize", "one TEXT only (quote it; see --help)");
             text = a;
         } else if (strcmp(a, "--") == 0) {
             rest = true;
@@ -126,7 +112,7 @@ int cmd_tokenize(int argc, char **argv)
             decode = true;
         } else if (strcmp(a, "--model") == 0 || strcmp(a, "--file") == 0 || strcmp(a, "--bench") == 0 ||
                    strcmp(a, "--repeat") == 0) {
-            if (i + 1 >= argc) return bad("%s needs a value", a);
+            if (i + 1 >= argc) return ecli_bad("tokenize", "%s needs a value", a);
             const char *v = argv[++i];
             if (a[2] == 'm') model = v;
             else if (a[2] == 'f') file = v;
@@ -134,16 +120,16 @@ int cmd_tokenize(int argc, char **argv)
             else {
                 char *end;
                 long r = strtol(v, &end, 10);
-                if (*end || r < 1 || r > 1000) return bad("--repeat needs a number from 1 to 1000");
+                if (*end || r < 1 || r > 1000) return ecli_bad("tokenize", "--repeat needs a number from 1 to 1000");
                 repeat = (int)r;
             }
         } else {
-            return bad("unknown option '%s' (see --help)", a);
+            return ecli_bad("tokenize", "unknown option '%s' (see --help)", a);
         }
     }
-    if (!model) return bad("--model DIR is required");
-    if (!bench_file && !text && !file) return bad("no TEXT given (see --help)");
-    if (text && file) return bad("give TEXT or --file, not both");
+    if (!model) return ecli_bad("tokenize", "--model DIR is required");
+    if (!bench_file && !text && !file) return ecli_bad("tokenize", "no TEXT given (see --help)");
+    if (text && file) return ecli_bad("tokenize", "give TEXT or --file, not both");
 
     tokenizer_t *t = NULL;
     eng_err err = {{0}};
@@ -161,7 +147,7 @@ int cmd_tokenize(int argc, char **argv)
     char *owned = NULL;
     if (file) {
         owned = ecli_slurp(file, &len);
-        if (!owned) { tok_close(t); return bad("cannot read %s", file); }
+        if (!owned) { tok_close(t); return ecli_bad("tokenize", "cannot read %s", file); }
         text = owned;
     } else {
         len = strlen(text);
@@ -173,7 +159,7 @@ int cmd_tokenize(int argc, char **argv)
         int pr = parse_ids(text, &ids, &n);
         char *out = NULL;
         size_t ol = 0;
-        if (pr == 2) exit_code = bad("--decode: TEXT must be a list of token ids");
+        if (pr == 2) exit_code = ecli_bad("tokenize", "--decode: TEXT must be a list of token ids");
         else if (pr) exit_code = 1;
         else if ((rc = tok_decode(t, ids, n, false, &out, &ol, &err))) {
             fprintf(stderr, "attnscope tokenize: %s\n", err.msg);

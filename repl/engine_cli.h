@@ -8,6 +8,10 @@
 
 #include "engine.h"
 
+/* Prints "attnscope CMD: " and the printf-style message as one line on
+ * stderr; returns 2 (the bad-usage / bad-input exit code). */
+int ecli_bad(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* 2 for ENG_EINPUT (bad input), 1 for everything else that failed, 0 for OK. */
 int ecli_exit_code(int status);
 
