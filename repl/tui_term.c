@@ -7,6 +7,7 @@
 
 #include "tui_term.h"
 #include <term.h>
+#include "fault.h"
 
 static volatile sig_atomic_t active;
 static SCREEN *screen;
@@ -67,7 +68,10 @@ int tui_term_open(bool mono, bool no_mouse, viz_depth *depth, char *why, size_t 
     set_term(screen);
     active = 1;
     atexit(at_exit);
-    int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGSEGV, SIGBUS, SIGABRT};
+    /* SIGBUS stays with fault.c (a model file truncated under its mapping):
+     * it restores the terminal through the cleanup hook, then names the file. */
+    fault_set_cleanup(tui_term_close);
+    int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGSEGV, SIGABRT};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], on_fatal);
 
     raw();
