@@ -29,11 +29,10 @@ struct conv {
     model_t *model;
     session_t *sess;
     tokenizer_t *tok;
-    chat_template *tmpl;        /* NULL in completion mode */
+    chat_template *tmpl;        /* NULL in completion mode (the conversation is a chat when set) */
     sampler *smp;
     tok_stream_t *stream;
     conv_opts opts;             /* opts.sampling mirrors the sampler's params */
-    bool chat;
     char warning[600];
     int n_vocab;                /* logits per position (the model's vocabulary) */
 
@@ -224,7 +223,6 @@ int conv_open(conv_t **out, const char *dir, const conv_opts *o, eng_err *err)
             chat_close(c->tmpl);
             c->tmpl = NULL;
         } else {
-            c->chat = true;
             if (chat_warning(c->tmpl))
                 snprintf(c->warning, sizeof c->warning, "%s", chat_warning(c->tmpl));
             int ns = 0;
@@ -269,7 +267,7 @@ const model_t *conv_model(const conv_t *c) { return c->model; }
 session_t *conv_session(conv_t *c) { return c->sess; }
 tokenizer_t *conv_tokenizer(conv_t *c) { return c->tok; }
 sampler *conv_sampler(conv_t *c) { return c->smp; }
-bool conv_chat(const conv_t *c) { return c->chat; }
+bool conv_chat(const conv_t *c) { return c->tmpl != NULL; }
 const char *conv_family(const conv_t *c) { return c->tmpl ? chat_family(c->tmpl) : "none"; }
 const char *conv_warning(const conv_t *c) { return c->warning[0] ? c->warning : NULL; }
 
@@ -362,7 +360,7 @@ static int render_prompt(conv_t *c, int **ids, size_t *n, eng_err *err)
 {
     char *text = NULL;
     int rc;
-    if (c->chat) {
+    if (c->tmpl) {
         chat_msg *m = eng_malloc((size_t)(c->n_msgs ? c->n_msgs : 1) * sizeof *m);
         if (!m)
             return eng_fail(err, ENG_ENOMEM, "conversation: out of memory");
@@ -387,7 +385,7 @@ static int render_prompt(conv_t *c, int **ids, size_t *n, eng_err *err)
         text = all.text;
     }
     /* A chat template writes BOS itself; completion adds it as the tokenizer says. */
-    rc = tok_encode(c->tok, text, strlen(text), !c->chat, ids, n, err);
+    rc = tok_encode(c->tok, text, strlen(text), !c->tmpl, ids, n, err);
     eng_free(text);
     return rc;
 }
@@ -847,7 +845,7 @@ int conv_save(const conv_t *c, const char *path, bool force, eng_err *err)
               (double)p->repeat_penalty, p->penalty_last_n, (unsigned long long)p->seed);
     sb_printf(&b, "\"cache\": %s, \"max_new\": %d, \"context\": %d, \"chat\": %s},\n  \"messages\": [",
               session_cache(c->sess) ? "true" : "false", c->opts.max_new, session_max(c->sess),
-              c->chat ? "true" : "false");
+              c->tmpl ? "true" : "false");
     for (int i = 0; i < c->n_msgs; i++) {
         sb_puts(&b, i ? ",\n    {\"role\": " : "\n    {\"role\": ");
         sb_str(&b, conv_role_name(c->msgs[i].role));
