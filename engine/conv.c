@@ -80,22 +80,29 @@ static int grow(void **p, int *cap, int need, size_t elem)
     return 0;
 }
 
-static int msg_append(message *m, const char *s, size_t n)
+/* Appends n bytes of s to the NUL-terminated string *p of *len bytes in *cap,
+ * growing it by doubling; -1 (the string unchanged) when memory runs out. */
+static int str_append(char **p, size_t *len, size_t *cap, const char *s, size_t n)
 {
-    if (m->len + n + 1 > m->cap) {
-        size_t nc = m->cap ? m->cap : 64;
-        while (nc < m->len + n + 1)
+    if (*len + n + 1 > *cap) {
+        size_t nc = *cap ? *cap : 64;
+        while (nc < *len + n + 1)
             nc *= 2;
-        char *q = eng_realloc(m->text, nc);
+        char *q = eng_realloc(*p, nc);
         if (!q)
             return -1;
-        m->text = q;
-        m->cap = nc;
+        *p = q;
+        *cap = nc;
     }
-    memcpy(m->text + m->len, s, n);
-    m->len += n;
-    m->text[m->len] = '\0';
+    memcpy(*p + *len, s, n);
+    *len += n;
+    (*p)[*len] = '\0';
     return 0;
+}
+
+static int msg_append(message *m, const char *s, size_t n)
+{
+    return str_append(&m->text, &m->len, &m->cap, s, n);
 }
 
 static int msg_push(conv_t *c, conv_role role, const char *text, eng_err *err)
@@ -718,23 +725,8 @@ typedef struct {
 
 static void sb_put(sbuf *b, const char *s, size_t n)
 {
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 1024;
-        while (nc < b->len + n + 1)
-            nc *= 2;
-        char *q = eng_realloc(b->p, nc);
-        if (!q) {
-            b->oom = true;
-            return;
-        }
-        b->p = q;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
+    if (!b->oom && str_append(&b->p, &b->len, &b->cap, s, n))
+        b->oom = true;
 }
 
 static void sb_puts(sbuf *b, const char *s)
