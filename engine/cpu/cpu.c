@@ -1,5 +1,6 @@
 /* cpu.c - the CPU backend: SIMD matrix-vector products for decode, OpenBLAS
- * GEMM for prefill, and attention, all split across a persistent thread pool.
+ * GEMM for prefill, and attention (GEMMs for many rows, direct loops for one),
+ * all split across a persistent thread pool.
  * OpenBLAS runs single-threaded inside each worker so the two never fight
  * over the cores. */
 #include "backend.h"
@@ -190,8 +191,10 @@ typedef struct {
 } attn_task;
 
 /* One row (decode), one GQA group per call: the kv_mul query heads that share
- * KV head g form a (kv_mul, head_dim) matrix, so S = Q K^T and O = P V read
- * the group's cached keys and values once for all of its heads. */
+ * KV head g are scored against each cached key while it is in L1, then
+ * O = P V accumulates each cached value row into all kv_mul outputs. Direct
+ * SIMD loops: at one query row the BLAS call overhead outweighed the work;
+ * the score pass prefetches the value rows so the second pass finds them. */
 static void attend_group(const bk_attention *a, int g, float *sc)
 {
     int hd = a->head_dim, kv_mul = a->n_heads / a->n_kv_heads, nk = a->pos0 + 1;
@@ -199,7 +202,13 @@ static void attend_group(const bk_attention *a, int g, float *sc)
     const float *vh = a->v + (size_t)g * a->kv_stride * hd;
     const float *q = a->q + (size_t)g * kv_mul * hd;
     float *o = a->out + (size_t)g * kv_mul * hd;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kv_mul, nk, hd, a->scale, q, hd, kh, hd, 0.0f, sc, nk);
+    for (int j = 0; j < nk; j++) {
+        const float *kj = kh + (size_t)j * hd;
+        for (int d = 0; d < hd; d += 16)   /* V row j into cache for the O = P V pass */
+            __builtin_prefetch(vh + (size_t)j * hd + d, 0, 2);
+        for (int r = 0; r < kv_mul; r++)
+            sc[(size_t)r * nk + j] = a->scale * kern_dot(q + (size_t)r * hd, kj, hd);
+    }
     for (int r = 0; r < kv_mul; r++) {
         kern_softmax(sc + (size_t)r * nk, nk);
         if (a->probs) {
@@ -209,7 +218,12 @@ static void attend_group(const bk_attention *a, int g, float *sc)
             memset(p + nk, 0, (size_t)(a->probs_nk - nk) * sizeof(float));
         }
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kv_mul, hd, nk, 1.0f, sc, nk, vh, hd, 0.0f, o, hd);
+    memset(o, 0, (size_t)kv_mul * hd * sizeof(float));
+    for (int j = 0; j < nk; j++) {
+        const float *vj = vh + (size_t)j * hd;
+        for (int r = 0; r < kv_mul; r++)
+            kern_axpy(o + (size_t)r * hd, sc[(size_t)r * nk + j], vj, hd);
+    }
 }
 
 /* Many rows (prefill, cache off): S = Q K^T and O = P V as GEMMs per head. */

@@ -253,7 +253,17 @@ float kern_dot(const float *a, const float *b, int n)
 
 void kern_axpy(float *y, float a, const float *x, int n)
 {
-    for (int i = 0; i < n; i++)
+    int i = 0;
+#ifdef KERN_AVX512
+    __m512 va = _mm512_set1_ps(a);
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+#elif defined(KERN_AVX2)
+    __m256 va = _mm256_set1_ps(a);
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+#endif
+    for (; i < n; i++)
         y[i] += a * x[i];
 }
 
