@@ -1,6 +1,8 @@
 /* backend.h - the compute function table the forward pass calls for its heavy
- * loops (matrix products and attention). cpu/ fills it; a CUDA backend would
- * fill the same table. Everything else in forward() is plain C in session.c. */
+ * loops (matrix products and attention). cpu/ fills the per-call entries and
+ * session.c's forward() drives them; the CUDA backend (cuda/) instead runs
+ * whole forward passes on the device, with the KV cache kept there, through
+ * the forward entry. */
 #ifndef ENGINE_BACKEND_H
 #define ENGINE_BACKEND_H
 
@@ -40,6 +42,23 @@ typedef struct {
     int probs_row0, probs_nq, probs_nk;
 } bk_attention;
 
+/* One chunk of the forward pass run entirely by the backend: positions
+ * pos0..pos0+T-1 (tokens[0..T-1]) through every layer, their keys and values
+ * into the backend's own cache, which holds current K/V for 0..pos0-1. Rows
+ * r >= out_row0 get logits in out[(r - out_row0) * vocab]. probs as in
+ * bk_attention, per layer l at probs + l * n_heads * probs_nq * probs_nk. */
+typedef struct model model_t;
+typedef struct {
+    const model_t *m;
+    const float *inv_freq;   /* (head_dim / 2), rope scaling applied */
+    const int *tokens;
+    int pos0, T, out_row0;
+    float *out;
+    bool out_is_session;     /* out lives as long as the session: may be pinned */
+    float *probs;
+    int probs_row0, probs_nq, probs_nk;
+} bk_forward;
+
 typedef struct {
     const char *name;
     /* Creates a context (threads, scratch) for the given sizes. */
@@ -52,6 +71,10 @@ typedef struct {
      * bounded scratch. T <= max_rows. */
     void (*matmul)(void *ctx, float *y, const float *x, int T, const tensor_t *w);
     void (*attention)(void *ctx, const bk_attention *a);
+    /* Either the three calls above (NULL here) or this (NULL above): the
+     * whole chunk on the backend's device. Failures are kept in the context
+     * (cuda_ctx_status) and the outputs are then NaN. */
+    void (*forward)(void *ctx, const bk_forward *f);
 } backend_ops;
 
 extern const backend_ops backend_cpu;

@@ -173,6 +173,18 @@ static void rope_tables(session_t *s, int pos0, int T)
  * out[(r - out_row0) * vocab]. */
 static void forward(session_t *s, int pos0, int T, int out_row0, float *out, int obs_row0)
 {
+    if (s->bk->forward) {   /* the backend runs the whole chunk on its device */
+        bk_forward f = {.m = s->m, .inv_freq = s->inv_freq, .tokens = s->tokens + pos0, .pos0 = pos0, .T = T,
+                        .out_row0 = out_row0, .out = out, .out_is_session = out == s->logits};
+        if (s->observe) {
+            f.probs = s->obs;
+            f.probs_row0 = obs_row0;
+            f.probs_nq = s->obs_nq;
+            f.probs_nk = s->obs_nk;
+        }
+        s->bk->forward(s->bk_ctx, &f);
+        return;
+    }
     const config_t *c = s->c;
     const weights_t *w = &s->m->w;
     int dim = c->dim, hidden = c->hidden_dim, hd = c->head_dim, half = hd / 2;
@@ -577,6 +589,26 @@ size_t session_run_bytes(const session_t *s) { return s->run_bytes; }
 int session_threads(const session_t *s) { return s->bk->n_threads(s->bk_ctx); }
 const char *session_device(const session_t *s) { return s->bk->name; }
 
+/* Runs positions 0..kv_valid-1 again on the current backend (no logits, no
+ * observer), filling its cache. */
+static int rebuild_cache(session_t *s, eng_err *err)
+{
+    bool observe = s->observe;
+    s->observe = false;
+    for (int p = 0; p < s->kv_valid; p += s->chunk) {
+        int T = s->kv_valid - p < s->chunk ? s->kv_valid - p : s->chunk;
+        forward(s, p, T, T, NULL, 0);
+    }
+    s->observe = observe;
+#ifdef ATTNSCOPE_CUDA
+    if (s->bk == &backend_cuda)
+        return cuda_ctx_status(s->bk_ctx, err);
+#else
+    (void)err;
+#endif
+    return ENG_OK;
+}
+
 int session_set_device(session_t *s, const char *device, int n_threads, eng_err *err)
 {
     const backend_ops *bk = NULL;
@@ -604,9 +636,20 @@ int session_set_device(session_t *s, const char *device, int n_threads, eng_err 
     int rc = bk->ctx_new(&ctx, &sz, err);
     if (rc != ENG_OK)
         return rc;   /* the session stays on its device */
-    s->bk->ctx_free(s->bk_ctx);
+    const backend_ops *old = s->bk;
+    void *old_ctx = s->bk_ctx;
     s->bk = bk;
     s->bk_ctx = ctx;
+    /* Each device keeps its own cache: rebuild positions 0..kv_valid-1 on
+     * the new one now (the caller times the switch), so the conversation
+     * continues where it was. */
+    if ((rc = rebuild_cache(s, err)) != ENG_OK) {
+        s->bk->ctx_free(s->bk_ctx);
+        s->bk = old;
+        s->bk_ctx = old_ctx;
+        return rc;   /* the old device's cache is still current */
+    }
+    old->ctx_free(old_ctx);
     return ENG_OK;
 }
 

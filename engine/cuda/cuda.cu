@@ -1,49 +1,89 @@
-/* cuda.cu - the CUDA backend: backend.h's table (matvec, matmul, attention)
- * on the first GPU. Weights are uploaded once, in their stored dtype, the
- * first time a call names them (a table keyed by the host data pointer);
- * the KV cache is mirrored on the device (only rows new since the last call
- * cross the bus); activations and outputs cross the bus per call. Decode matvec: one warp per output row, 16-byte loads. Prefill
- * matmul: the weight widened to f32 on the device, then cublasSgemm (f32
- * accumulate, no TF32). Attention: one block per (query row, head), exact
- * softmax through a scores buffer in device memory. */
-#include <cuda_runtime.h>
+/* cuda.cu - the CUDA backend: whole forward passes on the first GPU.
+ *
+ * The first forward uploads the model once, matrices in their stored dtype
+ * (norm weights and biases widened to f32), and allocates the KV cache on
+ * the device (f32, like the CPU's). After that only token ids go up and
+ * logits come down.
+ *
+ *   decode, one token:   embed -> per layer [RMSNorm+q/k/v matvec (+bias)]
+ *                        [attention: q/k norm, RoPE, cache write, split-K
+ *                        softmax] [o matvec += x] [RMSNorm+gate/up matvec,
+ *                        SwiGLU] [down matvec += x] -> RMSNorm+lm_head
+ *                        5 kernels a layer, captured once in a CUDA graph
+ *                        and replayed for every token.
+ *   prefill, T tokens:   RMSNorm to the weights' dtype -> cuBLAS GEMM (bf16
+ *                        or f16 in, f32 accumulate; f32 weights: pedantic
+ *                        f32) -> bias/norm/RoPE/cache write -> flash
+ *                        attention -> GEMM with the residual as C.
+ *
+ * The observer's probabilities come from a separate exact attention kernel,
+ * run only when the caller asks for them, and only the rows asked for are
+ * copied back. Failures are kept in the context (cuda_ctx_status); every
+ * later call then fails the same way and outputs are NaN. */
 #include <cublas_v2.h>
+#include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 extern "C" {
 #include "cuda.h"
+#include "model.h"
 }
+#include "kernels.cuh"
 
 namespace {
 
-struct wslot {
-    const void *host;   /* key: tensor_t.data and the byte size (views may share a start) */
-    size_t bytes;
-    void *dev;
+using kern::bf16w;
+using kern::f16w;
+using kern::f32w;
+
+struct dmat {
+    const void *p;
+    int rows, cols;
 };
 
-/* One layer's K/V on the device, [n_kv_heads][stride][head_dim] like the
- * host cache it mirrors. Rows [0, valid) are current: the session writes
- * rows pos0.. of a layer only right before that layer's attention call
- * (kv_store, then attention over the same rows), so a call uploads rows
- * from min(valid, pos0) up to pos0 + T and nothing before is stale. */
-struct kvslot {
-    const float *hk, *hv;   /* key: the host cache of the layer */
-    int stride, nkv, hd, valid;
-    float *dk, *dv;
+struct dlayer {
+    dmat wq, wk, wv, wo, wg, wu, wd;
+    float *attn_norm, *ffn_norm, *bq, *bk, *bv, *qn, *kn;
+    float *K, *V;   /* (n_kv_heads, S, head_dim) */
 };
 
 struct cuctx {
+    cudaStream_t st;
     cublasHandle_t blas;
-    kvslot *kv;
-    int n_kv, cap_kv;
-    wslot *slots;       /* open addressing, cap a power of two */
-    size_t cap, used;
-    float *d_x, *d_y, *d_w, *d_q, *d_o, *d_p;
-    size_t n_x, n_y, n_w, n_q, n_o, n_p;  /* floats held */
-    int failed;         /* the status of the first failure (0 = none) */
+    bk_sizes sz;
+    int sms;
+    void **allocs;          /* every cudaMalloc, freed together */
+    int n_allocs, cap_allocs;
+
+    /* the model on the device (set by the first forward) */
+    const model_t *m;
+    eng_dtype dt;           /* the matrices' dtype */
+    int S;                  /* cache capacity in positions */
+    dmat embed, lm;
+    float *final_norm, *inv_freq;
+    dlayer *L;
+
+    /* activations for up to sz.max_rows positions */
+    float *x, *q, *k, *v, *att, *g, *u, *logits, *P;
+    size_t n_P;             /* floats in P (grown on demand) */
+    void *xa;               /* GEMM input in the weights' dtype */
+    int *tok, *pos;         /* device: token ids, the decode position */
+    int *h_tokpos;          /* pinned: token and position for the graph */
+
+    /* decode attention's split of the context */
+    int n_split, min_chunk;
+    size_t dec_smem;
+    float *part_o, *part_ml;
+    unsigned *ticket;
+
+    cudaGraphExec_t graph;  /* one decode step, captured after the upload */
+    float *pinned_out;      /* a host logits buffer registered for fast copies */
+    int wpr_override;       /* ATTNSCOPE_CUDA_WPR: warps per row, for tuning */
+
+    int failed;
     eng_err err;
 };
 
@@ -52,375 +92,527 @@ int fail_cuda(cuctx *c, cudaError_t e, const char *what)
     int code = e == cudaErrorMemoryAllocation ? ENG_ENOMEM : ENG_EDEVICE;
     if (!c->failed)
         c->failed = eng_fail(&c->err, code, "cuda: %s: %s", what, cudaGetErrorString(e));
-    return code;
+    return c->failed;
+}
+
+int fail_blas(cuctx *c, cublasStatus_t st, const char *what)
+{
+    if (!c->failed)
+        c->failed = eng_fail(&c->err, st == CUBLAS_STATUS_ALLOC_FAILED ? ENG_ENOMEM : ENG_EDEVICE,
+                             "cuda: %s failed (cuBLAS status %d)", what, (int)st);
+    return c->failed;
 }
 
 #define CK(c, call, what) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) return fail_cuda((c), e_, (what)); } while (0)
 
-int ensure(cuctx *c, float **buf, size_t *have, size_t need, const char *what)
-{
-    if (need <= *have)
-        return ENG_OK;
-    if (*buf)
-        cudaFree(*buf);
-    *buf = NULL;
-    *have = 0;
-    size_t n = need + need / 4;
-    cudaError_t e = cudaMalloc((void **)buf, n * sizeof(float));
-    if (e != cudaSuccess) {
-        *buf = NULL;
-        return fail_cuda(c, e, what);
-    }
-    *have = n;
-    return ENG_OK;
-}
+/* ---------------------------------------------------------------- memory */
 
-size_t hash_ptr(const void *p) { return (size_t)(((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull); }
-
-/* The device copy of w (uploaded on first use), or NULL after a failure. */
-const void *weight(cuctx *c, const tensor_t *w)
+int dev_alloc(cuctx *c, void **p, size_t bytes, const char *what)
 {
-    if (c->used * 2 >= c->cap) {
-        size_t ncap = c->cap ? c->cap * 2 : 256;
-        wslot *ns = (wslot *)eng_calloc(ncap, sizeof *ns);
-        if (!ns) {
+    *p = NULL;
+    if (c->n_allocs == c->cap_allocs) {
+        int ncap = c->cap_allocs ? 2 * c->cap_allocs : 64;
+        void **na = (void **)eng_realloc(c->allocs, (size_t)ncap * sizeof *na);
+        if (!na) {
             if (!c->failed)
-                c->failed = eng_fail(&c->err, ENG_ENOMEM, "cuda: out of host memory for the weight table");
-            return NULL;
+                c->failed = eng_fail(&c->err, ENG_ENOMEM, "cuda: out of host memory (%s)", what);
+            return c->failed;
         }
-        for (size_t i = 0; i < c->cap; i++) {
-            if (!c->slots[i].host)
-                continue;
-            size_t j = hash_ptr(c->slots[i].host) & (ncap - 1);
-            while (ns[j].host)
-                j = (j + 1) & (ncap - 1);
-            ns[j] = c->slots[i];
-        }
-        eng_free(c->slots);
-        c->slots = ns;
-        c->cap = ncap;
+        c->allocs = na;
+        c->cap_allocs = ncap;
     }
-    size_t bytes = dtype_size(w->dtype);
-    for (int d = 0; d < w->ndim; d++)
-        bytes *= (size_t)w->shape[d];
-    size_t j = hash_ptr(w->data) & (c->cap - 1);
-    while (c->slots[j].host) {
-        if (c->slots[j].host == w->data && c->slots[j].bytes == bytes)
-            return c->slots[j].dev;
-        j = (j + 1) & (c->cap - 1);
-    }
-    void *dev = NULL;
-    cudaError_t e = cudaMalloc(&dev, bytes);
-    if (e != cudaSuccess) {
-        fail_cuda(c, e, "uploading a weight (cudaMalloc)");
-        return NULL;
-    }
-    e = cudaMemcpy(dev, w->data, bytes, cudaMemcpyHostToDevice);
-    if (e != cudaSuccess) {
-        cudaFree(dev);
-        fail_cuda(c, e, "uploading a weight (cudaMemcpy)");
-        return NULL;
-    }
-    c->slots[j].host = w->data;
-    c->slots[j].bytes = bytes;
-    c->slots[j].dev = dev;
-    c->used++;
-    return dev;
-}
-
-/* ---- kernels ---- */
-
-__device__ __forceinline__ float cvt(float v) { return v; }
-struct bf16s { uint16_t b; };
-struct f16s { uint16_t b; };
-__device__ __forceinline__ float cvt(bf16s v) { return __uint_as_float((uint32_t)v.b << 16); }
-__device__ __forceinline__ float cvt(f16s v) { return __half2float(__ushort_as_half(v.b)); }
-
-__device__ __forceinline__ float warp_sum(float v)
-{
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-/* y[r] = dot(w[r, :], x): one warp per row; 16-byte loads when rows allow. */
-template <typename T>
-__global__ void k_matvec(float *y, const T *w, const float *x, int rows, int64_t cols)
-{
-    int64_t row = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    int lane = threadIdx.x & 31;
-    if (row >= rows)
-        return;
-    const T *r = w + row * cols;
-    float acc = 0.f;
-    constexpr int V = 16 / (int)sizeof(T);
-    if (cols % V == 0) {
-        for (int64_t c = (int64_t)lane * V; c < cols; c += 32 * V) {
-            uint4 pk = *reinterpret_cast<const uint4 *>(r + c);
-            const T *e = reinterpret_cast<const T *>(&pk);
-#pragma unroll
-            for (int j = 0; j < V; j++)
-                acc += cvt(e[j]) * x[c + j];
-        }
-    } else {
-        for (int64_t c = lane; c < cols; c += 32)
-            acc += cvt(r[c]) * x[c];
-    }
-    acc = warp_sum(acc);
-    if (lane == 0)
-        y[row] = acc;
-}
-
-template <typename T>
-__global__ void k_widen(float *out, const T *in, int64_t n)
-{
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        out[i] = cvt(in[i]);
-}
-
-/* Block-wide reduce (max or sum) of v; every thread gets the result. */
-__device__ float block_reduce(float v, bool is_max)
-{
-    __shared__ float sh[32];
-    __shared__ float res;
-    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-    for (int o = 16; o > 0; o >>= 1) {
-        float t = __shfl_xor_sync(0xffffffffu, v, o);
-        v = is_max ? fmaxf(v, t) : v + t;
-    }
-    if (lane == 0)
-        sh[wid] = v;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float r = sh[0];
-        for (int i = 1; i < nw; i++)
-            r = is_max ? fmaxf(r, sh[i]) : r + sh[i];
-        res = r;
-    }
-    __syncthreads();
-    float r = res;
-    __syncthreads();
-    return r;
-}
-
-/* One block per (query row i, head h). q, out: [T][nh][hd]; K, V: [nkv][nk][hd];
- * P: [nh][T][nk] scores, then probabilities (0 past the row's position). */
-__global__ void k_attention(const float *q, const float *K, const float *V, float *out, float *P, int T,
-                            int pos0, int nh, int nkv, int hd, int nk, int kvs, float scale)
-{
-    int i = blockIdx.x, h = blockIdx.y;
-    int kvh = h / (nh / nkv);
-    const float *qi = q + ((int64_t)i * nh + h) * hd;
-    const float *Kh = K + (int64_t)kvh * kvs * hd;
-    const float *Vh = V + (int64_t)kvh * kvs * hd;
-    float *p = P + ((int64_t)h * T + i) * nk;
-    int last = pos0 + i;   /* keys 0..last */
-    float mx = -INFINITY;
-    for (int j = threadIdx.x; j <= last; j += blockDim.x) {
-        const float *kj = Kh + (int64_t)j * hd;
-        float s = 0.f;
-        for (int d = 0; d < hd; d++)
-            s += qi[d] * kj[d];
-        s *= scale;
-        p[j] = s;
-        mx = fmaxf(mx, s);
-    }
-    mx = block_reduce(mx, true);
-    float sum = 0.f;
-    for (int j = threadIdx.x; j < nk; j += blockDim.x) {
-        if (j <= last) {
-            float e = expf(p[j] - mx);
-            p[j] = e;
-            sum += e;
-        } else {
-            p[j] = 0.f;
-        }
-    }
-    sum = block_reduce(sum, false);
-    float inv = 1.f / sum;
-    for (int j = threadIdx.x; j <= last; j += blockDim.x)
-        p[j] *= inv;
-    __syncthreads();
-    float *oi = out + ((int64_t)i * nh + h) * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float acc = 0.f;
-        for (int j = 0; j <= last; j++)
-            acc += p[j] * Vh[(int64_t)j * hd + d];
-        oi[d] = acc;
-    }
-}
-
-/* ---- table ---- */
-
-void nan_fill(float *y, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        y[i] = NAN;
-}
-
-/* same_x: j->x is the previous job's input, already in d_x. */
-int mv_one(cuctx *c, const bk_matvec *j, bool same_x)
-{
-    const tensor_t *w = j->w;
-    int rows = (int)w->shape[0];
-    int64_t cols = w->ndim > 1 ? w->shape[1] : 1;
-    const void *dw = weight(c, w);
-    if (!dw)
-        return ENG_EDEVICE;
-    if (ensure(c, &c->d_x, &c->n_x, (size_t)cols, "matvec input") || ensure(c, &c->d_y, &c->n_y, (size_t)rows, "matvec output"))
-        return ENG_EDEVICE;
-    if (!same_x)
-        CK(c, cudaMemcpy(c->d_x, j->x, (size_t)cols * sizeof(float), cudaMemcpyHostToDevice), "matvec: copying x");
-    int threads = 256, blocks = (int)(((int64_t)rows * 32 + threads - 1) / threads);
-    switch (w->dtype) {
-    case DT_F32: k_matvec<float><<<blocks, threads>>>(c->d_y, (const float *)dw, c->d_x, rows, cols); break;
-    case DT_BF16: k_matvec<bf16s><<<blocks, threads>>>(c->d_y, (const bf16s *)dw, c->d_x, rows, cols); break;
-    case DT_F16: k_matvec<f16s><<<blocks, threads>>>(c->d_y, (const f16s *)dw, c->d_x, rows, cols); break;
-    }
-    CK(c, cudaGetLastError(), "matvec kernel launch");
-    CK(c, cudaMemcpy(j->y, c->d_y, (size_t)rows * sizeof(float), cudaMemcpyDeviceToHost), "matvec: copying y");
+    CK(c, cudaMalloc(p, bytes ? bytes : 16), what);
+    c->allocs[c->n_allocs++] = *p;
     return ENG_OK;
 }
 
-void cu_matvec(void *ctx, const bk_matvec *jobs, int n_jobs)
+template <typename P>
+int alloc_n(cuctx *c, P **p, size_t n, const char *what)
 {
-    cuctx *c = (cuctx *)ctx;
-    for (int i = 0; i < n_jobs; i++) {
-        /* q/k/v and gate/up share their input: upload it once. */
-        bool same_x = i > 0 && jobs[i].x == jobs[i - 1].x && jobs[i].w->ndim > 1 && jobs[i - 1].w->ndim > 1 &&
-                      jobs[i].w->shape[1] == jobs[i - 1].w->shape[1];
-        if (c->failed || mv_one(c, &jobs[i], same_x) != ENG_OK)
-            nan_fill(jobs[i].y, (size_t)jobs[i].w->shape[0]);
-    }
+    return dev_alloc(c, (void **)p, n * sizeof(P), what);
 }
 
-int mm(cuctx *c, float *y, const float *x, int T, const tensor_t *w)
+size_t tensor_elems(const tensor_t *t)
 {
-    int rows = (int)w->shape[0];
-    int64_t cols = w->ndim > 1 ? w->shape[1] : 1;
-    const void *dw = weight(c, w);
-    if (!dw)
-        return ENG_EDEVICE;
-    size_t nx = (size_t)T * cols, ny = (size_t)T * rows, nw = (size_t)rows * cols;
-    if (ensure(c, &c->d_x, &c->n_x, nx, "matmul input") || ensure(c, &c->d_y, &c->n_y, ny, "matmul output"))
-        return ENG_EDEVICE;
-    const float *wf = (const float *)dw;
-    if (w->dtype != DT_F32) {
-        if (ensure(c, &c->d_w, &c->n_w, nw, "matmul f32 weight scratch"))
-            return ENG_EDEVICE;
-        if (w->dtype == DT_BF16)
-            k_widen<bf16s><<<1024, 256>>>(c->d_w, (const bf16s *)dw, (int64_t)nw);
-        else
-            k_widen<f16s><<<1024, 256>>>(c->d_w, (const f16s *)dw, (int64_t)nw);
-        CK(c, cudaGetLastError(), "matmul widen kernel launch");
-        wf = c->d_w;
-    }
-    CK(c, cudaMemcpy(c->d_x, x, nx * sizeof(float), cudaMemcpyHostToDevice), "matmul: copying X");
-    /* Row-major Y[T][rows] = X[T][cols] W^T is column-major Y^T = W^T' X^T. */
-    const float one = 1.f, zero = 0.f;
-    cublasStatus_t st = cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, rows, T, (int)cols, &one, wf, (int)cols,
-                                    c->d_x, (int)cols, &zero, c->d_y, rows);
-    if (st != CUBLAS_STATUS_SUCCESS) {
+    size_t n = 1;
+    for (int i = 0; i < t->ndim; i++)
+        n *= (size_t)t->shape[i];
+    return n;
+}
+
+int upload_mat(cuctx *c, dmat *d, const tensor_t *t, const char *name)
+{
+    if (t->dtype != c->dt) {
         if (!c->failed)
-            c->failed = eng_fail(&c->err, ENG_EDEVICE, "cuda: cublasSgemm failed (status %d)", (int)st);
-        return ENG_EDEVICE;
+            c->failed = eng_fail(&c->err, ENG_EINPUT, "cuda: %s is %s but the other matrices are %s (mixed dtypes are not supported)",
+                                 name, dtype_name(t->dtype), dtype_name(c->dt));
+        return c->failed;
     }
-    CK(c, cudaMemcpy(y, c->d_y, ny * sizeof(float), cudaMemcpyDeviceToHost), "matmul: copying Y");
+    size_t bytes = tensor_elems(t) * dtype_size(t->dtype);
+    void *p;
+    if (dev_alloc(c, &p, bytes, name))
+        return c->failed;
+    CK(c, cudaMemcpy(p, t->data, bytes, cudaMemcpyHostToDevice), "uploading a weight");
+    *d = dmat{p, (int)t->shape[0], t->ndim > 1 ? (int)t->shape[1] : 1};
     return ENG_OK;
 }
 
-void cu_matmul(void *ctx, float *y, const float *x, int T, const tensor_t *w)
+/* A small vector (norm weight, bias) widened to f32 on the device; NULL
+ * when the tensor is absent. */
+int upload_vec(cuctx *c, float **d, const tensor_t *t, const char *name)
 {
-    cuctx *c = (cuctx *)ctx;
-    if (c->failed || mm(c, y, x, T, w) != ENG_OK)
-        nan_fill(y, (size_t)T * (size_t)w->shape[0]);
+    *d = NULL;
+    if (!tensor_present(t))
+        return ENG_OK;
+    size_t n = tensor_elems(t), bytes = n * dtype_size(t->dtype);
+    void *raw;
+    if (alloc_n(c, d, n, name) || dev_alloc(c, &raw, bytes, name))
+        return c->failed;
+    CK(c, cudaMemcpy(raw, t->data, bytes, cudaMemcpyHostToDevice), "uploading a vector");
+    switch (t->dtype) {
+    case DT_F32: kern::k_widen<f32w><<<64, 256, 0, c->st>>>(*d, (const f32w *)raw, n); break;
+    case DT_BF16: kern::k_widen<bf16w><<<64, 256, 0, c->st>>>(*d, (const bf16w *)raw, n); break;
+    case DT_F16: kern::k_widen<f16w><<<64, 256, 0, c->st>>>(*d, (const f16w *)raw, n); break;
+    }
+    CK(c, cudaGetLastError(), "widening a vector");
+    return ENG_OK;
 }
 
-/* The device mirror of the layer cache a reads, or NULL after a failure. */
-kvslot *kv_slot(cuctx *c, const bk_attention *a)
+int upload_model(cuctx *c, const bk_forward *f)
 {
-    for (int i = 0; i < c->n_kv; i++) {
-        kvslot *k = &c->kv[i];
-        if (k->hk == a->k && k->hv == a->v) {
-            if (k->stride == a->kv_stride && k->nkv == a->n_kv_heads && k->hd == a->head_dim)
-                return k;
-            cudaFree(k->dk);   /* the host cache changed shape: start again */
-            cudaFree(k->dv);
-            *k = c->kv[--c->n_kv];
+    const model_t *m = f->m;
+    const config_t *cf = &m->cfg;
+    const weights_t *w = &m->w;
+    c->dt = w->layers[0].wq.dtype;
+    c->S = (int)c->sz.max_keys;
+    int C = c->sz.max_rows, nh = cf->n_heads, nkv = cf->n_kv_heads, hd = cf->head_dim, G = nh / nkv;
+    int q_dim = config_q_dim(cf), kv_dim = config_kv_dim(cf), half = hd / 2;
+    size_t widest = (size_t)cf->dim;
+    if ((size_t)q_dim > widest) widest = (size_t)q_dim;
+    if ((size_t)cf->hidden_dim > widest) widest = (size_t)cf->hidden_dim;
+
+    c->L = (dlayer *)eng_calloc((size_t)cf->n_layers, sizeof *c->L);
+    if (!c->L) {
+        c->failed = eng_fail(&c->err, ENG_ENOMEM, "cuda: out of host memory for the layer table");
+        return c->failed;
+    }
+    if (upload_mat(c, &c->embed, &w->embed, "embed_tokens"))
+        return c->failed;
+    if (tensor_present(&w->lm_head) && w->lm_head.data != w->embed.data) {
+        if (upload_mat(c, &c->lm, &w->lm_head, "lm_head"))
+            return c->failed;
+    } else {
+        c->lm = c->embed;   /* tied */
+    }
+    if (upload_vec(c, &c->final_norm, &w->final_norm, "norm"))
+        return c->failed;
+    size_t kv_floats = (size_t)nkv * c->S * hd;
+    for (int l = 0; l < cf->n_layers; l++) {
+        const layer_weights_t *lw = &w->layers[l];
+        dlayer *d = &c->L[l];
+        if (upload_mat(c, &d->wq, &lw->wq, "q_proj") || upload_mat(c, &d->wk, &lw->wk, "k_proj") ||
+            upload_mat(c, &d->wv, &lw->wv, "v_proj") || upload_mat(c, &d->wo, &lw->wo, "o_proj") ||
+            upload_mat(c, &d->wg, &lw->w_gate, "gate_proj") || upload_mat(c, &d->wu, &lw->w_up, "up_proj") ||
+            upload_mat(c, &d->wd, &lw->w_down, "down_proj") ||
+            upload_vec(c, &d->attn_norm, &lw->attn_norm, "input_layernorm") ||
+            upload_vec(c, &d->ffn_norm, &lw->ffn_norm, "post_attention_layernorm") ||
+            upload_vec(c, &d->bq, &lw->bq, "q_proj.bias") || upload_vec(c, &d->bk, &lw->bk, "k_proj.bias") ||
+            upload_vec(c, &d->bv, &lw->bv, "v_proj.bias") || upload_vec(c, &d->qn, &lw->q_norm, "q_norm") ||
+            upload_vec(c, &d->kn, &lw->k_norm, "k_norm") || alloc_n(c, &d->K, kv_floats, "the KV cache") ||
+            alloc_n(c, &d->V, kv_floats, "the KV cache"))
+            return c->failed;
+    }
+    if (alloc_n(c, &c->inv_freq, (size_t)half, "rope table"))
+        return c->failed;
+    CK(c, cudaMemcpy(c->inv_freq, f->inv_freq, (size_t)half * sizeof(float), cudaMemcpyHostToDevice), "rope table");
+
+    /* decode attention: about two blocks per multiprocessor over the KV heads */
+    c->min_chunk = 16;
+    int most = (c->S + c->min_chunk - 1) / c->min_chunk;
+    c->n_split = (2 * c->sms + nkv - 1) / nkv;
+    if (c->n_split > most) c->n_split = most;
+    if (c->n_split < 1) c->n_split = 1;
+    for (;;) {
+        int chunk = (c->S + c->n_split - 1) / c->n_split;
+        if (chunk < c->min_chunk) chunk = c->min_chunk;
+        c->dec_smem = (size_t)G * (hd + chunk) * sizeof(float);
+        if (c->dec_smem <= 96 * 1024 || c->n_split >= c->S)
             break;
-        }
+        c->n_split *= 2;
     }
-    if (c->n_kv == c->cap_kv) {
-        int ncap = c->cap_kv ? 2 * c->cap_kv : 64;
-        kvslot *nk = (kvslot *)eng_realloc(c->kv, (size_t)ncap * sizeof *nk);
-        if (!nk) {
-            if (!c->failed)
-                c->failed = eng_fail(&c->err, ENG_ENOMEM, "cuda: out of host memory for the KV table");
-            return NULL;
-        }
-        c->kv = nk;
-        c->cap_kv = ncap;
-    }
-    kvslot *k = &c->kv[c->n_kv];
-    *k = kvslot{a->k, a->v, a->kv_stride, a->n_kv_heads, a->head_dim, 0, NULL, NULL};
-    size_t bytes = (size_t)a->n_kv_heads * a->kv_stride * a->head_dim * sizeof(float);
-    cudaError_t e = cudaMalloc((void **)&k->dk, bytes);
-    if (e == cudaSuccess)
-        e = cudaMalloc((void **)&k->dv, bytes);
-    if (e != cudaSuccess) {
-        cudaFree(k->dk);
-        fail_cuda(c, e, "allocating the KV cache");
-        return NULL;
-    }
-    c->n_kv++;
-    return k;
-}
+    CK(c, cudaFuncSetAttribute(kern::k_attn_decode, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c->dec_smem),
+       "decode attention shared memory");
 
-int att(cuctx *c, const bk_attention *a)
-{
-    int nk = a->pos0 + a->T, hd = a->head_dim, nh = a->n_heads, nkv = a->n_kv_heads, T = a->T;
-    size_t nq = (size_t)T * nh * hd, np = (size_t)nh * T * nk;
-    if (ensure(c, &c->d_q, &c->n_q, nq, "attention q") || ensure(c, &c->d_o, &c->n_o, nq, "attention out") ||
-        ensure(c, &c->d_p, &c->n_p, np, "attention scores"))
-        return ENG_EDEVICE;
-    kvslot *kv = kv_slot(c, a);
-    if (!kv)
-        return ENG_EDEVICE;
-    CK(c, cudaMemcpy(c->d_q, a->q, nq * sizeof(float), cudaMemcpyHostToDevice), "attention: copying q");
-    int lo = kv->valid < a->pos0 ? kv->valid : a->pos0;   /* rows lo..nk-1 are new or not uploaded yet */
-    size_t pitch = (size_t)a->kv_stride * hd * sizeof(float), width = (size_t)(nk - lo) * hd * sizeof(float);
-    size_t off = (size_t)lo * hd;
-    kv->valid = 0;   /* until both copies succeed */
-    CK(c, cudaMemcpy2D(kv->dk + off, pitch, a->k + off, pitch, width, (size_t)nkv, cudaMemcpyHostToDevice),
-       "attention: copying K");
-    CK(c, cudaMemcpy2D(kv->dv + off, pitch, a->v + off, pitch, width, (size_t)nkv, cudaMemcpyHostToDevice),
-       "attention: copying V");
-    kv->valid = nk;
-    dim3 grid((unsigned)T, (unsigned)nh);
-    k_attention<<<grid, 256>>>(c->d_q, kv->dk, kv->dv, c->d_o, c->d_p, T, a->pos0, nh, nkv, hd, nk, a->kv_stride,
-                               a->scale);
-    CK(c, cudaGetLastError(), "attention kernel launch");
-    CK(c, cudaMemcpy(a->out, c->d_o, nq * sizeof(float), cudaMemcpyDeviceToHost), "attention: copying out");
-    if (a->probs) {
-        int w = nk < a->probs_nk ? nk : a->probs_nk;
-        for (int h = 0; h < nh; h++) {
-            float *dst = a->probs + ((size_t)h * a->probs_nq + a->probs_row0) * a->probs_nk;
-            CK(c, cudaMemcpy2D(dst, (size_t)a->probs_nk * sizeof(float), c->d_p + (size_t)h * T * nk,
-                               (size_t)nk * sizeof(float), (size_t)w * sizeof(float), (size_t)T,
-                               cudaMemcpyDeviceToHost), "attention: copying probabilities");
-            if (a->probs_nk > nk)
-                for (int i = 0; i < T; i++)
-                    memset(dst + (size_t)i * a->probs_nk + nk, 0, (size_t)(a->probs_nk - nk) * sizeof(float));
-        }
-    }
+    if (alloc_n(c, &c->x, (size_t)C * cf->dim, "activations") || alloc_n(c, &c->q, (size_t)C * q_dim, "activations") ||
+        alloc_n(c, &c->k, (size_t)C * kv_dim, "activations") || alloc_n(c, &c->v, (size_t)C * kv_dim, "activations") ||
+        alloc_n(c, &c->att, (size_t)C * q_dim, "activations") ||
+        alloc_n(c, &c->g, (size_t)C * cf->hidden_dim, "activations") ||
+        alloc_n(c, &c->u, (size_t)C * cf->hidden_dim, "activations") ||
+        alloc_n(c, &c->logits, (size_t)C * cf->vocab_size, "logits") ||
+        dev_alloc(c, &c->xa, (size_t)C * widest * sizeof(float), "activations") ||
+        alloc_n(c, &c->tok, (size_t)C, "token ids") || alloc_n(c, &c->pos, 1, "position") ||
+        alloc_n(c, &c->part_o, (size_t)nh * c->n_split * hd, "attention partials") ||
+        alloc_n(c, &c->part_ml, (size_t)nh * c->n_split * 2, "attention partials") ||
+        alloc_n(c, &c->ticket, (size_t)nkv, "attention tickets"))
+        return c->failed;
+    CK(c, cudaMemset(c->ticket, 0, (size_t)nkv * sizeof(unsigned)), "attention tickets");
+    CK(c, cudaStreamSynchronize(c->st), "uploading the model");
+    c->m = m;
     return ENG_OK;
 }
 
-void cu_attention(void *ctx, const bk_attention *a)
+/* ---------------------------------------------------------------- decode */
+
+/* Warps per row: enough warps in flight to cover the device's latency. */
+int pick_wpr(const cuctx *c, int rows)
+{
+    if (c->wpr_override)
+        return c->wpr_override;
+    int wpr = 1;
+    while (wpr < kern::MV_WARPS && (long)rows * wpr < (long)c->sms * 32)
+        wpr *= 2;
+    return wpr;
+}
+
+template <typename T>
+int mv(cuctx *c, kern::mv_args a)
+{
+    a.wpr = pick_wpr(c, a.rows);
+    size_t smem = (size_t)a.cols * sizeof(float);
+    if (smem > 48 * 1024)
+        CK(c, cudaFuncSetAttribute(kern::k_matvec<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+           "matvec shared memory");
+    int per_sm = 0;
+    CK(c, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern::k_matvec<T>, kern::MV_THREADS, smem),
+       "matvec occupancy");
+    int rpb = kern::MV_WARPS / a.wpr;
+    long need = ((long)a.rows + rpb - 1) / rpb, most = (long)c->sms * (per_sm > 0 ? per_sm : 1);
+    kern::k_matvec<T><<<(unsigned)(need < most ? need : most), kern::MV_THREADS, smem, c->st>>>(a);
+    CK(c, cudaGetLastError(), "matvec launch");
+    return ENG_OK;
+}
+
+template <typename T>
+int copy_probs(cuctx *c, const bk_forward *f, int l, int T_, int nk);
+
+/* One token (f->T == 1) at position f->pos0, token in c->tok, position in
+ * c->pos. observed: exact attention with probabilities (not capturable). */
+template <typename T>
+int decode_layers(cuctx *c, const bk_forward *f, bool observed)
+{
+    const config_t *cf = &c->m->cfg;
+    int dim = cf->dim, hd = cf->head_dim, nh = cf->n_heads, nkv = cf->n_kv_heads;
+    float eps = cf->norm_eps, scale = 1.0f / sqrtf((float)hd);
+    kern::k_embed<T><<<1, 256, 0, c->st>>>(c->x, (const T *)c->embed.p, c->tok, dim);
+    CK(c, cudaGetLastError(), "embedding launch");
+    for (int l = 0; l < cf->n_layers; l++) {
+        const dlayer *d = &c->L[l];
+        kern::mv_args a = {};
+        a.x = c->x; a.norm = d->attn_norm; a.eps = eps; a.cols = dim; a.mode = kern::MV_STORE;
+        a.seg[0] = {d->wq.p, d->bq, c->q, d->wq.rows};
+        a.seg[1] = {d->wk.p, d->bk, c->k, d->wk.rows};
+        a.seg[2] = {d->wv.p, d->bv, c->v, d->wv.rows};
+        a.n_seg = 3;
+        a.rows = d->wq.rows + d->wk.rows + d->wv.rows;
+        if (mv<T>(c, a))
+            return c->failed;
+        if (observed) {
+            kern::post_args p = {c->q, c->k, c->v, NULL, NULL, NULL, d->qn, d->kn, d->K, d->V, c->inv_freq, eps,
+                                 1, f->pos0, nh, nkv, hd, c->S};
+            kern::k_post<<<(nh + nkv + 7) / 8, 256, 0, c->st>>>(p);
+            int nk = f->pos0 + 1;
+            kern::k_attn_probs<<<dim3(1, (unsigned)nh), 256, 0, c->st>>>(c->q, d->K, d->V, c->att, c->P, 1, f->pos0,
+                                                                         nh, nkv, hd, nk, c->S, scale);
+            CK(c, cudaGetLastError(), "attention launch");
+            if (copy_probs<T>(c, f, l, 1, nk))
+                return c->failed;
+        } else {
+            kern::dec_args da = {c->q, c->k, c->v, d->qn, d->kn, d->K, d->V, c->inv_freq, c->pos, c->part_o,
+                                 c->part_ml, c->ticket, c->att, eps, scale, nh, nkv, hd, c->S, c->n_split,
+                                 c->min_chunk};
+            kern::k_attn_decode<<<dim3((unsigned)nkv, (unsigned)c->n_split), 128, c->dec_smem, c->st>>>(da);
+            CK(c, cudaGetLastError(), "decode attention launch");
+        }
+        a = kern::mv_args{};
+        a.x = c->att; a.cols = d->wo.cols; a.mode = kern::MV_ADD;
+        a.seg[0] = {d->wo.p, NULL, c->x, d->wo.rows};
+        a.n_seg = 1;
+        a.rows = d->wo.rows;
+        if (mv<T>(c, a))
+            return c->failed;
+        a = kern::mv_args{};
+        a.x = c->x; a.norm = d->ffn_norm; a.eps = eps; a.cols = dim; a.mode = kern::MV_SWIGLU;
+        a.seg[0] = {d->wg.p, NULL, c->g, d->wg.rows};
+        a.seg[1] = {d->wu.p, NULL, NULL, d->wu.rows};
+        a.n_seg = 2;
+        a.rows = d->wg.rows;
+        if (mv<T>(c, a))
+            return c->failed;
+        a = kern::mv_args{};
+        a.x = c->g; a.cols = d->wd.cols; a.mode = kern::MV_ADD;
+        a.seg[0] = {d->wd.p, NULL, c->x, d->wd.rows};
+        a.n_seg = 1;
+        a.rows = d->wd.rows;
+        if (mv<T>(c, a))
+            return c->failed;
+    }
+    kern::mv_args a = {};
+    a.x = c->x; a.norm = c->final_norm; a.eps = eps; a.cols = dim; a.mode = kern::MV_STORE;
+    a.seg[0] = {c->lm.p, NULL, c->logits, c->lm.rows};
+    a.n_seg = 1;
+    a.rows = c->lm.rows;
+    return mv<T>(c, a);
+}
+
+/* Copies the logits of rows out_row0..T-1 (device c->logits) to f->out. The
+ * session's own logits buffer is registered with the driver once, so the
+ * copy of every decode step is one DMA. */
+int logits_out(cuctx *c, const bk_forward *f)
+{
+    if (f->out_row0 >= f->T || !f->out)
+        return ENG_OK;
+    size_t bytes = (size_t)(f->T - f->out_row0) * c->m->cfg.vocab_size * sizeof(float);
+    if (f->out_is_session && !c->pinned_out) {
+        if (cudaHostRegister(f->out, bytes, cudaHostRegisterDefault) == cudaSuccess)
+            c->pinned_out = f->out;
+        else
+            cudaGetLastError();   /* not fatal: the copy is only slower */
+    }
+    CK(c, cudaMemcpyAsync(f->out, c->logits, bytes, cudaMemcpyDeviceToHost, c->st), "copying logits");
+    return ENG_OK;
+}
+
+template <typename T>
+int decode(cuctx *c, const bk_forward *f)
+{
+    bool observed = f->probs != NULL;
+    c->h_tokpos[0] = f->tokens[0];
+    c->h_tokpos[1] = f->pos0;
+    if (observed) {
+        CK(c, cudaMemcpyAsync(c->tok, c->h_tokpos, sizeof(int), cudaMemcpyHostToDevice, c->st), "token upload");
+        if (decode_layers<T>(c, f, true))
+            return c->failed;
+    } else {
+        if (!c->graph) {
+            cudaGraph_t g = NULL;
+            CK(c, cudaStreamBeginCapture(c->st, cudaStreamCaptureModeRelaxed), "graph capture");
+            cudaMemcpyAsync(c->tok, c->h_tokpos, sizeof(int), cudaMemcpyHostToDevice, c->st);
+            cudaMemcpyAsync(c->pos, c->h_tokpos + 1, sizeof(int), cudaMemcpyHostToDevice, c->st);
+            int rc = decode_layers<T>(c, f, false);
+            cudaError_t e = cudaStreamEndCapture(c->st, &g);
+            if (rc)
+                return rc;
+            CK(c, e, "graph capture");
+            e = cudaGraphInstantiate(&c->graph, g, 0);
+            cudaGraphDestroy(g);
+            CK(c, e, "graph instantiation");
+        }
+        CK(c, cudaGraphLaunch(c->graph, c->st), "graph launch");
+    }
+    if (logits_out(c, f))
+        return c->failed;
+    CK(c, cudaStreamSynchronize(c->st), "decode step");
+    return ENG_OK;
+}
+
+/* --------------------------------------------------------------- prefill */
+
+cudaDataType_t cuda_type(eng_dtype dt)
+{
+    return dt == DT_BF16 ? CUDA_R_16BF : dt == DT_F16 ? CUDA_R_16F : CUDA_R_32F;
+}
+
+/* Y[T][rows] (f32) = X[T][cols] W^T + beta Y; X in the weights' dtype. */
+int gemm(cuctx *c, float *y, const void *x, int T, const dmat &w, float beta)
+{
+    const float one = 1.f;
+    cudaDataType_t t = cuda_type(c->dt);
+    cublasComputeType_t ct = c->dt == DT_F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
+    /* Row-major Y = X W^T is column-major Y' = W'^T X' with W' = (cols x rows). */
+    cublasStatus_t st = cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w.rows, T, w.cols, &one, w.p, t, w.cols, x, t,
+                                     w.cols, &beta, y, CUDA_R_32F, w.rows, ct, CUBLAS_GEMM_DEFAULT);
+    if (st != CUBLAS_STATUS_SUCCESS)
+        return fail_blas(c, st, "cublasGemmEx");
+    return ENG_OK;
+}
+
+void dev_free(cuctx *c, void *p)
+{
+    for (int i = 0; i < c->n_allocs; i++)
+        if (c->allocs[i] == p) {
+            cudaFree(p);
+            c->allocs[i] = c->allocs[--c->n_allocs];
+            return;
+        }
+}
+
+/* The probabilities buffer, grown geometrically (the observer asks for one
+ * more row of keys every decode step). */
+int ensure_P(cuctx *c, size_t n)
+{
+    if (n <= c->n_P)
+        return ENG_OK;
+    size_t want = n < 2 * c->n_P ? 2 * c->n_P : n + n / 2;
+    if (c->P)
+        dev_free(c, c->P);
+    c->P = NULL;
+    c->n_P = 0;
+    if (alloc_n(c, &c->P, want, "attention probabilities"))
+        return c->failed;
+    c->n_P = want;
+    return ENG_OK;
+}
+
+/* Layer l's probabilities (P: nh, T, nk) into the observer's rows. */
+template <typename T>
+int copy_probs(cuctx *c, const bk_forward *f, int l, int T_, int nk)
+{
+    int nh = c->m->cfg.n_heads, w = nk < f->probs_nk ? nk : f->probs_nk;
+    float *base = f->probs + (size_t)l * nh * f->probs_nq * f->probs_nk;
+    for (int h = 0; h < nh; h++) {
+        float *dst = base + ((size_t)h * f->probs_nq + f->probs_row0) * f->probs_nk;
+        CK(c, cudaMemcpy2DAsync(dst, (size_t)f->probs_nk * sizeof(float), c->P + (size_t)h * T_ * nk,
+                                (size_t)nk * sizeof(float), (size_t)w * sizeof(float), (size_t)T_,
+                                cudaMemcpyDeviceToHost, c->st), "copying attention probabilities");
+    }
+    CK(c, cudaStreamSynchronize(c->st), "copying attention probabilities");
+    if (f->probs_nk > nk)
+        for (int h = 0; h < nh; h++)
+            for (int i = 0; i < T_; i++)
+                memset(base + ((size_t)h * f->probs_nq + f->probs_row0 + i) * f->probs_nk + nk, 0,
+                       (size_t)(f->probs_nk - nk) * sizeof(float));
+    return ENG_OK;
+}
+
+template <typename T, int DPT>
+int flash(cuctx *c, const dlayer *d, int T_, int pos0)
+{
+    const config_t *cf = &c->m->cfg;
+    int hd = cf->head_dim;
+    size_t smem = (size_t)(32 * (hd + 1) + 32 * hd + 64 * 33) * sizeof(float);
+    if (smem > 48 * 1024)
+        CK(c, cudaFuncSetAttribute(kern::k_flash<T, DPT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+           "flash attention shared memory");
+    dim3 grid((unsigned)((T_ + 63) / 64), (unsigned)cf->n_heads);
+    kern::k_flash<T, DPT><<<grid, 256, smem, c->st>>>(c->q, d->K, d->V, (T *)c->xa, T_, pos0, cf->n_heads,
+                                                     cf->n_kv_heads, hd, c->S, 1.0f / sqrtf((float)hd));
+    CK(c, cudaGetLastError(), "flash attention launch");
+    return ENG_OK;
+}
+
+template <typename T>
+int attention_prefill(cuctx *c, const bk_forward *f, int l)
+{
+    const config_t *cf = &c->m->cfg;
+    const dlayer *d = &c->L[l];
+    int T_ = f->T, hd = cf->head_dim, nh = cf->n_heads;
+    if (f->probs) {
+        int nk = f->pos0 + T_;
+        if (ensure_P(c, (size_t)nh * T_ * nk))
+            return c->failed;
+        kern::k_attn_probs<<<dim3((unsigned)T_, (unsigned)nh), 256, 0, c->st>>>(
+            c->q, d->K, d->V, c->att, c->P, T_, f->pos0, nh, cf->n_kv_heads, hd, nk, c->S, 1.0f / sqrtf((float)hd));
+        CK(c, cudaGetLastError(), "attention launch");
+        if (copy_probs<T>(c, f, l, T_, nk))
+            return c->failed;
+        size_t n = (size_t)T_ * nh * hd;
+        kern::k_convert<T><<<(unsigned)((n + 255) / 256 < 4096 ? (n + 255) / 256 : 4096), 256, 0, c->st>>>((T *)c->xa, c->att, n);
+        CK(c, cudaGetLastError(), "convert launch");
+        return ENG_OK;
+    }
+    int dpt = (hd + 3) / 4;
+    if (dpt <= 2) return flash<T, 2>(c, d, T_, f->pos0);
+    if (dpt <= 4) return flash<T, 4>(c, d, T_, f->pos0);
+    if (dpt <= 8) return flash<T, 8>(c, d, T_, f->pos0);
+    if (dpt <= 16) return flash<T, 16>(c, d, T_, f->pos0);
+    if (dpt <= 32) return flash<T, 32>(c, d, T_, f->pos0);
+    if (dpt <= 64) return flash<T, 64>(c, d, T_, f->pos0);
+    c->failed = eng_fail(&c->err, ENG_EINPUT, "cuda: head_dim %d is larger than the attention kernel's 256", hd);
+    return c->failed;
+}
+
+template <typename T>
+int prefill(cuctx *c, const bk_forward *f)
+{
+    const config_t *cf = &c->m->cfg;
+    int T_ = f->T, dim = cf->dim, hidden = cf->hidden_dim, nh = cf->n_heads, nkv = cf->n_kv_heads;
+    float eps = cf->norm_eps;
+    T *xa = (T *)c->xa;
+    CK(c, cudaMemcpyAsync(c->tok, f->tokens, (size_t)T_ * sizeof(int), cudaMemcpyHostToDevice, c->st), "token upload");
+    kern::k_embed<T><<<(unsigned)T_, 256, 0, c->st>>>(c->x, (const T *)c->embed.p, c->tok, dim);
+    CK(c, cudaGetLastError(), "embedding launch");
+    for (int l = 0; l < cf->n_layers; l++) {
+        const dlayer *d = &c->L[l];
+        kern::k_rmsnorm<T><<<(unsigned)T_, 256, 0, c->st>>>(xa, c->x, d->attn_norm, dim, eps);
+        CK(c, cudaGetLastError(), "rmsnorm launch");
+        if (gemm(c, c->q, xa, T_, d->wq, 0.f) || gemm(c, c->k, xa, T_, d->wk, 0.f) || gemm(c, c->v, xa, T_, d->wv, 0.f))
+            return c->failed;
+        kern::post_args p = {c->q, c->k, c->v, d->bq, d->bk, d->bv, d->qn, d->kn, d->K, d->V, c->inv_freq, eps,
+                             T_, f->pos0, nh, nkv, cf->head_dim, c->S};
+        kern::k_post<<<(unsigned)(((long)T_ * (nh + nkv) + 7) / 8), 256, 0, c->st>>>(p);
+        CK(c, cudaGetLastError(), "rope launch");
+        if (attention_prefill<T>(c, f, l) || gemm(c, c->x, xa, T_, d->wo, 1.f))
+            return c->failed;
+        kern::k_rmsnorm<T><<<(unsigned)T_, 256, 0, c->st>>>(xa, c->x, d->ffn_norm, dim, eps);
+        CK(c, cudaGetLastError(), "rmsnorm launch");
+        if (gemm(c, c->g, xa, T_, d->wg, 0.f) || gemm(c, c->u, xa, T_, d->wu, 0.f))
+            return c->failed;
+        size_t n = (size_t)T_ * hidden;
+        kern::k_swiglu<T><<<(unsigned)((n + 255) / 256 < 8192 ? (n + 255) / 256 : 8192), 256, 0, c->st>>>(xa, c->g, c->u, n);
+        CK(c, cudaGetLastError(), "swiglu launch");
+        if (gemm(c, c->x, xa, T_, d->wd, 1.f))
+            return c->failed;
+    }
+    if (f->out_row0 < T_) {
+        int R = T_ - f->out_row0;
+        kern::k_rmsnorm<T><<<(unsigned)R, 256, 0, c->st>>>(xa, c->x + (size_t)f->out_row0 * dim, c->final_norm, dim, eps);
+        CK(c, cudaGetLastError(), "rmsnorm launch");
+        if (gemm(c, c->logits, xa, R, c->lm, 0.f) || logits_out(c, f))
+            return c->failed;
+    }
+    CK(c, cudaStreamSynchronize(c->st), "prefill");
+    return ENG_OK;
+}
+
+/* ------------------------------------------------------------------ table */
+
+template <typename T>
+int run(cuctx *c, const bk_forward *f)
+{
+    if (f->T == 1 && f->probs && ensure_P(c, (size_t)c->m->cfg.n_heads * (f->pos0 + 1)))
+        return c->failed;
+    return f->T == 1 ? decode<T>(c, f) : prefill<T>(c, f);
+}
+
+void nan_out(const bk_forward *f, int vocab)
+{
+    if (!f->out || f->out_row0 >= f->T)
+        return;
+    size_t n = (size_t)(f->T - f->out_row0) * vocab;
+    for (size_t i = 0; i < n; i++)
+        f->out[i] = NAN;
+}
+
+void cu_forward(void *ctx, const bk_forward *f)
 {
     cuctx *c = (cuctx *)ctx;
-    if (c->failed || att(c, a) != ENG_OK)
-        nan_fill(a->out, (size_t)a->T * a->n_heads * a->head_dim);
+    if (!c->failed && c->m != f->m) {
+        if (c->m)
+            c->failed = eng_fail(&c->err, ENG_EINPUT, "cuda: one backend context serves one model");
+        else
+            upload_model(c, f);
+    }
+    if (!c->failed && f->pos0 + f->T > c->S)
+        c->failed = eng_fail(&c->err, ENG_ERANGE, "cuda: positions up to %d past the cache's %d", f->pos0 + f->T, c->S);
+    if (!c->failed) {
+        switch (c->dt) {
+        case DT_F32: run<f32w>(c, f); break;
+        case DT_BF16: run<bf16w>(c, f); break;
+        case DT_F16: run<f16w>(c, f); break;
+        }
+    }
+    if (c->failed)
+        nan_out(f, f->m->cfg.vocab_size);
 }
 
 void cu_free(void *ctx)
@@ -428,27 +620,27 @@ void cu_free(void *ctx)
     cuctx *c = (cuctx *)ctx;
     if (!c)
         return;
-    for (size_t i = 0; i < c->cap; i++)
-        if (c->slots[i].host)
-            cudaFree(c->slots[i].dev);
-    eng_free(c->slots);
-    for (int i = 0; i < c->n_kv; i++) {
-        cudaFree(c->kv[i].dk);
-        cudaFree(c->kv[i].dv);
-    }
-    eng_free(c->kv);
-    float *bufs[] = {c->d_x, c->d_y, c->d_w, c->d_q, c->d_o, c->d_p};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        if (bufs[i])
-            cudaFree(bufs[i]);
+    if (c->st)
+        cudaStreamSynchronize(c->st);
+    if (c->graph)
+        cudaGraphExecDestroy(c->graph);
+    if (c->pinned_out)
+        cudaHostUnregister(c->pinned_out);
+    for (int i = 0; i < c->n_allocs; i++)
+        cudaFree(c->allocs[i]);
+    eng_free(c->allocs);
+    if (c->h_tokpos)
+        cudaFreeHost(c->h_tokpos);
     if (c->blas)
         cublasDestroy(c->blas);
+    if (c->st)
+        cudaStreamDestroy(c->st);
+    eng_free(c->L);
     eng_free(c);
 }
 
 int cu_new(void **out, const bk_sizes *sz, eng_err *err)
 {
-    (void)sz;
     *out = NULL;
     int rc = cuda_probe(err);
     if (rc != ENG_OK)
@@ -456,13 +648,27 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     cuctx *c = (cuctx *)eng_calloc(1, sizeof *c);
     if (!c)
         return eng_fail(err, ENG_ENOMEM, "cuda: out of memory for the backend context");
+    c->sz = *sz;
+    cudaError_t e = cudaDeviceGetAttribute(&c->sms, cudaDevAttrMultiProcessorCount, 0);
+    if (e == cudaSuccess)
+        e = cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking);
+    if (e == cudaSuccess)
+        e = cudaMallocHost((void **)&c->h_tokpos, 2 * sizeof(int));
+    if (e != cudaSuccess) {
+        cu_free(c);
+        return eng_fail(err, e == cudaErrorMemoryAllocation ? ENG_ENOMEM : ENG_EDEVICE, "cuda: %s",
+                        cudaGetErrorString(e));
+    }
     cublasStatus_t st = cublasCreate(&c->blas);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasSetStream(c->blas, c->st);
     if (st != CUBLAS_STATUS_SUCCESS) {
-        c->blas = NULL;
         cu_free(c);
         return eng_fail(err, ENG_EDEVICE, "cuda: cublasCreate failed (status %d)", (int)st);
     }
-    cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH);   /* pure f32: no TF32 */
+    const char *w = getenv("ATTNSCOPE_CUDA_WPR");
+    if (w && (atoi(w) == 1 || atoi(w) == 2 || atoi(w) == 4 || atoi(w) == 8))
+        c->wpr_override = atoi(w);
     *out = c;
     return ENG_OK;
 }
@@ -499,4 +705,4 @@ extern "C" int cuda_ctx_status(const void *ctx, eng_err *err)
     return c->failed;
 }
 
-extern "C" const backend_ops backend_cuda = {"cuda", cu_new, cu_free, cu_threads, cu_matvec, cu_matmul, cu_attention};
+extern "C" const backend_ops backend_cuda = {"cuda", cu_new, cu_free, cu_threads, NULL, NULL, NULL, cu_forward};

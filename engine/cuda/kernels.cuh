@@ -1,0 +1,632 @@
+/* kernels.cuh - the CUDA kernels of the backend (included by cuda.cu only).
+ *
+ * Decode (one token) is bandwidth-bound: every weight byte is read once per
+ * token, so the matrix-vector kernel streams 16-byte loads, several in
+ * flight per lane, with the input vector (RMS-normed on the way in) held in
+ * shared memory and the bias, residual add or SwiGLU done on the way out.
+ * Attention for one query splits the context across blocks; the last block
+ * of a KV head to finish combines the partial softmaxes (no extra launch).
+ *
+ * Prefill (many tokens) runs its products through cuBLAS; the kernels here
+ * do the elementwise steps and a tiled online-softmax (flash) attention.
+ * Activations, norms, softmax and the KV cache are f32 throughout, as on
+ * the CPU. */
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <math.h>
+#include <stdint.h>
+
+namespace kern {
+
+constexpr int MV_THREADS = 256;            /* 8 warps */
+constexpr int MV_WARPS = MV_THREADS / 32;
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Sum over the block (every thread gets it); red holds one float per warp. */
+__device__ float block_sum(float v, float *red)
+{
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_sum(v);
+    __syncthreads();   /* red may still be read from a previous call */
+    if (lane == 0)
+        red[wid] = v;
+    __syncthreads();
+    float r = 0.f;
+    for (int i = 0; i < nw; i++)
+        r += red[i];
+    return r;
+}
+
+/* ---- element types: f32, bf16 and f16 weights, read 16 bytes at a time ---- */
+
+struct f32w { float v; };
+struct bf16w { uint16_t v; };
+struct f16w { uint16_t v; };
+
+__device__ __forceinline__ float to_f32(f32w a) { return a.v; }
+__device__ __forceinline__ float to_f32(bf16w a) { return __uint_as_float((uint32_t)a.v << 16); }
+__device__ __forceinline__ float to_f32(f16w a) { return __half2float(__ushort_as_half(a.v)); }
+
+/* f32 -> the element type (round to nearest even), for GEMM inputs. */
+template <typename T> __device__ __forceinline__ T from_f32(float x);
+template <> __device__ __forceinline__ f32w from_f32<f32w>(float x) { return f32w{x}; }
+template <> __device__ __forceinline__ bf16w from_f32<bf16w>(float x)
+{
+    return bf16w{__bfloat16_as_ushort(__float2bfloat16_rn(x))};
+}
+template <> __device__ __forceinline__ f16w from_f32<f16w>(float x) { return f16w{__half_as_ushort(__float2half_rn(x))}; }
+
+/* dot of one 16-byte pack of weights with the matching floats of x (shared). */
+__device__ __forceinline__ float dot16(uint4 p, const float *x, f32w)
+{
+    float4 a = *reinterpret_cast<const float4 *>(x);
+    return __uint_as_float(p.x) * a.x + __uint_as_float(p.y) * a.y + __uint_as_float(p.z) * a.z +
+           __uint_as_float(p.w) * a.w;
+}
+
+__device__ __forceinline__ float dot16(uint4 p, const float *x, bf16w)
+{
+    float4 a = *reinterpret_cast<const float4 *>(x), b = *reinterpret_cast<const float4 *>(x + 4);
+    uint32_t w[4] = {p.x, p.y, p.z, p.w};
+    float s = 0.f;
+    s += __uint_as_float(w[0] << 16) * a.x + __uint_as_float(w[0] & 0xffff0000u) * a.y;
+    s += __uint_as_float(w[1] << 16) * a.z + __uint_as_float(w[1] & 0xffff0000u) * a.w;
+    s += __uint_as_float(w[2] << 16) * b.x + __uint_as_float(w[2] & 0xffff0000u) * b.y;
+    s += __uint_as_float(w[3] << 16) * b.z + __uint_as_float(w[3] & 0xffff0000u) * b.w;
+    return s;
+}
+
+__device__ __forceinline__ float dot16(uint4 p, const float *x, f16w)
+{
+    float4 a = *reinterpret_cast<const float4 *>(x), b = *reinterpret_cast<const float4 *>(x + 4);
+    uint32_t w[4] = {p.x, p.y, p.z, p.w};
+    float2 f0 = __half22float2(*reinterpret_cast<__half2 *>(&w[0]));
+    float2 f1 = __half22float2(*reinterpret_cast<__half2 *>(&w[1]));
+    float2 f2 = __half22float2(*reinterpret_cast<__half2 *>(&w[2]));
+    float2 f3 = __half22float2(*reinterpret_cast<__half2 *>(&w[3]));
+    return f0.x * a.x + f0.y * a.y + f1.x * a.z + f1.y * a.w + f2.x * b.x + f2.y * b.y + f3.x * b.z + f3.y * b.w;
+}
+
+/* Weights are read once per token: stream them past the caches. */
+__device__ __forceinline__ uint4 ld_stream(const uint4 *p) { return __ldcs(p); }
+
+/* ---- matrix-vector: y = W x for up to three matrices sharing x ---- */
+
+enum { MV_STORE = 0, MV_ADD = 1, MV_SWIGLU = 2 };
+
+struct mv_seg {
+    const void *w;        /* (rows, cols) in the element type */
+    const float *bias;    /* (rows) or NULL */
+    float *y;             /* (rows) */
+    int rows;
+};
+
+struct mv_args {
+    const float *x;       /* (cols) */
+    const float *norm;    /* RMSNorm weight applied to x first, or NULL */
+    float eps;
+    int cols;
+    mv_seg seg[3];        /* rows concatenated; MV_SWIGLU: seg 0 gate, 1 up, same rows */
+    int n_seg;
+    int rows;             /* all segments' rows (MV_SWIGLU: one segment's) */
+    int wpr;              /* warps per row: 1, 2, 4 or 8 */
+    int mode;             /* MV_STORE: y = Wx + b; MV_ADD: y += Wx; MV_SWIGLU: y0 = silu(G x) * (U x) */
+};
+
+/* Partial dot products of NR rows with x over this lane's share of the
+ * columns (16-byte packs k = first, first + step, ...), four packs of each
+ * row in flight before the first use. */
+template <typename T, int NR>
+__device__ __forceinline__ void dot_rows(float acc[NR], const T *const rows[NR], const float *xs, int cols, int first,
+                                         int step)
+{
+    constexpr int V = 16 / (int)sizeof(T);
+    if (cols % V == 0) {
+        int nv = cols / V, k = first;
+        for (; k + 3 * step < nv; k += 4 * step) {
+            uint4 p[NR][4];
+#pragma unroll
+            for (int r = 0; r < NR; r++)
+#pragma unroll
+                for (int u = 0; u < 4; u++)
+                    p[r][u] = ld_stream(reinterpret_cast<const uint4 *>(rows[r]) + k + u * step);
+#pragma unroll
+            for (int r = 0; r < NR; r++)
+#pragma unroll
+                for (int u = 0; u < 4; u++)
+                    acc[r] += dot16(p[r][u], xs + (size_t)(k + u * step) * V, T{});
+        }
+        for (; k < nv; k += step)
+#pragma unroll
+            for (int r = 0; r < NR; r++)
+                acc[r] += dot16(ld_stream(reinterpret_cast<const uint4 *>(rows[r]) + k), xs + (size_t)k * V, T{});
+    } else {   /* rows not a multiple of 16 bytes (tiny test models) */
+        for (int c = first; c < cols; c += step)
+#pragma unroll
+            for (int r = 0; r < NR; r++)
+                acc[r] += to_f32(rows[r][c]) * xs[c];
+    }
+}
+
+/* Copies x into shared memory, RMS-normed when a.norm is set:
+ * xs = norm * (x / sqrt(mean(x^2) + eps)), as the CPU computes it. */
+__device__ void load_x(float *xs, const float *x, const float *norm, float eps, int n, float *red)
+{
+    if (norm) {
+        float ss = 0.f;
+        for (int i = threadIdx.x; i < n; i += blockDim.x)
+            ss += x[i] * x[i];
+        ss = block_sum(ss, red) / (float)n;
+        float r = 1.0f / sqrtf(ss + eps);
+        for (int i = threadIdx.x; i < n; i += blockDim.x)
+            xs[i] = norm[i] * (x[i] * r);
+    } else {
+        for (int i = threadIdx.x; i < n; i += blockDim.x)
+            xs[i] = x[i];
+    }
+    __syncthreads();
+}
+
+template <typename T>
+__global__ void __launch_bounds__(MV_THREADS) k_matvec(mv_args a)
+{
+    extern __shared__ float xs[];   /* (cols) */
+    __shared__ float red[MV_WARPS][2];
+    load_x(xs, a.x, a.norm, a.eps, a.cols, &red[0][0]);
+
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int rpb = MV_WARPS / a.wpr, sub = warp % a.wpr;
+    int first = sub * 32 + lane, step = 32 * a.wpr;
+    int n_blocks = (a.rows + rpb - 1) / rpb;
+    for (int b = blockIdx.x; b < n_blocks; b += gridDim.x) {   /* uniform across the block */
+        int row = b * rpb + warp / a.wpr;
+        bool live = row < a.rows;
+        float acc[2] = {0.f, 0.f};
+        int s = 0, r = row;
+        if (live) {
+            if (a.mode == MV_SWIGLU) {
+                const T *rows[2] = {(const T *)a.seg[0].w + (size_t)row * a.cols, (const T *)a.seg[1].w + (size_t)row * a.cols};
+                dot_rows<T, 2>(acc, rows, xs, a.cols, first, step);
+            } else {
+                while (s + 1 < a.n_seg && r >= a.seg[s].rows) {
+                    r -= a.seg[s].rows;
+                    s++;
+                }
+                const T *rows[1] = {(const T *)a.seg[s].w + (size_t)r * a.cols};
+                dot_rows<T, 1>(acc, rows, xs, a.cols, first, step);
+            }
+        }
+        acc[0] = warp_sum(acc[0]);
+        acc[1] = warp_sum(acc[1]);
+        if (a.wpr > 1) {
+            if (lane == 0) {
+                red[warp][0] = acc[0];
+                red[warp][1] = acc[1];
+            }
+            __syncthreads();
+            if (sub == 0 && lane == 0)
+                for (int i = 1; i < a.wpr; i++) {
+                    acc[0] += red[warp + i][0];
+                    acc[1] += red[warp + i][1];
+                }
+            __syncthreads();
+        }
+        if (!live || sub != 0 || lane != 0)
+            continue;
+        if (a.mode == MV_SWIGLU) {
+            float g = acc[0];
+            a.seg[0].y[row] = g / (1.0f + expf(-g)) * acc[1];
+        } else if (a.mode == MV_ADD) {
+            a.seg[s].y[r] += acc[0];
+        } else {
+            a.seg[s].y[r] = acc[0] + (a.seg[s].bias ? a.seg[s].bias[r] : 0.f);
+        }
+    }
+}
+
+/* ---- per-head steps: qwen3's q/k RMSNorm, then RoPE (rotate_half) ---- */
+
+/* One warp: v (head_dim floats, shared or global) normed by nw (or not),
+ * then rotated to position pos. inv_freq (head_dim/2). Angles in f32 like
+ * transformers; cos and sin in double, rounded, like the CPU. */
+__device__ void head_norm_rope(float *v, int hd, const float *nw, float eps, const float *inv_freq, int pos)
+{
+    int lane = threadIdx.x & 31, half = hd / 2;
+    if (nw) {
+        float ss = 0.f;
+        for (int d = lane; d < hd; d += 32)
+            ss += v[d] * v[d];
+        ss = warp_sum(ss) / (float)hd;
+        float r = 1.0f / sqrtf(ss + eps);
+        __syncwarp();
+        for (int d = lane; d < hd; d += 32)
+            v[d] = nw[d] * (v[d] * r);
+        __syncwarp();
+    }
+    for (int i = lane; i < half; i += 32) {
+        float ang = (float)pos * inv_freq[i];
+        float cs = (float)cos((double)ang), sn = (float)sin((double)ang);
+        float a = v[i], b = v[i + half];
+        v[i] = a * cs - b * sn;
+        v[i + half] = b * cs + a * sn;
+    }
+    __syncwarp();
+}
+
+struct post_args {
+    float *q;                  /* (T, nh * hd): + bias, normed, rotated in place */
+    const float *k, *v;        /* (T, nkv * hd) */
+    const float *bq, *bk, *bv; /* or NULL */
+    const float *qn, *kn;      /* qwen3 per-head norms or NULL */
+    float *K, *V;              /* the layer's cache (nkv, S, hd) */
+    const float *inv_freq;
+    float eps;
+    int T, pos0, nh, nkv, hd, S;
+};
+
+/* One warp per (row t, head): q heads first, then k/v heads, whose rotated
+ * keys and values go into the cache at position pos0 + t. */
+__global__ void k_post(post_args a)
+{
+    int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+    int heads = a.nh + a.nkv;
+    if (warp >= a.T * heads)
+        return;
+    int t = warp / heads, h = warp % heads, pos = a.pos0 + t;
+    if (h < a.nh) {
+        float *q = a.q + ((size_t)t * a.nh + h) * a.hd;
+        if (a.bq)
+            for (int d = lane; d < a.hd; d += 32)
+                q[d] += a.bq[h * a.hd + d];
+        __syncwarp();
+        head_norm_rope(q, a.hd, a.qn, a.eps, a.inv_freq, pos);
+    } else {
+        h -= a.nh;
+        const float *k = a.k + ((size_t)t * a.nkv + h) * a.hd, *v = a.v + ((size_t)t * a.nkv + h) * a.hd;
+        float *kc = a.K + ((size_t)h * a.S + pos) * a.hd, *vc = a.V + ((size_t)h * a.S + pos) * a.hd;
+        for (int d = lane; d < a.hd; d += 32) {
+            kc[d] = k[d] + (a.bk ? a.bk[h * a.hd + d] : 0.f);
+            vc[d] = v[d] + (a.bv ? a.bv[h * a.hd + d] : 0.f);
+        }
+        __syncwarp();
+        head_norm_rope(kc, a.hd, a.kn, a.eps, a.inv_freq, pos);
+    }
+}
+
+/* ---- decode attention: one query, the context split across blocks ---- */
+
+struct dec_args {
+    const float *q, *k, *v;    /* this token's q (nh*hd), k, v (nkv*hd), biases added */
+    const float *qn, *kn;
+    float *K, *V;              /* the layer's cache (nkv, S, hd) */
+    const float *inv_freq;
+    const int *pos;            /* device: the token's position (graph replays read it) */
+    float *part_o;             /* (nkv, n_split, G, hd) unnormalized outputs */
+    float *part_ml;            /* (nkv, n_split, G, 2): max and sum of exp */
+    unsigned *ticket;          /* (nkv), zero between launches */
+    float *out;                /* (nh * hd) */
+    float eps, scale;
+    int nh, nkv, hd, S, n_split, min_chunk;
+};
+
+/* grid (nkv, n_split), 128 threads. Shared: q of the group (G*hd), then
+ * scores (G * chunk). The block whose keys include the new position first
+ * norms/rotates this token's k and writes k and v into the cache. */
+__global__ void __launch_bounds__(128) k_attn_decode(dec_args a)
+{
+    extern __shared__ float sm[];
+    __shared__ bool last;
+    int g = blockIdx.x, split = blockIdx.y, G = a.nh / a.nkv, hd = a.hd;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    int pos = *a.pos, nk = pos + 1;
+    int chunk = (nk + a.n_split - 1) / a.n_split;
+    if (chunk < a.min_chunk)
+        chunk = a.min_chunk;
+    int j0 = split * chunk, j1 = min(nk, j0 + chunk);
+    float *qs = sm, *ps = sm + G * hd;
+    float *po = a.part_o + ((size_t)g * a.n_split + split) * G * hd;
+    float *pml = a.part_ml + ((size_t)g * a.n_split + split) * G * 2;
+
+    if (j0 < j1) {
+        for (int i = threadIdx.x; i < G * hd; i += blockDim.x)
+            qs[i] = a.q[(size_t)g * G * hd + i];
+        __syncthreads();
+        for (int h = warp; h < G; h += nw)
+            head_norm_rope(qs + h * hd, hd, a.qn, a.eps, a.inv_freq, pos);
+        if (pos < j1 && warp == 0) {   /* this block holds the new key */
+            float *kc = a.K + ((size_t)g * a.S + pos) * hd, *vc = a.V + ((size_t)g * a.S + pos) * hd;
+            for (int d = lane; d < hd; d += 32) {
+                kc[d] = a.k[g * hd + d];
+                vc[d] = a.v[g * hd + d];
+            }
+            __syncwarp();
+            head_norm_rope(kc, hd, a.kn, a.eps, a.inv_freq, pos);
+        }
+        __syncthreads();
+        /* scores: one warp per key, every head of the group */
+        const float *Kg = a.K + (size_t)g * a.S * hd;
+        for (int j = j0 + warp; j < j1; j += nw) {
+            const float *kj = Kg + (size_t)j * hd;
+            for (int h = 0; h < G; h++) {
+                float s = 0.f;
+                for (int d = lane; d < hd; d += 32)
+                    s += qs[h * hd + d] * kj[d];
+                s = warp_sum(s);
+                if (lane == 0)
+                    ps[h * chunk + (j - j0)] = s * a.scale;
+            }
+        }
+        __syncthreads();
+        /* softmax pieces per head: max, exp, sum */
+        for (int h = warp; h < G; h += nw) {
+            float *p = ps + h * chunk;
+            float m = -INFINITY;
+            for (int j = lane; j < j1 - j0; j += 32)
+                m = fmaxf(m, p[j]);
+            m = warp_max(m);
+            float l = 0.f;
+            for (int j = lane; j < j1 - j0; j += 32) {
+                float e = expf(p[j] - m);
+                p[j] = e;
+                l += e;
+            }
+            l = warp_sum(l);
+            if (lane == 0) {
+                pml[h * 2] = m;
+                pml[h * 2 + 1] = l;
+            }
+        }
+        __syncthreads();
+        const float *Vg = a.V + (size_t)g * a.S * hd;
+        for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
+            int h = i / hd, d = i % hd;
+            const float *p = ps + h * chunk;
+            float acc = 0.f;
+            for (int j = j0; j < j1; j++)
+                acc += p[j - j0] * Vg[(size_t)j * hd + d];
+            po[i] = acc;
+        }
+    } else {
+        for (int h = threadIdx.x; h < G; h += blockDim.x) {
+            pml[h * 2] = -INFINITY;
+            pml[h * 2 + 1] = 0.f;
+        }
+    }
+
+    /* The last block of this KV head to get here combines every split. */
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0)
+        last = atomicAdd(&a.ticket[g], 1u) == (unsigned)a.n_split - 1;
+    __syncthreads();
+    if (!last)
+        return;
+    __threadfence();
+    const float *ml0 = a.part_ml + (size_t)g * a.n_split * G * 2;
+    const float *o0 = a.part_o + (size_t)g * a.n_split * G * hd;
+    for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
+        int h = i / hd;
+        float M = -INFINITY;
+        for (int s = 0; s < a.n_split; s++)
+            if (__ldcg(&ml0[(s * G + h) * 2 + 1]) > 0.f)
+                M = fmaxf(M, __ldcg(&ml0[(s * G + h) * 2]));
+        float num = 0.f, den = 0.f;
+        for (int s = 0; s < a.n_split; s++) {
+            float l = __ldcg(&ml0[(s * G + h) * 2 + 1]);
+            if (l > 0.f) {
+                float f = expf(__ldcg(&ml0[(s * G + h) * 2]) - M);
+                num += f * __ldcg(&o0[(size_t)s * G * hd + i]);
+                den += f * l;
+            }
+        }
+        a.out[(size_t)g * G * hd + i] = num / den;
+    }
+    if (threadIdx.x == 0)
+        a.ticket[g] = 0;
+}
+
+/* ---- prefill attention ---- */
+
+/* Flash attention, causal, f32: one block per (64 query rows, head); keys in
+ * tiles of 32 through shared memory with a running max and sum per row. Four
+ * threads share a row: each scores 8 keys of a tile, and owns every 4th
+ * output dimension. q (T, nh, hd) rotated; out (T, nh * hd) as TO. */
+template <typename TO, int DPT>
+__global__ void __launch_bounds__(256) k_flash(const float *q, const float *K, const float *V, TO *out, int T, int pos0,
+                                              int nh, int nkv, int hd, int S, float scale)
+{
+    constexpr int BQ = 64, BK = 32;
+    extern __shared__ float sm[];
+    float *Ks = sm, *Vs = Ks + BK * (hd + 1), *Ps = Vs + BK * hd;   /* Ps: (BQ, BK + 1) */
+    int h = blockIdx.y, g = h / (nh / nkv);
+    int row = threadIdx.x >> 2, sub = threadIdx.x & 3;
+    int i = blockIdx.x * BQ + row;              /* query row in the chunk */
+    bool live = i < T;
+    int qpos = pos0 + (live ? i : T - 1);
+    const float *qi = q + ((size_t)(live ? i : T - 1) * nh + h) * hd;
+    float o[DPT];
+#pragma unroll
+    for (int x = 0; x < DPT; x++)
+        o[x] = 0.f;
+    float m = -INFINITY, l = 0.f;
+    int last_row = min(T, (int)(blockIdx.x + 1) * BQ) - 1;
+    int n_keys = pos0 + last_row + 1;
+    const float *Kg = K + (size_t)g * S * hd, *Vg = V + (size_t)g * S * hd;
+    for (int j0 = 0; j0 < n_keys; j0 += BK) {
+        int nt = min(BK, n_keys - j0);
+        __syncthreads();
+        for (int e = threadIdx.x; e < BK * hd; e += blockDim.x) {
+            int j = e / hd, d = e % hd;
+            Ks[j * (hd + 1) + d] = j < nt ? Kg[(size_t)(j0 + j) * hd + d] : 0.f;
+            Vs[j * hd + d] = j < nt ? Vg[(size_t)(j0 + j) * hd + d] : 0.f;
+        }
+        __syncthreads();
+        /* this thread's 8 keys: sub, sub + 4, ... */
+        float s[8], tmax = -INFINITY;
+#pragma unroll
+        for (int x = 0; x < 8; x++) {
+            int j = sub + 4 * x;
+            float acc = 0.f;
+            for (int d = 0; d < hd; d++)
+                acc += qi[d] * Ks[j * (hd + 1) + d];
+            s[x] = (j < nt && j0 + j <= qpos) ? acc * scale : -INFINITY;
+            tmax = fmaxf(tmax, s[x]);
+        }
+        tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
+        tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 2));
+        float mnew = fmaxf(m, tmax);
+        float corr = (m == -INFINITY) ? 0.f : expf(m - mnew);
+        float psum = 0.f;
+#pragma unroll
+        for (int x = 0; x < 8; x++) {
+            float p = s[x] == -INFINITY ? 0.f : expf(s[x] - mnew);
+            Ps[row * (BK + 1) + sub + 4 * x] = p;
+            psum += p;
+        }
+        psum += __shfl_xor_sync(0xffffffffu, psum, 1);
+        psum += __shfl_xor_sync(0xffffffffu, psum, 2);
+        if (mnew != -INFINITY) {
+            l = l * corr + psum;
+            m = mnew;
+        }
+        __syncwarp();
+#pragma unroll
+        for (int x = 0; x < DPT; x++) {
+            int d = sub + 4 * x;
+            if (d < hd) {
+                float acc = o[x] * corr;
+                for (int j = 0; j < nt; j++)
+                    acc += Ps[row * (BK + 1) + j] * Vs[j * hd + d];
+                o[x] = acc;
+            }
+        }
+    }
+    if (!live)
+        return;
+    TO *oi = out + ((size_t)i * nh + h) * hd;
+    float inv = 1.0f / l;
+#pragma unroll
+    for (int x = 0; x < DPT; x++) {
+        int d = sub + 4 * x;
+        if (d < hd)
+            oi[d] = from_f32<TO>(o[x] * inv);
+    }
+}
+
+/* Exact attention that also keeps the probabilities (the observer's rows):
+ * one block per (query row, head). P (nh, T, nk). q rotated, out f32. */
+__global__ void k_attn_probs(const float *q, const float *K, const float *V, float *out, float *P, int T, int pos0,
+                             int nh, int nkv, int hd, int nk, int S, float scale)
+{
+    __shared__ float red[32];
+    int i = blockIdx.x, h = blockIdx.y, g = h / (nh / nkv);
+    const float *qi = q + ((size_t)i * nh + h) * hd;
+    const float *Kg = K + (size_t)g * S * hd, *Vg = V + (size_t)g * S * hd;
+    float *p = P + ((size_t)h * T + i) * nk;
+    int last = pos0 + i;
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j <= last; j += blockDim.x) {
+        float s = 0.f;
+        for (int d = 0; d < hd; d++)
+            s += qi[d] * Kg[(size_t)j * hd + d];
+        s *= scale;
+        p[j] = s;
+        mx = fmaxf(mx, s);
+    }
+    mx = warp_max(mx);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0)
+        red[threadIdx.x >> 5] = mx;
+    __syncthreads();
+    mx = -INFINITY;
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++)
+        mx = fmaxf(mx, red[w]);
+    float sum = 0.f;
+    for (int j = threadIdx.x; j < nk; j += blockDim.x) {
+        if (j <= last) {
+            float e = expf(p[j] - mx);
+            p[j] = e;
+            sum += e;
+        } else {
+            p[j] = 0.f;
+        }
+    }
+    sum = block_sum(sum, red);
+    float inv = 1.f / sum;
+    for (int j = threadIdx.x; j <= last; j += blockDim.x)
+        p[j] *= inv;
+    __syncthreads();
+    float *oi = out + ((size_t)i * nh + h) * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float acc = 0.f;
+        for (int j = 0; j <= last; j++)
+            acc += p[j] * Vg[(size_t)j * hd + d];
+        oi[d] = acc;
+    }
+}
+
+/* ---- elementwise ---- */
+
+/* x[t] = embed[tokens[t]] widened (one block per row). */
+template <typename T>
+__global__ void k_embed(float *x, const T *emb, const int *tokens, int dim)
+{
+    const T *r = emb + (size_t)tokens[blockIdx.x] * dim;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x)
+        x[(size_t)blockIdx.x * dim + i] = to_f32(r[i]);
+}
+
+/* out[t] = RMSNorm(x[t]) * w as TO (the next GEMM's input type). */
+template <typename TO>
+__global__ void k_rmsnorm(TO *out, const float *x, const float *w, int dim, float eps)
+{
+    __shared__ float red[32];
+    const float *xr = x + (size_t)blockIdx.x * dim;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x)
+        ss += xr[i] * xr[i];
+    ss = block_sum(ss, red) / (float)dim;
+    float r = 1.0f / sqrtf(ss + eps);
+    for (int i = threadIdx.x; i < dim; i += blockDim.x)
+        out[(size_t)blockIdx.x * dim + i] = from_f32<TO>(w[i] * (xr[i] * r));
+}
+
+template <typename TO>
+__global__ void k_swiglu(TO *out, const float *g, const float *u, size_t n)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float a = g[i];
+        out[i] = from_f32<TO>(a / (1.0f + expf(-a)) * u[i]);
+    }
+}
+
+template <typename TO>
+__global__ void k_convert(TO *out, const float *in, size_t n)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = from_f32<TO>(in[i]);
+}
+
+template <typename T>
+__global__ void k_widen(float *out, const T *in, size_t n)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = to_f32(in[i]);
+}
+
+}  // namespace kern
