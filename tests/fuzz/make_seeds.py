@@ -132,6 +132,9 @@ def seeds_tokenize():
         put(t, "c%03d" % i, bytes([sel]) + s.encode("utf-8"))
     put(t, "invalid-utf8", b"\0abc\xff\xfe")
     put(t, "specials", b"\0<|begin_of_text|>hi<|eot_id|><s></s><|im_end|>")
+    # a run of U+FFFD: the stream decoder holds every id back while the text ends in it
+    put(t, "fffd-run", bytes([3]) + ("\ufffd" * 300 + "x").encode("utf-8"))
+    put(t, "fffd-run-sp", bytes([1]) + ("a\ufffd" * 150 + "b").encode("utf-8"))
 
 
 def seeds_chat():
