@@ -127,7 +127,7 @@ else
     # 2. correctness: CUDA vs CPU, vs transformers fixtures (REF_DIR), greedy ids.
     REF=${REF_DIR:-tests/fixtures/ref}
     [ -d "$REF" ] || note "no fixtures at $REF (test_cuda skips that test)"
-    step 02-test_cuda 30 env ATTNSCOPE_REF_DIR="$REF" "$TEST"
+    step 02-test_cuda 150 env ATTNSCOPE_REF_DIR="$REF" "$TEST"
     grep -E "rel L2|fixture|skipped|FAIL|ERROR|PASSED" "$LOG/02-test_cuda.log" | head -40 | sed 's/^/    /' | tee -a "$SUMMARY"
 
     # 3. device-to-device copy bandwidth (bytes read + written per second).
@@ -146,12 +146,33 @@ print("d2d copy of %d MB: best %.3f ms; read+write %.1f GB/s; copy %.1f GB/s" % 
 print("D2D_RW_BPS %.0f" % (2 * n / best))
 '
     RW=$(awk '/^D2D_RW_BPS/{print $2}' "$LOG/03-d2d.log")
+    # 4. the bf16 GEMM rate (random data, cuBLAS through torch).
+    step 04-gemm 20 python3 -c '
+import torch
+n = 8192
+a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16); b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+for _ in range(3): a @ b
+torch.cuda.synchronize()
+e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+ts = []
+for _ in range(10):
+    e0.record(); a @ b; e1.record(); torch.cuda.synchronize(); ts.append(e0.elapsed_time(e1) / 1e3)
+ts.sort()
+print("bf16 GEMM %d^3: median %.3f ms = %.1f TFLOP/s" % (n, ts[5] * 1e3, 2 * n ** 3 / ts[5] / 1e12))
+'
+    grep "GEMM" "$LOG/04-gemm.log" | sed 's/^/    /' | tee -a "$SUMMARY"
+    # 4b. decode tuning: warps per matrix row (ATTNSCOPE_CUDA_WPR), short context.
+    for wpr in 0 1 2 4; do
+        step "04-wpr$wpr" 20 env ATTNSCOPE_CUDA_WPR=$wpr "$BIN" bench --synthetic tinyllama-1.1b --dtype bf16 --device cuda \
+            --prompt-len 128 --gen 128 --cache on --repeat 3
+        grep -E "^on " "$LOG/04-wpr$wpr.log" | tail -1 | sed "s/^/    wpr $wpr: /" | tee -a "$SUMMARY"
+    done
     grep "d2d copy" "$LOG/03-d2d.log" | sed 's/^/    /' | tee -a "$SUMMARY"
 
     # 5. bench: decode and prefill at 512; 7. cache on vs off at 2048 (if time).
     for model in tinyllama-1.1b llama-3.2-1b; do
         step "05-bench-$model" 25 "$BIN" bench --synthetic "$model" --dtype bf16 --device cuda \
-            --prompt-len 512 --gen 32 --cache on --json
+            --prompt-len 512 --gen 128 --cache on --repeat 3 --json
         python3 - "$LOG/05-bench-$model.log" "${RW:-0}" <<'EOF' | tee -a "$SUMMARY"
 import json, sys
 try:
@@ -166,19 +187,24 @@ except Exception as e:
     print("    (no bench figures: %s)" % e)
 EOF
     done
-    # 6. memcheck on a small run (prefill, decode, cache off).
+    # 6. memcheck on a small run (prefill, decode, cache off) and on test_cuda.
     if command -v compute-sanitizer >/dev/null; then
-        step 06-memcheck 20 compute-sanitizer --tool memcheck --error-exitcode 9 \
-            "$BIN" bench --synthetic tiny --dtype bf16 --device cuda --prompt-len 40 --gen 4 --cache both
+        step 06-memcheck 30 compute-sanitizer --tool memcheck --error-exitcode 9 \
+            "$BIN" bench --synthetic tiny --dtype bf16 --device cuda --prompt-len 40 --gen 4 --cache both --observe
         grep -E "ERROR SUMMARY" "$LOG/06-memcheck.log" | sed 's/^/    /' | tee -a "$SUMMARY"
+        step 06-memcheck-test 120 compute-sanitizer --tool memcheck --error-exitcode 9 env ATTNSCOPE_REF_DIR=/nonexistent "$TEST"
+        grep -E "ERROR SUMMARY|PASSED|FAILED" "$LOG/06-memcheck-test.log" | sed 's/^/    test_cuda: /' | tee -a "$SUMMARY"
+        step 06-racecheck 60 compute-sanitizer --tool racecheck --error-exitcode 9 \
+            "$BIN" bench --synthetic tiny --dtype bf16 --device cuda --prompt-len 70 --gen 4 --cache on
+        grep -E "ERROR SUMMARY" "$LOG/06-racecheck.log" | sed 's/^/    racecheck: /' | tee -a "$SUMMARY"
     else
         note "06-memcheck: skipped (no compute-sanitizer)"
     fi
 
     for model in tinyllama-1.1b; do
-        step "07-cache-2048-$model" 25 "$BIN" bench --synthetic "$model" --dtype bf16 --device cuda \
-            --prompt-len 2046 --gen 2 --cache both
-        grep -E "^ *(on|off) *\|" "$LOG/07-cache-2048-$model.log" | sed 's/^/    /' | tee -a "$SUMMARY"
+        step "07-cache-2048-$model" 40 "$BIN" bench --synthetic "$model" --dtype bf16 --device cuda \
+            --prompt-len 2040 --gen 8 --cache both
+        grep -E "^(on|off) " "$LOG/07-cache-2048-$model.log" | sed 's/^/    /' | tee -a "$SUMMARY"
     done
 
     # 8. the same shapes through transformers (eager) on this GPU.
