@@ -26,21 +26,23 @@ if [ "${1:-}" = "--prebuild" ]; then
     # with the non-system shared libraries they need (not cuBLAS/cudart: the
     # GPU machine's CUDA 13 provides those).
     set -e
-    root=$(pwd); tmp=$(mktemp -d)
-    git archive HEAD | tar -x -C "$tmp"
-    printf '#!/bin/sh\nfor a in "$@"; do [ "$a" = "-march=native" ] && a=-march=x86-64-v3; set -- "$@" "$a"; shift; done\nexec cc "$@"\n' > "$tmp/ccwrap"
-    chmod +x "$tmp/ccwrap"
-    (cd "$tmp" && make -j2 CUDA=1 WERROR=1 CC="$tmp/ccwrap" BUILD=bc bc/attnscope bc/tests/test_cuda >/dev/null)
-    mkdir -p "$tmp/cuda/bin" "$tmp/cuda/lib"
-    cp "$tmp/bc/attnscope" "$tmp/bc/tests/test_cuda" "$tmp/cuda/bin/"
-    strip "$tmp/cuda/bin/"*
+    # A worktree kept under .cache (git-ignored): a new commit rebuilds only
+    # what changed.
+    root=$(pwd); tmp=$root/.cache/prebuild-wt
+    mkdir -p .cache
+    [ -d "$tmp" ] || git worktree add -q --detach "$tmp" HEAD
+    git -C "$tmp" checkout -q --detach "$(git rev-parse HEAD)"
+    printf '#!/bin/sh\nfor a in "$@"; do [ "$a" = "-march=native" ] && a=-march=x86-64-v3; set -- "$@" "$a"; shift; done\nexec cc "$@"\n' > "$tmp/.ccwrap"
+    chmod +x "$tmp/.ccwrap"
+    (cd "$tmp" && make -j2 CUDA=1 WERROR=1 CC="$tmp/.ccwrap" BUILD=bc bc/attnscope bc/tests/test_cuda >/dev/null)
+    rm -rf "$tmp/pack"; mkdir -p "$tmp/pack/cuda/bin" "$tmp/pack/cuda/lib"
+    cp "$tmp/bc/attnscope" "$tmp/bc/tests/test_cuda" "$tmp/pack/cuda/bin/"
+    strip "$tmp/pack/cuda/bin/"*
     ldd "$tmp/bc/attnscope" "$tmp/bc/tests/test_cuda" | awk '/=> \//{print $3}' | sort -u |
         grep -v -E '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libstdc\+\+|libgcc_s|libcuda[^/]*|libcublas[^/]*)\.so' |
-        while read -r l; do cp -L "$l" "$tmp/cuda/lib/"; done
-    git rev-parse HEAD > "$tmp/cuda/COMMIT"
-    mkdir -p .cache
-    tar -cJf .cache/cuda-prebuilt.tar.xz -C "$tmp" cuda
-    rm -rf "$tmp"
+        while read -r l; do cp -L "$l" "$tmp/pack/cuda/lib/"; done
+    git rev-parse HEAD > "$tmp/pack/cuda/COMMIT"
+    tar -cJf .cache/cuda-prebuilt.tar.xz -C "$tmp/pack" cuda
     echo "packed .cache/cuda-prebuilt.tar.xz ($(du -h .cache/cuda-prebuilt.tar.xz | cut -f1), commit $(git rev-parse --short HEAD))"
     cd "$root"
     exit 0

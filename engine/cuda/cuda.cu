@@ -25,6 +25,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 extern "C" {
@@ -83,6 +84,17 @@ struct cuctx {
     float *pinned_out;      /* a host logits buffer registered for fast copies */
     int wpr_override;       /* ATTNSCOPE_CUDA_WPR: warps per row, for tuning */
 
+    /* ATTNSCOPE_CUDA_PROFILE=FILE: decode steps run uncaptured with an event
+     * after every kernel; the time per kernel kind goes to FILE at the end. */
+    char *prof_path;
+    cudaEvent_t ev[512];
+    const char *ev_name[512];
+    int n_ev;
+    const char *kind[16];
+    double kind_ms[16];
+    long kind_n[16];
+    int n_kind;
+
     int failed;
     eng_err err;
 };
@@ -101,6 +113,51 @@ int fail_blas(cuctx *c, cublasStatus_t st, const char *what)
         c->failed = eng_fail(&c->err, st == CUBLAS_STATUS_ALLOC_FAILED ? ENG_ENOMEM : ENG_EDEVICE,
                              "cuda: %s failed (cuBLAS status %d)", what, (int)st);
     return c->failed;
+}
+
+void mark(cuctx *c, const char *name)
+{
+    if (!c->prof_path || c->n_ev >= 512)
+        return;
+    if (!c->ev[c->n_ev] && cudaEventCreate(&c->ev[c->n_ev]) != cudaSuccess)
+        return;
+    cudaEventRecord(c->ev[c->n_ev], c->st);
+    c->ev_name[c->n_ev++] = name;
+}
+
+/* After a profiled step (stream synchronized): time between marks by kind. */
+void prof_collect(cuctx *c)
+{
+    for (int i = 1; i < c->n_ev; i++) {
+        float ms = 0.f;
+        cudaEventElapsedTime(&ms, c->ev[i - 1], c->ev[i]);
+        int k = 0;
+        while (k < c->n_kind && strcmp(c->kind[k], c->ev_name[i]) != 0)
+            k++;
+        if (k == c->n_kind) {
+            if (k == 16)
+                continue;
+            c->kind[c->n_kind++] = c->ev_name[i];
+        }
+        c->kind_ms[k] += ms;
+        c->kind_n[k]++;
+    }
+    c->n_ev = 0;
+}
+
+void prof_write(cuctx *c)
+{
+    FILE *f = c->prof_path ? fopen(c->prof_path, "a") : NULL;
+    if (!f)
+        return;
+    double total = 0;
+    for (int k = 0; k < c->n_kind; k++)
+        total += c->kind_ms[k];
+    fprintf(f, "kernel        total ms  launches   mean us  share\n");
+    for (int k = 0; k < c->n_kind; k++)
+        fprintf(f, "%-12s %9.3f %9ld %9.2f %5.1f%%\n", c->kind[k], c->kind_ms[k], c->kind_n[k],
+                1e3 * c->kind_ms[k] / (double)(c->kind_n[k] ? c->kind_n[k] : 1), 100.0 * c->kind_ms[k] / (total > 0 ? total : 1));
+    fclose(f);
 }
 
 #define CK(c, call, what) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) return fail_cuda((c), e_, (what)); } while (0)
@@ -226,16 +283,14 @@ int upload_model(cuctx *c, const bk_forward *f)
         return c->failed;
     CK(c, cudaMemcpy(c->inv_freq, f->inv_freq, (size_t)half * sizeof(float), cudaMemcpyHostToDevice), "rope table");
 
-    /* decode attention: about two blocks per multiprocessor over the KV heads */
-    c->min_chunk = 16;
-    int most = (c->S + c->min_chunk - 1) / c->min_chunk;
+    /* decode attention: up to about two blocks per multiprocessor over the
+     * KV heads, each with at least min_chunk keys */
+    c->min_chunk = 64;
     c->n_split = (2 * c->sms + nkv - 1) / nkv;
-    if (c->n_split > most) c->n_split = most;
-    if (c->n_split < 1) c->n_split = 1;
     for (;;) {
         int chunk = (c->S + c->n_split - 1) / c->n_split;
         if (chunk < c->min_chunk) chunk = c->min_chunk;
-        c->dec_smem = (size_t)G * (hd + chunk) * sizeof(float);
+        c->dec_smem = (size_t)G * (hd + chunk + c->n_split) * sizeof(float);
         if (c->dec_smem <= 96 * 1024 || c->n_split >= c->S)
             break;
         c->n_split *= 2;
@@ -303,8 +358,10 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
     const config_t *cf = &c->m->cfg;
     int dim = cf->dim, hd = cf->head_dim, nh = cf->n_heads, nkv = cf->n_kv_heads;
     float eps = cf->norm_eps, scale = 1.0f / sqrtf((float)hd);
+    mark(c, "start");
     kern::k_embed<T><<<1, 256, 0, c->st>>>(c->x, (const T *)c->embed.p, c->tok, dim);
     CK(c, cudaGetLastError(), "embedding launch");
+    mark(c, "embed");
     for (int l = 0; l < cf->n_layers; l++) {
         const dlayer *d = &c->L[l];
         kern::mv_args a = {};
@@ -316,6 +373,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.rows = d->wq.rows + d->wk.rows + d->wv.rows;
         if (mv<T>(c, a))
             return c->failed;
+        mark(c, "qkv");
         if (observed) {
             kern::post_args p = {c->q, c->k, c->v, NULL, NULL, NULL, d->qn, d->kn, d->K, d->V, c->inv_freq, eps,
                                  1, f->pos0, nh, nkv, hd, c->S};
@@ -330,9 +388,10 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
             kern::dec_args da = {c->q, c->k, c->v, d->qn, d->kn, d->K, d->V, c->inv_freq, c->pos, c->part_o,
                                  c->part_ml, c->ticket, c->att, eps, scale, nh, nkv, hd, c->S, c->n_split,
                                  c->min_chunk};
-            kern::k_attn_decode<<<dim3((unsigned)nkv, (unsigned)c->n_split), 128, c->dec_smem, c->st>>>(da);
+            kern::k_attn_decode<<<dim3((unsigned)nkv, (unsigned)c->n_split), 256, c->dec_smem, c->st>>>(da);
             CK(c, cudaGetLastError(), "decode attention launch");
         }
+        mark(c, "attention");
         a = kern::mv_args{};
         a.x = c->att; a.cols = d->wo.cols; a.mode = kern::MV_ADD;
         a.seg[0] = {d->wo.p, NULL, c->x, d->wo.rows};
@@ -340,6 +399,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.rows = d->wo.rows;
         if (mv<T>(c, a))
             return c->failed;
+        mark(c, "o");
         a = kern::mv_args{};
         a.x = c->x; a.norm = d->ffn_norm; a.eps = eps; a.cols = dim; a.mode = kern::MV_SWIGLU;
         a.seg[0] = {d->wg.p, NULL, c->g, d->wg.rows};
@@ -348,6 +408,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.rows = d->wg.rows;
         if (mv<T>(c, a))
             return c->failed;
+        mark(c, "gate_up");
         a = kern::mv_args{};
         a.x = c->g; a.cols = d->wd.cols; a.mode = kern::MV_ADD;
         a.seg[0] = {d->wd.p, NULL, c->x, d->wd.rows};
@@ -355,13 +416,16 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.rows = d->wd.rows;
         if (mv<T>(c, a))
             return c->failed;
+        mark(c, "down");
     }
     kern::mv_args a = {};
     a.x = c->x; a.norm = c->final_norm; a.eps = eps; a.cols = dim; a.mode = kern::MV_STORE;
     a.seg[0] = {c->lm.p, NULL, c->logits, c->lm.rows};
     a.n_seg = 1;
     a.rows = c->lm.rows;
-    return mv<T>(c, a);
+    int rc = mv<T>(c, a);
+    mark(c, "lm_head");
+    return rc;
 }
 
 /* Copies the logits of rows out_row0..T-1 (device c->logits) to f->out. The
@@ -388,9 +452,10 @@ int decode(cuctx *c, const bk_forward *f)
     bool observed = f->probs != NULL;
     c->h_tokpos[0] = f->tokens[0];
     c->h_tokpos[1] = f->pos0;
-    if (observed) {
+    if (observed || c->prof_path) {
         CK(c, cudaMemcpyAsync(c->tok, c->h_tokpos, sizeof(int), cudaMemcpyHostToDevice, c->st), "token upload");
-        if (decode_layers<T>(c, f, true))
+        CK(c, cudaMemcpyAsync(c->pos, c->h_tokpos + 1, sizeof(int), cudaMemcpyHostToDevice, c->st), "position upload");
+        if (decode_layers<T>(c, f, observed))
             return c->failed;
     } else {
         if (!c->graph) {
@@ -412,6 +477,8 @@ int decode(cuctx *c, const bk_forward *f)
     if (logits_out(c, f))
         return c->failed;
     CK(c, cudaStreamSynchronize(c->st), "decode step");
+    if (c->prof_path)
+        prof_collect(c);
     return ENG_OK;
 }
 
@@ -622,6 +689,12 @@ void cu_free(void *ctx)
         return;
     if (c->st)
         cudaStreamSynchronize(c->st);
+    if (c->prof_path) {
+        prof_write(c);
+        for (int i = 0; i < 512 && c->ev[i]; i++)
+            cudaEventDestroy(c->ev[i]);
+        free(c->prof_path);
+    }
     if (c->graph)
         cudaGraphExecDestroy(c->graph);
     if (c->pinned_out)
@@ -666,6 +739,9 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
         cu_free(c);
         return eng_fail(err, ENG_EDEVICE, "cuda: cublasCreate failed (status %d)", (int)st);
     }
+    const char *pf = getenv("ATTNSCOPE_CUDA_PROFILE");
+    if (pf && *pf)
+        c->prof_path = strdup(pf);
     const char *w = getenv("ATTNSCOPE_CUDA_WPR");
     if (w && (atoi(w) == 1 || atoi(w) == 2 || atoi(w) == 4 || atoi(w) == 8))
         c->wpr_override = atoi(w);

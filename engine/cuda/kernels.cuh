@@ -324,10 +324,12 @@ struct dec_args {
     int nh, nkv, hd, S, n_split, min_chunk;
 };
 
-/* grid (nkv, n_split), 128 threads. Shared: q of the group (G*hd), then
- * scores (G * chunk). The block whose keys include the new position first
- * norms/rotates this token's k and writes k and v into the cache. */
-__global__ void __launch_bounds__(128) k_attn_decode(dec_args a)
+/* grid (nkv, n_split), 256 threads. The context is cut into chunks of at
+ * least min_chunk keys; splits past the last chunk return at once. Shared:
+ * q of the group (G*hd), scores (G * chunk), combine weights (G * n_split).
+ * The block whose keys include the new position first norms/rotates this
+ * token's k and writes k and v into the cache. */
+__global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
 {
     extern __shared__ float sm[];
     __shared__ bool last;
@@ -337,104 +339,114 @@ __global__ void __launch_bounds__(128) k_attn_decode(dec_args a)
     int chunk = (nk + a.n_split - 1) / a.n_split;
     if (chunk < a.min_chunk)
         chunk = a.min_chunk;
-    int j0 = split * chunk, j1 = min(nk, j0 + chunk);
-    float *qs = sm, *ps = sm + G * hd;
+    int n_active = (nk + chunk - 1) / chunk;
+    if (split >= n_active)
+        return;
+    int j0 = split * chunk, j1 = min(nk, j0 + chunk), n = j1 - j0;
+    float *qs = sm, *ps = qs + G * hd, *wts = ps + G * chunk;
     float *po = a.part_o + ((size_t)g * a.n_split + split) * G * hd;
     float *pml = a.part_ml + ((size_t)g * a.n_split + split) * G * 2;
 
-    if (j0 < j1) {
-        for (int i = threadIdx.x; i < G * hd; i += blockDim.x)
-            qs[i] = a.q[(size_t)g * G * hd + i];
-        __syncthreads();
-        for (int h = warp; h < G; h += nw)
-            head_norm_rope(qs + h * hd, hd, a.qn, a.eps, a.inv_freq, pos);
-        if (pos < j1 && warp == 0) {   /* this block holds the new key */
-            float *kc = a.K + ((size_t)g * a.S + pos) * hd, *vc = a.V + ((size_t)g * a.S + pos) * hd;
-            for (int d = lane; d < hd; d += 32) {
-                kc[d] = a.k[g * hd + d];
-                vc[d] = a.v[g * hd + d];
-            }
-            __syncwarp();
-            head_norm_rope(kc, hd, a.kn, a.eps, a.inv_freq, pos);
+    for (int i = threadIdx.x; i < G * hd; i += blockDim.x)
+        qs[i] = a.q[(size_t)g * G * hd + i];
+    __syncthreads();
+    for (int h = warp; h < G; h += nw)
+        head_norm_rope(qs + h * hd, hd, a.qn, a.eps, a.inv_freq, pos);
+    if (pos < j1 && warp == nw - 1) {   /* this block holds the new key */
+        float *kc = a.K + ((size_t)g * a.S + pos) * hd, *vc = a.V + ((size_t)g * a.S + pos) * hd;
+        for (int d = lane; d < hd; d += 32) {
+            kc[d] = a.k[g * hd + d];
+            vc[d] = a.v[g * hd + d];
         }
-        __syncthreads();
-        /* scores: one warp per key, every head of the group */
-        const float *Kg = a.K + (size_t)g * a.S * hd;
-        for (int j = j0 + warp; j < j1; j += nw) {
-            const float *kj = Kg + (size_t)j * hd;
-            for (int h = 0; h < G; h++) {
-                float s = 0.f;
-                for (int d = lane; d < hd; d += 32)
-                    s += qs[h * hd + d] * kj[d];
-                s = warp_sum(s);
-                if (lane == 0)
-                    ps[h * chunk + (j - j0)] = s * a.scale;
+        __syncwarp();
+        head_norm_rope(kc, hd, a.kn, a.eps, a.inv_freq, pos);
+    }
+    __syncthreads();
+    /* scores: one thread per (key, head), the key's row read whole */
+    const float *Kg = a.K + (size_t)g * a.S * hd;
+    for (int i = threadIdx.x; i < n * G; i += blockDim.x) {
+        int j = i % n, h = i / n;
+        const float4 *kj = reinterpret_cast<const float4 *>(Kg + (size_t)(j0 + j) * hd);
+        const float4 *qh = reinterpret_cast<const float4 *>(qs + h * hd);
+        float s = 0.f;
+        if (hd % 4 == 0) {
+            for (int d = 0; d < hd / 4; d++) {
+                float4 k4 = kj[d], q4 = qh[d];
+                s += q4.x * k4.x + q4.y * k4.y + q4.z * k4.z + q4.w * k4.w;
             }
+        } else {
+            for (int d = 0; d < hd; d++)
+                s += qs[h * hd + d] * Kg[(size_t)(j0 + j) * hd + d];
         }
-        __syncthreads();
-        /* softmax pieces per head: max, exp, sum */
-        for (int h = warp; h < G; h += nw) {
-            float *p = ps + h * chunk;
-            float m = -INFINITY;
-            for (int j = lane; j < j1 - j0; j += 32)
-                m = fmaxf(m, p[j]);
-            m = warp_max(m);
-            float l = 0.f;
-            for (int j = lane; j < j1 - j0; j += 32) {
-                float e = expf(p[j] - m);
-                p[j] = e;
-                l += e;
-            }
-            l = warp_sum(l);
-            if (lane == 0) {
-                pml[h * 2] = m;
-                pml[h * 2 + 1] = l;
-            }
+        ps[h * chunk + j] = s * a.scale;
+    }
+    __syncthreads();
+    /* softmax pieces per head: max, exp, sum */
+    for (int h = warp; h < G; h += nw) {
+        float *p = ps + h * chunk;
+        float m = -INFINITY;
+        for (int j = lane; j < n; j += 32)
+            m = fmaxf(m, p[j]);
+        m = warp_max(m);
+        float l = 0.f;
+        for (int j = lane; j < n; j += 32) {
+            float e = expf(p[j] - m);
+            p[j] = e;
+            l += e;
         }
-        __syncthreads();
-        const float *Vg = a.V + (size_t)g * a.S * hd;
-        for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
-            int h = i / hd, d = i % hd;
-            const float *p = ps + h * chunk;
-            float acc = 0.f;
-            for (int j = j0; j < j1; j++)
-                acc += p[j - j0] * Vg[(size_t)j * hd + d];
-            po[i] = acc;
-        }
-    } else {
-        for (int h = threadIdx.x; h < G; h += blockDim.x) {
-            pml[h * 2] = -INFINITY;
-            pml[h * 2 + 1] = 0.f;
+        l = warp_sum(l);
+        if (lane == 0) {
+            pml[h * 2] = m;
+            pml[h * 2 + 1] = l;
         }
     }
+    __syncthreads();
+    const float *Vg = a.V + (size_t)g * a.S * hd + (size_t)j0 * hd;
+    for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
+        int h = i / hd, d = i % hd;
+        const float *p = ps + h * chunk;
+        float acc = 0.f;
+#pragma unroll 8
+        for (int j = 0; j < n; j++)
+            acc += p[j] * Vg[(size_t)j * hd + d];
+        po[i] = acc;
+    }
 
-    /* The last block of this KV head to get here combines every split. */
+    /* The last block of this KV head to get here combines the splits. */
     __threadfence();
     __syncthreads();
     if (threadIdx.x == 0)
-        last = atomicAdd(&a.ticket[g], 1u) == (unsigned)a.n_split - 1;
+        last = atomicAdd(&a.ticket[g], 1u) == (unsigned)n_active - 1;
     __syncthreads();
     if (!last)
         return;
     __threadfence();
     const float *ml0 = a.part_ml + (size_t)g * a.n_split * G * 2;
     const float *o0 = a.part_o + (size_t)g * a.n_split * G * hd;
-    for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
-        int h = i / hd;
+    for (int h = warp; h < G; h += nw) {   /* weights exp(m_s - M) / sum_s exp(m_s - M) l_s */
         float M = -INFINITY;
-        for (int s = 0; s < a.n_split; s++)
-            if (__ldcg(&ml0[(s * G + h) * 2 + 1]) > 0.f)
-                M = fmaxf(M, __ldcg(&ml0[(s * G + h) * 2]));
-        float num = 0.f, den = 0.f;
-        for (int s = 0; s < a.n_split; s++) {
-            float l = __ldcg(&ml0[(s * G + h) * 2 + 1]);
-            if (l > 0.f) {
-                float f = expf(__ldcg(&ml0[(s * G + h) * 2]) - M);
-                num += f * __ldcg(&o0[(size_t)s * G * hd + i]);
-                den += f * l;
-            }
+        for (int s = lane; s < n_active; s += 32)
+            M = fmaxf(M, __ldcg(&ml0[(s * G + h) * 2]));
+        M = warp_max(M);
+        float den = 0.f;
+        for (int s = lane; s < n_active; s += 32) {
+            float f = expf(__ldcg(&ml0[(s * G + h) * 2]) - M);
+            wts[h * a.n_split + s] = f;
+            den += f * __ldcg(&ml0[(s * G + h) * 2 + 1]);
         }
-        a.out[(size_t)g * G * hd + i] = num / den;
+        den = warp_sum(den);
+        __syncwarp();
+        for (int s = lane; s < n_active; s += 32)
+            wts[h * a.n_split + s] /= den;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
+        const float *w = wts + (i / hd) * a.n_split;
+        float acc = 0.f;
+#pragma unroll 8
+        for (int s = 0; s < n_active; s++)
+            acc += w[s] * __ldcg(&o0[(size_t)s * G * hd + i]);
+        a.out[(size_t)g * G * hd + i] = acc;
     }
     if (threadIdx.x == 0)
         a.ticket[g] = 0;
