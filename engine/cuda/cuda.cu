@@ -43,6 +43,7 @@ using kern::f32w;
 struct dmat {
     const void *p;
     int rows, cols;
+    unsigned long long bytes;
 };
 
 struct dlayer {
@@ -83,6 +84,8 @@ struct cuctx {
     cudaGraphExec_t graph;  /* one decode step, captured after the upload */
     float *pinned_out;      /* a host logits buffer registered for fast copies */
     int wpr_override;       /* ATTNSCOPE_CUDA_WPR: warps per row, for tuning */
+    bool pdl;               /* programmatic dependent launch (ATTNSCOPE_CUDA_PDL=0: off) */
+    unsigned long long pf_cap;  /* L2 prefetch per kernel, bytes (ATTNSCOPE_CUDA_PF_MB) */
 
     /* ATTNSCOPE_CUDA_PROFILE=FILE: decode steps run uncaptured with an event
      * after every kernel; the time per kernel kind goes to FILE at the end. */
@@ -162,6 +165,36 @@ void prof_write(cuctx *c)
 
 #define CK(c, call, what) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) return fail_cuda((c), e_, (what)); } while (0)
 
+/* Launches a decode kernel on the context's stream, allowed to start while
+ * the previous one finishes (the kernels wait with griddepcontrol.wait). */
+template <typename... KArgs, typename... Args>
+int launch(cuctx *c, void (*k)(KArgs...), dim3 grid, dim3 block, size_t smem, const char *what, Args... args)
+{
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = c->st;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = c->pdl ? 1 : 0;
+    CK(c, cudaLaunchKernelEx(&cfg, k, args...), what);
+    return ENG_OK;
+}
+
+/* The first bytes of a matrix, for a prefetch list. */
+void pf_add(kern::pf_spans *s, const void *p, unsigned long long bytes, unsigned long long cap)
+{
+    for (int i = 0; i < 4; i++)
+        if (!s->p[i]) {
+            s->p[i] = (const char *)p;
+            s->n[i] = bytes < cap ? bytes : cap;
+            return;
+        }
+}
+
 /* ---------------------------------------------------------------- memory */
 
 int dev_alloc(cuctx *c, void **p, size_t bytes, const char *what)
@@ -210,7 +243,7 @@ int upload_mat(cuctx *c, dmat *d, const tensor_t *t, const char *name)
     if (dev_alloc(c, &p, bytes, name))
         return c->failed;
     CK(c, cudaMemcpy(p, t->data, bytes, cudaMemcpyHostToDevice), "uploading a weight");
-    *d = dmat{p, (int)t->shape[0], t->ndim > 1 ? (int)t->shape[1] : 1};
+    *d = dmat{p, (int)t->shape[0], t->ndim > 1 ? (int)t->shape[1] : 1, (unsigned long long)bytes};
     return ENG_OK;
 }
 
@@ -295,7 +328,11 @@ int upload_model(cuctx *c, const bk_forward *f)
             break;
         c->n_split *= 2;
     }
-    CK(c, cudaFuncSetAttribute(kern::k_attn_decode, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c->dec_smem),
+    CK(c, cudaFuncSetAttribute(kern::k_attn_decode<0>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c->dec_smem),
+       "decode attention shared memory");
+    CK(c, cudaFuncSetAttribute(kern::k_attn_decode<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c->dec_smem),
+       "decode attention shared memory");
+    CK(c, cudaFuncSetAttribute(kern::k_attn_decode<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c->dec_smem),
        "decode attention shared memory");
 
     if (alloc_n(c, &c->x, (size_t)C * cf->dim, "activations") || alloc_n(c, &c->q, (size_t)C * q_dim, "activations") ||
@@ -342,9 +379,12 @@ int mv(cuctx *c, kern::mv_args a)
        "matvec occupancy");
     int rpb = kern::MV_WARPS / a.wpr;
     long need = ((long)a.rows + rpb - 1) / rpb, most = (long)c->sms * (per_sm > 0 ? per_sm : 1);
-    kern::k_matvec<T><<<(unsigned)(need < most ? need : most), kern::MV_THREADS, smem, c->st>>>(a);
-    CK(c, cudaGetLastError(), "matvec launch");
-    return ENG_OK;
+    unsigned long long cap = c->pf_cap / (unsigned long long)a.n_seg;
+    if (!a.pf.p[0])
+        for (int i = 0; i < a.n_seg; i++)
+            pf_add(&a.pf, a.seg[i].w, (unsigned long long)a.seg[i].rows * a.cols * sizeof(T), cap);
+    return launch(c, kern::k_matvec<T>, dim3((unsigned)(need < most ? need : most)), dim3(kern::MV_THREADS), smem,
+                  "matvec launch", a);
 }
 
 template <typename T>
@@ -387,9 +427,18 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         } else {
             kern::dec_args da = {c->q, c->k, c->v, d->qn, d->kn, d->K, d->V, c->inv_freq, c->pos, c->part_o,
                                  c->part_ml, c->ticket, c->att, eps, scale, nh, nkv, hd, c->S, c->n_split,
-                                 c->min_chunk};
-            kern::k_attn_decode<<<dim3((unsigned)nkv, (unsigned)c->n_split), 256, c->dec_smem, c->st>>>(da);
-            CK(c, cudaGetLastError(), "decode attention launch");
+                                 c->min_chunk, {}};
+            /* the o projection's weights and the start of gate/up's, while
+             * attention's short steps leave the memory idle */
+            pf_add(&da.pf, d->wo.p, d->wo.bytes, c->pf_cap);
+            pf_add(&da.pf, d->wg.p, d->wg.bytes, c->pf_cap / 4);
+            pf_add(&da.pf, d->wu.p, d->wu.bytes, c->pf_cap / 4);
+            dim3 grid((unsigned)nkv, (unsigned)c->n_split);
+            int rc = hd == 64 ? launch(c, kern::k_attn_decode<64>, grid, dim3(256), c->dec_smem, "decode attention launch", da)
+                   : hd == 128 ? launch(c, kern::k_attn_decode<128>, grid, dim3(256), c->dec_smem, "decode attention launch", da)
+                   : launch(c, kern::k_attn_decode<0>, grid, dim3(256), c->dec_smem, "decode attention launch", da);
+            if (rc)
+                return rc;
         }
         mark(c, "attention");
         a = kern::mv_args{};
@@ -742,6 +791,9 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     const char *pf = getenv("ATTNSCOPE_CUDA_PROFILE");
     if (pf && *pf)
         c->prof_path = strdup(pf);
+    const char *pdl = getenv("ATTNSCOPE_CUDA_PDL"), *pfmb = getenv("ATTNSCOPE_CUDA_PF_MB");
+    c->pdl = !(pdl && strcmp(pdl, "0") == 0);
+    c->pf_cap = (unsigned long long)(pfmb && *pfmb ? atoi(pfmb) : 24) << 20;
     const char *w = getenv("ATTNSCOPE_CUDA_WPR");
     if (w && (atoi(w) == 1 || atoi(w) == 2 || atoi(w) == 4 || atoi(w) == 8))
         c->wpr_override = atoi(w);

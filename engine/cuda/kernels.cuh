@@ -52,6 +52,41 @@ __device__ float block_sum(float v, float *red)
     return r;
 }
 
+/* ---- overlap between kernels of one decode step ----
+ * Every decode kernel is launched with programmatic dependent launch: it may
+ * start while the kernel before it is still running, asks the L2 to fetch
+ * the weights it is about to read (they do not depend on the previous
+ * kernel), and only then waits for the previous kernel's results. Without
+ * the launch attribute the wait returns at once. */
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+__device__ __forceinline__ void pdl_launch_next() { asm volatile("griddepcontrol.launch_dependents;" :::); }
+
+/* Byte ranges to prefetch into L2 (bulk prefetch, 16-byte granules). */
+struct pf_spans {
+    const char *p[4];
+    unsigned long long n[4];
+};
+
+constexpr unsigned long long PF_PIECE = 32768;
+
+__device__ void prefetch_l2(const pf_spans &s)
+{
+    unsigned long long t = ((unsigned long long)blockIdx.y * gridDim.x + blockIdx.x) * blockDim.x + threadIdx.x;
+    unsigned long long nt = (unsigned long long)gridDim.x * gridDim.y * blockDim.x;
+    for (int i = 0; i < 4; i++) {
+        unsigned long long pieces = (s.n[i] + PF_PIECE - 1) / PF_PIECE;
+        for (unsigned long long k = t; k < pieces; k += nt) {
+            unsigned long long off = k * PF_PIECE, len = s.n[i] - off;
+            if (len > PF_PIECE)
+                len = PF_PIECE;
+            len &= ~15ull;
+            if (len)
+                asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(s.p[i] + off), "r"((unsigned)len)
+                             : "memory");
+        }
+    }
+}
+
 /* ---- element types: f32, bf16 and f16 weights, read 16 bytes at a time ---- */
 
 struct f32w { float v; };
@@ -126,6 +161,7 @@ struct mv_args {
     int rows;             /* all segments' rows (MV_SWIGLU: one segment's) */
     int wpr;              /* warps per row: 1, 2, 4 or 8 */
     int mode;             /* MV_STORE: y = Wx + b; MV_ADD: y += Wx; MV_SWIGLU: y0 = silu(G x) * (U x) */
+    pf_spans pf;          /* weights to prefetch before waiting on the previous kernel */
 };
 
 /* Partial dot products of NR rows with x over this lane's share of the
@@ -164,20 +200,21 @@ __device__ __forceinline__ void dot_rows(float acc[NR], const T *const rows[NR],
 }
 
 /* Copies x into shared memory, RMS-normed when a.norm is set:
- * xs = norm * (x / sqrt(mean(x^2) + eps)), as the CPU computes it. */
+ * xs = norm * (x / sqrt(mean(x^2) + eps)), as the CPU computes it. One pass
+ * over x in global memory; the scaling runs in shared memory. */
 __device__ void load_x(float *xs, const float *x, const float *norm, float eps, int n, float *red)
 {
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        float v = x[i];
+        xs[i] = v;
+        ss += v * v;
+    }
     if (norm) {
-        float ss = 0.f;
-        for (int i = threadIdx.x; i < n; i += blockDim.x)
-            ss += x[i] * x[i];
-        ss = block_sum(ss, red) / (float)n;
+        ss = block_sum(ss, red) / (float)n;   /* its barriers also order the xs writes */
         float r = 1.0f / sqrtf(ss + eps);
         for (int i = threadIdx.x; i < n; i += blockDim.x)
-            xs[i] = norm[i] * (x[i] * r);
-    } else {
-        for (int i = threadIdx.x; i < n; i += blockDim.x)
-            xs[i] = x[i];
+            xs[i] = norm[i] * (xs[i] * r);
     }
     __syncthreads();
 }
@@ -187,6 +224,9 @@ __global__ void __launch_bounds__(MV_THREADS) k_matvec(mv_args a)
 {
     extern __shared__ float xs[];   /* (cols) */
     __shared__ float red[MV_WARPS][2];
+    prefetch_l2(a.pf);
+    pdl_wait();
+    pdl_launch_next();
     load_x(xs, a.x, a.norm, a.eps, a.cols, &red[0][0]);
 
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -322,6 +362,7 @@ struct dec_args {
     float *out;                /* (nh * hd) */
     float eps, scale;
     int nh, nkv, hd, S, n_split, min_chunk;
+    pf_spans pf;               /* the next kernels' weights */
 };
 
 /* grid (nkv, n_split), 256 threads. The context is cut into chunks of at
@@ -329,20 +370,31 @@ struct dec_args {
  * q of the group (G*hd), scores (G * chunk), combine weights (G * n_split).
  * The block whose keys include the new position first norms/rotates this
  * token's k and writes k and v into the cache. */
+template <int HD>   /* head_dim, or 0: any (read from a.hd) */
 __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
 {
     extern __shared__ float sm[];
     __shared__ bool last;
-    int g = blockIdx.x, split = blockIdx.y, G = a.nh / a.nkv, hd = a.hd;
+    int g = blockIdx.x, split = blockIdx.y, G = a.nh / a.nkv, hd = HD ? HD : a.hd;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    /* the position was uploaded before the step's first kernel */
     int pos = *a.pos, nk = pos + 1;
     int chunk = (nk + a.n_split - 1) / a.n_split;
     if (chunk < a.min_chunk)
         chunk = a.min_chunk;
     int n_active = (nk + chunk - 1) / chunk;
+    int j0 = split * chunk, j1 = min(nk, j0 + chunk), n = j1 - j0;
+    prefetch_l2(a.pf);
+    if (split < n_active && threadIdx.x < 2) {   /* this block's keys and values */
+        const float *base = (threadIdx.x ? a.V : a.K) + ((size_t)g * a.S + j0) * hd;
+        unsigned bytes = (unsigned)((size_t)n * hd * sizeof(float)) & ~15u;
+        if (bytes && ((uintptr_t)base & 15) == 0)
+            asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(base), "r"(bytes) : "memory");
+    }
+    pdl_wait();
+    pdl_launch_next();
     if (split >= n_active)
         return;
-    int j0 = split * chunk, j1 = min(nk, j0 + chunk), n = j1 - j0;
     float *qs = sm, *ps = qs + G * hd, *wts = ps + G * chunk;
     float *po = a.part_o + ((size_t)g * a.n_split + split) * G * hd;
     float *pml = a.part_ml + ((size_t)g * a.n_split + split) * G * 2;
@@ -369,7 +421,17 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
         const float4 *kj = reinterpret_cast<const float4 *>(Kg + (size_t)(j0 + j) * hd);
         const float4 *qh = reinterpret_cast<const float4 *>(qs + h * hd);
         float s = 0.f;
-        if (hd % 4 == 0) {
+        if (HD) {
+            float4 k4[HD / 4];
+#pragma unroll
+            for (int d = 0; d < HD / 4; d++)
+                k4[d] = kj[d];
+#pragma unroll
+            for (int d = 0; d < HD / 4; d++) {
+                float4 q4 = qh[d];
+                s += q4.x * k4[d].x + q4.y * k4[d].y + q4.z * k4[d].z + q4.w * k4[d].w;
+            }
+        } else if (hd % 4 == 0) {
             for (int d = 0; d < hd / 4; d++) {
                 float4 k4 = kj[d], q4 = qh[d];
                 s += q4.x * k4.x + q4.y * k4.y + q4.z * k4.z + q4.w * k4.w;
