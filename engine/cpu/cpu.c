@@ -190,11 +190,23 @@ typedef struct {
     const bk_attention *a;
 } attn_task;
 
+/* Keys into L1 and values into L2 for the n cached rows at k and v. */
+static void prefetch_kv(const float *k, const float *v, int n, int hd)
+{
+    for (int i = 0; i < n * hd; i += 16) {
+        __builtin_prefetch(k + i, 0, 3);
+        __builtin_prefetch(v + i, 0, 2);
+    }
+}
+
 /* One row (decode), one GQA group per call: the kv_mul query heads that share
- * KV head g are scored against each cached key while it is in L1, then
- * O = P V accumulates each cached value row into all kv_mul outputs. Direct
- * SIMD loops: at one query row the BLAS call overhead outweighed the work;
- * the score pass prefetches the value rows so the second pass finds them. */
+ * KV head g are scored against each block of 16 cached keys while it is in
+ * L1 (kern_dot_rows), then O = P V keeps each head's output in registers
+ * (kern_mix_rows). Direct SIMD loops: at one query row the BLAS call overhead
+ * outweighed the work. The cache is usually cold here (a decode step streams
+ * all the weights between two visits of a layer), so the keys and values of
+ * the next block are prefetched while this one is scored: 30 layers at 144
+ * keys, one thread, cold, 1.0 -> 0.75 ms. */
 static void attend_group(const bk_attention *a, int g, float *sc)
 {
     int hd = a->head_dim, kv_mul = a->n_heads / a->n_kv_heads, nk = a->pos0 + 1;
@@ -202,12 +214,13 @@ static void attend_group(const bk_attention *a, int g, float *sc)
     const float *vh = a->v + (size_t)g * a->kv_stride * hd;
     const float *q = a->q + (size_t)g * kv_mul * hd;
     float *o = a->out + (size_t)g * kv_mul * hd;
-    for (int j = 0; j < nk; j++) {
-        const float *kj = kh + (size_t)j * hd;
-        for (int d = 0; d < hd; d += 16)   /* V row j into cache for the O = P V pass */
-            __builtin_prefetch(vh + (size_t)j * hd + d, 0, 2);
+    prefetch_kv(kh, vh, nk < 16 ? nk : 16, hd);
+    for (int j = 0; j < nk; j += 16) {
+        int nb = nk - j < 16 ? nk - j : 16, ahead = nk - j - 16 < 16 ? nk - j - 16 : 16;
+        if (ahead > 0)
+            prefetch_kv(kh + (size_t)(j + 16) * hd, vh + (size_t)(j + 16) * hd, ahead, hd);
         for (int r = 0; r < kv_mul; r++)
-            sc[(size_t)r * nk + j] = a->scale * kern_dot(q + (size_t)r * hd, kj, hd);
+            kern_dot_rows(sc + (size_t)r * nk + j, q + (size_t)r * hd, kh + (size_t)j * hd, nb, hd, a->scale);
     }
     for (int r = 0; r < kv_mul; r++) {
         kern_softmax(sc + (size_t)r * nk, nk);
@@ -218,12 +231,8 @@ static void attend_group(const bk_attention *a, int g, float *sc)
             memset(p + nk, 0, (size_t)(a->probs_nk - nk) * sizeof(float));
         }
     }
-    memset(o, 0, (size_t)kv_mul * hd * sizeof(float));
-    for (int j = 0; j < nk; j++) {
-        const float *vj = vh + (size_t)j * hd;
-        for (int r = 0; r < kv_mul; r++)
-            kern_axpy(o + (size_t)r * hd, sc[(size_t)r * nk + j], vj, hd);
-    }
+    for (int r = 0; r < kv_mul; r++)
+        kern_mix_rows(o + (size_t)r * hd, sc + (size_t)r * nk, vh, nk, hd);
 }
 
 /* Many rows (prefill, cache off): S = Q K^T and O = P V as GEMMs per head. */

@@ -225,19 +225,53 @@ void kern_row_f32(float *dst, const tensor_t *w, int64_t r, int64_t n)
 
 /* ------------------------------------------------------------ dot / axpy */
 
-float kern_dot(const float *a, const float *b, int n)
-{
-    int i = 0;
-    float s = 0.0f;
 #ifdef KERN_AVX512
+/* The lanes of a dot product before the horizontal sum: two accumulators,
+ * even and odd 16-float steps (the layout kern_dot sums). n % 16 == 0. */
+static inline __m512 dot_lanes(const float *a, const float *b, int n)
+{
     __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    int i = 0;
     for (; i + 32 <= n; i += 32) {
         acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
         acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
     }
     for (; i + 16 <= n; i += 16)
         acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
-    s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    return _mm512_add_ps(acc0, acc1);
+}
+
+/* The horizontal sums of v[0..15] as one vector, each added in the order
+ * _mm512_reduce_add_ps adds (256-bit halves, then 128, 64 and 32), so that
+ * lane u equals _mm512_reduce_add_ps(v[u]) bit for bit. A butterfly: each
+ * step halves the lanes of two vectors and packs them into one. */
+static inline __m512 reduce_add16(const __m512 v[16])
+{
+    __m512 c[8], d[4], e[2];
+    for (int m = 0; m < 8; m++)   /* lanes i + (i + 8) */
+        c[m] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * m], v[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(v[2 * m], v[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    for (int m = 0; m < 4; m++)   /* lanes i + (i + 4) */
+        d[m] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * m], c[2 * m + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(c[2 * m], c[2 * m + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    for (int m = 0; m < 2; m++)   /* lanes i + (i + 2) */
+        e[m] = _mm512_add_ps(_mm512_shuffle_ps(d[2 * m], d[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(d[2 * m], d[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    __m512 f = _mm512_add_ps(_mm512_shuffle_ps(e[0], e[1], _MM_SHUFFLE(2, 0, 2, 0)),   /* i + (i + 1) */
+                             _mm512_shuffle_ps(e[0], e[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    /* 128-bit block b of f holds the sums of v[b], v[b + 4], v[b + 8], v[b + 12] */
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(order, f);
+}
+#endif
+
+float kern_dot(const float *a, const float *b, int n)
+{
+    int i = 0;
+    float s = 0.0f;
+#ifdef KERN_AVX512
+    i = n & ~15;
+    s = _mm512_reduce_add_ps(dot_lanes(a, b, i));
 #elif defined(KERN_AVX2)
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
     for (; i + 16 <= n; i += 16) {
@@ -249,6 +283,24 @@ float kern_dot(const float *a, const float *b, int n)
     for (; i < n; i++)
         s += a[i] * b[i];
     return s;
+}
+
+void kern_dot_rows(float *out, const float *x, const float *rows, int n_rows, int n, float scale)
+{
+    int j = 0;
+#ifdef KERN_AVX512
+    if (n % 16 == 0) {
+        __m512 vscale = _mm512_set1_ps(scale);
+        for (; j + 16 <= n_rows; j += 16) {
+            __m512 v[16];
+            for (int u = 0; u < 16; u++)
+                v[u] = dot_lanes(x, rows + (size_t)(j + u) * n, n);
+            _mm512_storeu_ps(out + j, _mm512_mul_ps(vscale, reduce_add16(v)));
+        }
+    }
+#endif
+    for (; j < n_rows; j++)
+        out[j] = scale * kern_dot(x, rows + (size_t)j * n, n);
 }
 
 void kern_axpy(float *y, float a, const float *x, int n)
@@ -265,6 +317,35 @@ void kern_axpy(float *y, float a, const float *x, int n)
 #endif
     for (; i < n; i++)
         y[i] += a * x[i];
+}
+
+void kern_mix_rows(float *y, const float *p, const float *rows, int n_rows, int n)
+{
+    int d = 0;
+#ifdef KERN_AVX512
+    /* 64 columns at a time in four registers: four independent FMA chains
+     * over the rows instead of a store and reload of y per row. */
+    for (; d + 64 <= n; d += 64) {
+        __m512 y0 = _mm512_setzero_ps(), y1 = y0, y2 = y0, y3 = y0;
+        for (int j = 0; j < n_rows; j++) {
+            const float *r = rows + (size_t)j * n + d;
+            __m512 pj = _mm512_set1_ps(p[j]);
+            y0 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(r), y0);
+            y1 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(r + 16), y1);
+            y2 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(r + 32), y2);
+            y3 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(r + 48), y3);
+        }
+        _mm512_storeu_ps(y + d, y0);
+        _mm512_storeu_ps(y + d + 16, y1);
+        _mm512_storeu_ps(y + d + 32, y2);
+        _mm512_storeu_ps(y + d + 48, y3);
+    }
+#endif
+    if (d < n) {
+        memset(y + d, 0, (size_t)(n - d) * sizeof(float));
+        for (int j = 0; j < n_rows; j++)
+            kern_axpy(y + d, p[j], rows + (size_t)j * n + d, n - d);
+    }
 }
 
 /* ---------------------------------------------------------------- softmax */
@@ -295,10 +376,17 @@ static inline __m512 exp512(__m512 x)
 void kern_softmax(float *x, int n)
 {
     float mx = x[0];
-    for (int i = 1; i < n; i++)
+    int i = 0;
+#ifdef KERN_AVX512
+    __m512 vmax = _mm512_set1_ps(mx);
+    for (; i + 16 <= n; i += 16)
+        vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(x + i));
+    mx = _mm512_reduce_max_ps(vmax);
+#endif
+    for (; i < n; i++)
         if (x[i] > mx) mx = x[i];
     float sum = 0.0f;
-    int i = 0;
+    i = 0;
 #ifdef KERN_AVX512
     __m512 vmx = _mm512_set1_ps(mx), vsum = _mm512_setzero_ps();
     for (; i + 16 <= n; i += 16) {
@@ -313,7 +401,13 @@ void kern_softmax(float *x, int n)
         sum += x[i];
     }
     float inv = 1.0f / sum;
-    for (i = 0; i < n; i++)
+    i = 0;
+#ifdef KERN_AVX512
+    __m512 vinv = _mm512_set1_ps(inv);
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), vinv));
+#endif
+    for (; i < n; i++)
         x[i] *= inv;
 }
 

@@ -20,6 +20,14 @@ void kern_row_f32(float *dst, const tensor_t *w, int64_t r, int64_t n);
 float kern_dot(const float *a, const float *b, int n);
 void kern_axpy(float *y, float a, const float *x, int n);   /* y += a * x */
 
+/* out[j] = scale * kern_dot(x, rows + j * n, n) for j < n_rows, bit for bit
+ * (16 rows share one horizontal sum when n % 16 == 0). */
+void kern_dot_rows(float *out, const float *x, const float *rows, int n_rows, int n, float scale);
+
+/* y = sum_j p[j] * rows[j * n ..] for j < n_rows: the same bits as zeroing y
+ * and calling kern_axpy(y, p[j], rows + j * n, n) for j = 0, 1, ... */
+void kern_mix_rows(float *y, const float *p, const float *rows, int n_rows, int n);
+
 /* g[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u: SwiGLU's gate. */
 void kern_silu_mul(float *g, const float *u, size_t n);
 

@@ -1,6 +1,7 @@
 /* test_kernels.c - the CPU kernels and backend against naive double-precision
  * loops, per stored dtype: matvec, GEMM with widened blocks, softmax, the
- * thread pool, and attention (decode and GEMM paths, GQA, observer). */
+ * thread pool, and attention (decode and GEMM paths, GQA, observer); the
+ * batched decode-attention loops against the bits of the plain ones. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -216,6 +217,32 @@ static void backend_matvec_and_matmul_match_naive_for_every_dtype(void **state)
     backend_cpu.ctx_free(ctx);
 }
 
+/* The decode attention's batched loops must give exactly the bits of the
+ * one-row-at-a-time ones they replaced (the reference fixtures were checked
+ * with those), for widths with and without a 16-float remainder. */
+static void dot_rows_and_mix_rows_give_the_bits_of_dot_and_axpy(void **state)
+{
+    (void)state;
+    const int widths[] = {7, 16, 24, 64, 80, 128}, counts[] = {1, 15, 16, 17, 40};
+    float rows[40 * 128], x[128], p[40], got[128], want[128];
+    for (int i = 0; i < 40 * 128; i++) rows[i] = 3 * frand();
+    for (int i = 0; i < 128; i++) x[i] = frand();
+    for (int i = 0; i < 40; i++) p[i] = frand() + 1.0f;
+    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
+        for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++) {
+            int n = widths[wi], m = counts[ci];
+            kern_dot_rows(got, x, rows, m, n, 0.125f);
+            for (int j = 0; j < m; j++)
+                want[j] = 0.125f * kern_dot(x, rows + (size_t)j * n, n);
+            assert_memory_equal(got, want, (size_t)m * sizeof(float));
+            kern_mix_rows(got, p, rows, m, n);
+            memset(want, 0, sizeof want);
+            for (int j = 0; j < m; j++)
+                kern_axpy(want, p[j], rows + (size_t)j * n, n);
+            assert_memory_equal(got, want, (size_t)n * sizeof(float));
+        }
+}
+
 /* Naive causal GQA attention in double for one query row. */
 static void naive_attention_row(const float *q, const float *k, const float *v, int cap, int nk,
                                 int n_heads, int n_kv, int hd, double *out, double *probs)
@@ -282,6 +309,37 @@ static void attention_matches_naive_with_gqa_on_both_paths(void **state)
     backend_cpu.ctx_free(ctx);
 }
 
+/* One query row over 1..70 cached keys (whole blocks of 16 and remainders),
+ * at the head sizes of the supported models, 3 query heads per KV head. */
+static void decode_attention_matches_naive_at_head_dims_64_and_128(void **state)
+{
+    (void)state;
+    enum { n_heads = 6, n_kv = 2, cap = 70 };
+    void *ctx;
+    bk_sizes sz = {.n_threads = 2, .max_in = 64, .max_rows = 1, .max_keys = cap, .n_heads = n_heads};
+    assert_int_equal(backend_cpu.ctx_new(&ctx, &sz, NULL), ENG_OK);
+    for (int hd = 64; hd <= 128; hd += 64) {
+        int q_dim = n_heads * hd;
+        float *k = malloc((size_t)n_kv * cap * hd * sizeof(float)), *v = malloc((size_t)n_kv * cap * hd * sizeof(float));
+        float *q = malloc((size_t)q_dim * sizeof(float)), *out = malloc((size_t)q_dim * sizeof(float));
+        double *ref_out = malloc((size_t)q_dim * sizeof(double)), *ref_p = malloc((size_t)n_heads * cap * sizeof(double));
+        for (int i = 0; i < n_kv * cap * hd; i++) { k[i] = 0.3f * frand(); v[i] = frand(); }
+        for (int i = 0; i < q_dim; i++) q[i] = frand();
+        const int keys[] = {1, 15, 16, 17, 33, 70};
+        for (size_t ki = 0; ki < sizeof keys / sizeof keys[0]; ki++) {
+            bk_attention a = {.q = q, .k = k, .v = v, .kv_stride = cap, .out = out, .T = 1, .pos0 = keys[ki] - 1,
+                              .n_heads = n_heads, .n_kv_heads = n_kv, .head_dim = hd,
+                              .scale = 1.0f / sqrtf((float)hd)};
+            backend_cpu.attention(ctx, &a);
+            naive_attention_row(q, k, v, cap, keys[ki], n_heads, n_kv, hd, ref_out, ref_p);
+            for (int d = 0; d < q_dim; d++)
+                assert_true(fabs(out[d] - ref_out[d]) <= 1e-5);
+        }
+        free(k); free(v); free(q); free(out); free(ref_out); free(ref_p);
+    }
+    backend_cpu.ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -291,7 +349,9 @@ int main(void)
         cmocka_unit_test(silu_mul_matches_the_formula_for_both_signs),
         cmocka_unit_test(pool_runs_every_item_exactly_once_in_grain_aligned_ranges),
         cmocka_unit_test(backend_matvec_and_matmul_match_naive_for_every_dtype),
+        cmocka_unit_test(dot_rows_and_mix_rows_give_the_bits_of_dot_and_axpy),
         cmocka_unit_test(attention_matches_naive_with_gqa_on_both_paths),
+        cmocka_unit_test(decode_attention_matches_naive_at_head_dims_64_and_128),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
