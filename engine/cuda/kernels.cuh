@@ -421,8 +421,8 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
         const float4 *kj = reinterpret_cast<const float4 *>(Kg + (size_t)(j0 + j) * hd);
         const float4 *qh = reinterpret_cast<const float4 *>(qs + h * hd);
         float s = 0.f;
-        if (HD) {
-            float4 k4[HD / 4];
+        if constexpr (HD > 0) {
+            float4 k4[HD ? HD / 4 : 1];
 #pragma unroll
             for (int d = 0; d < HD / 4; d++)
                 k4[d] = kj[d];
