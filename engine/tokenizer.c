@@ -499,17 +499,38 @@ static int nrm_unicode(const char *s, size_t n, utf8proc_option_t opt, sbuf *out
     return rc;
 }
 
-/* Applies one normalizer: in -> out (out is cleared first). */
+/* The most bytes normalizing n bytes may give: real normalizers grow text a
+ * few times at most (NFKD of U+FDFA: 3 -> 33 bytes; Replace " " by "\u2581":
+ * 1 -> 3), while a chain of Replace steps whose content holds the pattern
+ * grows it exponentially (fuzz_tokenizer_load found a file whose four such
+ * steps, applied to one added token, ran past its 10 s timeout). */
+#define NRM_GROWTH 64
+#define NRM_SLACK  ((size_t)64 << 10)
+
+static size_t nrm_cap(size_t n)
+{
+    return n > (SIZE_MAX - NRM_SLACK) / NRM_GROWTH ? SIZE_MAX : n * NRM_GROWTH + NRM_SLACK;
+}
+
+static int nrm_too_long(size_t cap, eng_err *err)
+{
+    return eng_fail(err, ENG_EINPUT, "tokenizer: the normalizer makes the text longer than %zu bytes "
+                    "(%d times the input + 64 KiB)", cap, NRM_GROWTH);
+}
+
+/* Applies one normalizer: in -> out (out is cleared first). An output over
+ * cap bytes (nrm_cap of the text first given) is ENG_EINPUT. */
 static int nrm_apply(const nrm_t *nm, pcre2_match_data *md, pcre2_match_context *mctx,
-                     const char *s, size_t n, sbuf *out, eng_err *err)
+                     const char *s, size_t n, size_t cap, sbuf *out, eng_err *err)
 {
     out->n = 0;
+    int rc = ENG_OK;
     switch (nm->kind) {
     case NRM_SEQ: {
         sbuf a = {0}, b = {0};
-        int rc = sb_add(&a, s, n);
+        rc = sb_add(&a, s, n);
         for (int i = 0; rc == ENG_OK && i < nm->n_sub; i++) {
-            rc = nrm_apply(&nm->sub[i], md, mctx, a.p, a.n, &b, err);
+            rc = nrm_apply(&nm->sub[i], md, mctx, a.p, a.n, cap, &b, err);
             sbuf t = a; a = b; b = t;
         }
         if (rc == ENG_OK) rc = sb_add(out, a.p, a.n);
@@ -517,10 +538,10 @@ static int nrm_apply(const nrm_t *nm, pcre2_match_data *md, pcre2_match_context 
         sb_free(&b);
         return rc;
     }
-    case NRM_NFC:  return nrm_unicode(s, n, UTF8PROC_STABLE | UTF8PROC_COMPOSE, out);
-    case NRM_NFD:  return nrm_unicode(s, n, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE, out);
-    case NRM_NFKC: return nrm_unicode(s, n, UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT, out);
-    case NRM_NFKD: return nrm_unicode(s, n, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT, out);
+    case NRM_NFC:  rc = nrm_unicode(s, n, UTF8PROC_STABLE | UTF8PROC_COMPOSE, out); break;
+    case NRM_NFD:  rc = nrm_unicode(s, n, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE, out); break;
+    case NRM_NFKC: rc = nrm_unicode(s, n, UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT, out); break;
+    case NRM_NFKD: rc = nrm_unicode(s, n, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT, out); break;
     case NRM_LOWER:
         for (size_t i = 0; i < n;) {
             int32_t c;
@@ -530,10 +551,12 @@ static int nrm_apply(const nrm_t *nm, pcre2_match_data *md, pcre2_match_context 
             size_t l = u8_encode(utf8proc_tolower(c), tmp);
             if (sb_add(out, tmp, l)) return ENG_ENOMEM;
         }
-        return ENG_OK;
+        rc = ENG_OK;
+        break;
     case NRM_PREPEND:
         if (n && sb_add(out, nm->str, nm->str_len)) return ENG_ENOMEM;
-        return sb_add(out, s, n);
+        rc = sb_add(out, s, n);
+        break;
     case NRM_REPLACE: {
         size_t pos = 0, from = 0, ms, me;
         for (;;) {
@@ -547,9 +570,11 @@ static int nrm_apply(const nrm_t *nm, pcre2_match_data *md, pcre2_match_context 
                 continue;
             }
             if (sb_add(out, s + pos, ms - pos) || sb_add(out, nm->str, nm->str_len)) return ENG_ENOMEM;
+            if (out->n > cap) return nrm_too_long(cap, err);   /* before it grows further */
             pos = from = me;
         }
-        return sb_add(out, s + pos, n - pos);
+        rc = sb_add(out, s + pos, n - pos);
+        break;
     }
     case NRM_STRIP: {
         size_t a = 0, b = n;
@@ -567,7 +592,8 @@ static int nrm_apply(const nrm_t *nm, pcre2_match_data *md, pcre2_match_context 
         return sb_add(out, s + a, b - a);
     }
     }
-    return ENG_OK;
+    if (rc == ENG_OK && out->n > cap) return nrm_too_long(cap, err);
+    return rc;
 }
 
 /* ======================================================================
@@ -1201,7 +1227,7 @@ static int encode_piece(tokenizer_t *t, const char *s, size_t n, bool first, ibu
     spans_t sp = {0};
     int rc = ENG_OK;
     if (t->normalizer) {
-        rc = nrm_apply(t->normalizer, t->md, t->mctx, s, n, &norm, err);
+        rc = nrm_apply(t->normalizer, t->md, t->mctx, s, n, nrm_cap(n), &norm, err);
         if (rc) goto done;
         s = norm.p ? norm.p : "";
         n = norm.n;
@@ -2059,7 +2085,8 @@ static int matcher_build(tokenizer_t *t, matcher_t *m, bool normalized, eng_err 
         if (a->normalized != normalized || a->len == 0) continue;
         sbuf s = {0};
         int rc;
-        if (normalized && t->normalizer) rc = nrm_apply(t->normalizer, t->md, t->mctx, a->content, a->len, &s, err);
+        if (normalized && t->normalizer)
+            rc = nrm_apply(t->normalizer, t->md, t->mctx, a->content, a->len, nrm_cap(a->len), &s, err);
         else rc = sb_add(&s, a->content, a->len);
         if (rc) { sb_free(&s); eng_free(keys); return rc == ENG_ENOMEM ? eng_fail(err, rc, "tokenizer: out of memory") : rc; }
         if (s.n == 0) { sb_free(&s); continue; }
@@ -2250,7 +2277,9 @@ static int load_all(loader_t *L, const cJSON *root, const cJSON *cfg)
     if (pd && !cJSON_IsNull(pd)) return bad(L, "padding", "padding settings are not supported");
 
     if ((rc = matcher_build(t, &t->m_raw, false, err))) return rc;
-    if ((rc = matcher_build(t, &t->m_norm, true, err))) return rc;
+    if ((rc = matcher_build(t, &t->m_norm, true, err)))
+        return rc == ENG_EINPUT ? bad(L, "normalizer", "it makes an added token over %d times longer (+ 64 KiB)",
+                                      NRM_GROWTH) : rc;
     load_config(t, cfg);
 
     t->cache_mask = CACHE_SLOTS - 1;

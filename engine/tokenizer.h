@@ -16,7 +16,10 @@ typedef struct tok_stream tok_stream_t;
  * Every component the file declares (normalizer, pre-tokenizer, model,
  * post-processor, decoder) must be supported: an unsupported or malformed one
  * is ENG_EINPUT with one line naming the file and the component/field
- * (e.g. "tokenizer.json: pre_tokenizer: unsupported type 'BertPreTokenizer'").
+ * (e.g. "tokenizer.json: pre_tokenizer: unsupported type 'BertPreTokenizer'"),
+ * and so is a normalizer that makes an added token over 64 times longer
+ * (+ 64 KiB): a chain of Replace steps whose content holds the pattern grows
+ * text exponentially.
  * A missing tokenizer.json is ENG_EIO. On success *out owns everything; free it
  * with tok_close. On failure *out is NULL. */
 int tok_open(tokenizer_t **out, const char *dir, eng_err *err);
@@ -32,7 +35,7 @@ void tok_close(tokenizer_t *t);                 /* accepts NULL */
 /* ---- encode / decode ---------------------------------------------------- */
 
 /* Encodes len bytes of UTF-8 text (need not be NUL-terminated; invalid UTF-8
- * is ENG_EINPUT). Added/special tokens are matched in the text first, as HF
+ * is ENG_EINPUT, and so is a normalizer output over 64 times the text + 64 KiB). Added/special tokens are matched in the text first, as HF
  * does; the rest goes through normalizer -> pre-tokenizer -> BPE.
  * add_special applies the file's post-processor (TemplateProcessing: e.g. BOS
  * for Llama 2; a ByteLevel post-processor adds nothing), exactly like
