@@ -14,6 +14,10 @@ Tasks:
               assistant's tokens. Held-out words measure generalisation.
   var_rename  chains like `3>k;k>b;b>x;`: at every assigned variable predict its
               digit; accuracy per hop depth; per-layer/head attention statistics.
+              A share of each batch (--mix) is shorter sequences; --src-loss adds
+              targets at rename sources; --eval-every N logs accuracy per depth on
+              512 fixed sequences during training (the report's depth_curve).
+              On the GPU machine alone: bash tools/gpu_varrename.sh OUTDIR.
   induction   random token sequences repeated; loss on the repeats; previous-token
               and induction scores per head.
 The training loop runs for --minutes of wall-clock time (learning-rate schedule by
@@ -59,10 +63,14 @@ SIZES = {
                      seq=128, batch=16, lr=3e-3, warmup=20),
     },
     "var_rename": {
+        # mix: share of each batch given to shorter sequences (2 to 5 chains, 4 to 26
+        # statements): more depth-1 lookups among fewer digits, the clean signal for
+        # the previous-occurrence lookup that the 0.90 plateau lacks. src: loss weight
+        # at rename sources (0: only assigned variables, as the model card says).
         "full": dict(dim=128, layers=8, heads=4, kv=4, hidden=512, ctx=256,
-                     batch=512, lr=1.5e-3, warmup=200),
+                     batch=512, lr=1.5e-3, warmup=200, mix=0.25, src=0.0),
         "tiny": dict(dim=64, layers=3, heads=4, kv=4, hidden=128, ctx=256,
-                     batch=64, lr=3e-3, warmup=20),
+                     batch=64, lr=3e-3, warmup=20, mix=0.25, src=0.0),
     },
     "induction": {
         "full": dict(dim=128, layers=2, heads=4, kv=4, hidden=512, ctx=256,
@@ -868,6 +876,42 @@ def vr_analysis(model, rng, K, R, device):
             "example_last_position": last}
 
 
+def vr_batch(rng, B, K, R, mix=0.0, src=0.0):
+    """A training batch of B rows of 4(K+R) tokens. A share `mix` of the rows are
+    shorter sequences (2 to K chains, 4 to K+R statements, right-padded with id 0 and
+    no loss there): more shallow lookups among fewer digits, which is where the
+    previous-occurrence lookup is first learnt. Targets at every assigned variable
+    (weight 1) and, with src > 0, also at the source variable s of each rename
+    `s>n;` (it holds the same digit; weight src). Returns ids, targets (0 where no
+    loss), weights, all numpy."""
+    S = K + R
+    rows = [(K, R)] * B
+    nshort = int(round(mix * B))
+    for i in range(nshort):
+        s = int(rng.integers(4, S + 1)) if S >= 4 else S
+        k = int(rng.integers(min(2, K), max(min(2, K), min(K, s // 2)) + 1))
+        rows[i] = (k, s - k)
+    rows.sort()
+    ids = np.zeros((B, 4 * S), dtype=np.int64)
+    tgt = np.full((B, 4 * S), -1, dtype=np.int64)
+    depth = np.full((B, 4 * S), -1, dtype=np.int64)
+    i = 0
+    while i < B:
+        j = i
+        while j < B and rows[j] == rows[i]:
+            j += 1
+        k, r = rows[i]
+        n = 4 * (k + r)
+        ids[i:j, :n], tgt[i:j, :n], depth[i:j, :n], _, _ = vr_generate(rng, j - i, k, r)
+        i = j
+    w = (tgt >= 0).astype(np.float32)
+    if src > 0:
+        ren = depth[:, 2::4] >= 1  # statements that are renames
+        w[:, 0::4] = ren * src
+        tgt[:, 0::4] = np.where(ren, tgt[:, 2::4], -1)
+    return ids, np.where(tgt >= 0, tgt, 0), w
+
+
 def task_var_rename(args, hp, device, rep):
     K, R = args.chains, args.renames
     rep["task_config"] = {"chains": K, "renames": R, "statements": K + R, "tokens": 4 * (K + R),
@@ -885,10 +929,31 @@ def task_var_rename(args, hp, device, rep):
     rng = np.random.default_rng(args.seed)
     B = hp["batch"]
 
+    mix, src = hp.get("mix", 0.0), hp.get("src", 0.0)
+    # Progress on fixed fresh sequences every --eval-every steps (accuracy per depth).
+    prng = np.random.default_rng(args.seed + 2)
+    probe = vr_generate(prng, 512, K, R)
+    rep["depth_curve"] = []
+
+    def probe_eval(step):
+        model.eval()
+        with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                                             enabled=device.type == "cuda"):
+            logits, _ = model(torch.from_numpy(probe[0]).to(device))
+        model.train()
+        pred = logits.argmax(-1).cpu().numpy()
+        tgt, depth = probe[1], probe[2]
+        m = tgt >= 0
+        per = {int(d): float((pred[depth == d] == tgt[depth == d]).mean()) for d in np.unique(depth[m])}
+        acc = float((pred[m] == tgt[m]).mean())
+        rep["depth_curve"].append({"step": step, "acc": round(acc, 4),
+                                   "by_depth": {str(d): round(a, 4) for d, a in per.items()}})
+        log("  probe step %d: acc %.4f  by depth %s" % (step, acc, " ".join("%d:%.3f" % x for x in per.items())))
+
     def batch(step):
-        ids, tgt, _, _, _ = vr_generate(rng, B, K, R)
-        w = (tgt >= 0).astype(np.float32)
-        tgt = np.where(tgt >= 0, tgt, 0)
+        if args.eval_every and step and step % args.eval_every == 0:
+            probe_eval(step)
+        ids, tgt, w = vr_batch(rng, B, K, R, mix, src)
         return (torch.from_numpy(ids).to(device, non_blocking=True),
                 torch.from_numpy(tgt).to(device, non_blocking=True),
                 torch.from_numpy(w).to(device, non_blocking=True))
@@ -896,6 +961,8 @@ def task_var_rename(args, hp, device, rep):
     curve = []
     steps, tokens, el = train_loop(model, batch, args, hp, device, curve)
     rep["train"] = {"steps": steps, "tokens": tokens, "seconds": round(el, 1), "curve": curve}
+    if args.eval_every:
+        probe_eval(steps)
     save_fixed(args.out, model, tj, hp["ctx"])
     log("saved %s" % args.out)
     model = reload_saved(args.out, cfg, device)
@@ -1007,6 +1074,10 @@ def main():
     ap.add_argument("--lr", type=float, default=0, help="peak learning rate (default: the size's)")
     ap.add_argument("--batch", type=int, default=0, help="sequences per step (default: the size's)")
     ap.add_argument("--warmup", type=int, default=-1, help="warmup steps (default: the size's)")
+    ap.add_argument("--mix", type=float, default=-1, help="var_rename: share of shorter sequences per batch (default: the size's)")
+    ap.add_argument("--src-loss", type=float, default=-1, help="var_rename: loss weight at rename sources (default: the size's)")
+    ap.add_argument("--eval-every", type=int, default=0, help="var_rename: accuracy per depth on 512 fixed sequences every N steps")
+    ap.add_argument("--layers", type=int, default=0, help="number of layers (default: the size's)")
     ap.add_argument("--init", help="start from this folder's weights (same task and size)")
     ap.add_argument("--report", help="JSON report path (default OUT/../TASK_report.json)")
     args = ap.parse_args()
@@ -1039,6 +1110,12 @@ def main():
         hp["batch"] = args.batch
     if args.warmup >= 0:
         hp["warmup"] = args.warmup
+    if args.mix >= 0:
+        hp["mix"] = args.mix
+    if args.src_loss >= 0:
+        hp["src"] = args.src_loss
+    if args.layers > 0:
+        hp["layers"] = args.layers
     rep = {"task": args.task, "command": " ".join(sys.argv), "seed": args.seed, "size": args.size,
            "hyper": hp, "torch": torch.__version__,
            "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"}
