@@ -1,0 +1,33 @@
+#!/bin/bash
+# gpu_tune.sh - decode variants of the CUDA backend side by side, on the GPU
+# machine (after tools/gpu_check.sh unpacked or built the binaries): warps per
+# row, programmatic dependent launch on/off, L2 prefetch size; then a profile
+# per kernel kind (ATTNSCOPE_CUDA_PROFILE). One line per variant.
+#   bash tools/gpu_tune.sh BIN [MODELS]
+set -u
+BIN=${1:?usage: gpu_tune.sh BIN [MODELS]}
+MODELS=${2:-"tinyllama-1.1b llama-3.2-1b"}
+run() {   # label env... : decode tok/s (cache on) at 128 and 2000 tokens of context
+    local label=$1; shift
+    for m in $MODELS; do
+        for P in 128 2000; do
+            r=$(env "$@" timeout 60 "$BIN" bench --synthetic "$m" --dtype bf16 --device cuda --prompt-len $P \
+                --gen 128 --cache on --repeat 3 2>&1 | awk -F'|' '/^on /{gsub(/ /,"",$5); print $5}')
+            printf '%-22s %-15s ctx %4d  decode %8s tok/s\n' "$label" "$m" "$P" "${r:-FAILED}"
+        done
+    done
+}
+run "default"             X=1
+run "pdl off"             ATTNSCOPE_CUDA_PDL=0
+run "prefetch off"        ATTNSCOPE_CUDA_PF_MB=0
+run "pdl+prefetch off"    ATTNSCOPE_CUDA_PDL=0 ATTNSCOPE_CUDA_PF_MB=0
+run "prefetch 48 MB"      ATTNSCOPE_CUDA_PF_MB=48
+run "wpr 1"               ATTNSCOPE_CUDA_WPR=1
+run "wpr 4"               ATTNSCOPE_CUDA_WPR=4
+for m in $MODELS; do
+    rm -f /tmp/attnscope-prof.txt
+    ATTNSCOPE_CUDA_PROFILE=/tmp/attnscope-prof.txt "$BIN" bench --synthetic "$m" --dtype bf16 --device cuda \
+        --prompt-len 128 --gen 32 --cache on >/dev/null 2>&1
+    echo "profile $m (uncaptured steps, events between kernels):"
+    cat /tmp/attnscope-prof.txt 2>/dev/null
+done
