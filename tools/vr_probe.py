@@ -26,6 +26,7 @@ ap.add_argument("--src", type=float, default=0.0); ap.add_argument("--mix", type
 ap.add_argument("--rope", type=float, default=10000.0); ap.add_argument("--wd", type=float, default=0.1)
 ap.add_argument("--eval-every", type=int, default=50); ap.add_argument("--seed", type=int, default=1)
 ap.add_argument("--threads", type=int, default=1)
+ap.add_argument("--emb-shared", type=float, default=0.0, help="add one shared random vector of this std to every embedding row at init")
 a = ap.parse_args()
 torch.set_num_threads(a.threads); torch.manual_seed(a.seed)
 K, R = a.K, a.R; S = K + R
@@ -33,6 +34,9 @@ cfg = L.Cfg(vocab_size=39, hidden_size=a.dim, num_hidden_layers=a.layers, num_at
             num_key_value_heads=a.heads, intermediate_size=a.hidden, max_position_embeddings=256,
             rope_theta=a.rope, tie_word_embeddings=False)
 m = L.Llama(cfg); m.init_weights(torch.Generator().manual_seed(a.seed))
+if a.emb_shared > 0:  # a component common to all tokens: position-only attention from the start
+    with torch.no_grad():
+        m.model.embed_tokens.weight += a.emb_shared * torch.randn(1, a.dim, generator=torch.Generator().manual_seed(a.seed + 7))
 decay = [p for n, p in m.named_parameters() if p.dim() >= 2]; nod = [p for n, p in m.named_parameters() if p.dim() < 2]
 opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd}, {"params": nod, "weight_decay": 0}], lr=a.lr, betas=(0.9, 0.95))
 rng = np.random.default_rng(a.seed)
