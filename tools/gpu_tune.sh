@@ -1,7 +1,7 @@
 #!/bin/bash
 # gpu_tune.sh - decode variants of the CUDA backend side by side, on the GPU
 # machine (after tools/gpu_check.sh unpacked or built the binaries): warps per
-# row, programmatic dependent launch on/off, L2 prefetch size; then a profile
+# row, programmatic dependent launch on/off, matvec blocks per SM; then a profile
 # per kernel kind (ATTNSCOPE_CUDA_PROFILE). One line per variant.
 #   bash tools/gpu_tune.sh BIN [MODELS]
 set -u
@@ -19,11 +19,10 @@ run() {   # label env... : decode tok/s (cache on) at 128 and 2000 tokens of con
 }
 run "default"             X=1
 run "pdl off"             ATTNSCOPE_CUDA_PDL=0
-run "prefetch off"        ATTNSCOPE_CUDA_PF_MB=0
-run "pdl+prefetch off"    ATTNSCOPE_CUDA_PDL=0 ATTNSCOPE_CUDA_PF_MB=0
-run "prefetch 48 MB"      ATTNSCOPE_CUDA_PF_MB=48
-run "wpr 1"               ATTNSCOPE_CUDA_WPR=1
-run "wpr 4"               ATTNSCOPE_CUDA_WPR=4
+run "blocks/SM 1"         ATTNSCOPE_CUDA_BPS=1
+run "blocks/SM 3"         ATTNSCOPE_CUDA_BPS=3
+run "blocks/SM 4"         ATTNSCOPE_CUDA_BPS=4
+run "wpr 2"               ATTNSCOPE_CUDA_WPR=2
 for m in $MODELS; do
     rm -f /tmp/attnscope-prof.txt
     ATTNSCOPE_CUDA_PROFILE=/tmp/attnscope-prof.txt "$BIN" bench --synthetic "$m" --dtype bf16 --device cuda \

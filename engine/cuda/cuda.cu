@@ -73,6 +73,7 @@ struct cuctx {
     size_t n_P;             /* floats in P (grown on demand) */
     void *xa;               /* GEMM input in the weights' dtype */
     int *tok, *pos;         /* device: token ids, the decode position */
+    float *rope_cs;         /* device: cos, sin at the decode position */
     int *h_tokpos;          /* pinned: token and position for the graph */
 
     /* decode attention's split of the context */
@@ -85,7 +86,7 @@ struct cuctx {
     float *pinned_out;      /* a host logits buffer registered for fast copies */
     int wpr_override;       /* ATTNSCOPE_CUDA_WPR: warps per row, for tuning */
     bool pdl;               /* programmatic dependent launch (ATTNSCOPE_CUDA_PDL=0: off) */
-    unsigned long long pf_cap;  /* L2 prefetch per kernel, bytes (ATTNSCOPE_CUDA_PF_MB) */
+    int bps;                /* matvec blocks per multiprocessor (ATTNSCOPE_CUDA_BPS) */
 
     /* ATTNSCOPE_CUDA_PROFILE=FILE: decode steps run uncaptured with an event
      * after every kernel; the time per kernel kind goes to FILE at the end. */
@@ -182,17 +183,6 @@ int launch(cuctx *c, void (*k)(KArgs...), dim3 grid, dim3 block, size_t smem, co
     cfg.numAttrs = c->pdl ? 1 : 0;
     CK(c, cudaLaunchKernelEx(&cfg, k, args...), what);
     return ENG_OK;
-}
-
-/* The first bytes of a matrix, for a prefetch list. */
-void pf_add(kern::pf_spans *s, const void *p, unsigned long long bytes, unsigned long long cap)
-{
-    for (int i = 0; i < 4; i++)
-        if (!s->p[i]) {
-            s->p[i] = (const char *)p;
-            s->n[i] = bytes < cap ? bytes : cap;
-            return;
-        }
 }
 
 /* ---------------------------------------------------------------- memory */
@@ -318,7 +308,7 @@ int upload_model(cuctx *c, const bk_forward *f)
 
     /* decode attention: up to about two blocks per multiprocessor over the
      * KV heads, each with at least min_chunk keys */
-    c->min_chunk = 64;
+    c->min_chunk = 32;
     c->n_split = (2 * c->sms + nkv - 1) / nkv;
     for (;;) {
         int chunk = (c->S + c->n_split - 1) / c->n_split;
@@ -343,6 +333,7 @@ int upload_model(cuctx *c, const bk_forward *f)
         alloc_n(c, &c->logits, (size_t)C * cf->vocab_size, "logits") ||
         dev_alloc(c, &c->xa, (size_t)C * widest * sizeof(float), "activations") ||
         alloc_n(c, &c->tok, (size_t)C, "token ids") || alloc_n(c, &c->pos, 1, "position") ||
+        alloc_n(c, &c->rope_cs, (size_t)hd, "rope table") ||
         alloc_n(c, &c->part_o, (size_t)nh * c->n_split * hd, "attention partials") ||
         alloc_n(c, &c->part_ml, (size_t)nh * c->n_split * 2, "attention partials") ||
         alloc_n(c, &c->ticket, (size_t)nkv, "attention tickets"))
@@ -355,13 +346,24 @@ int upload_model(cuctx *c, const bk_forward *f)
 
 /* ---------------------------------------------------------------- decode */
 
-/* Warps per row: enough warps in flight to cover the device's latency. */
+/* Blocks of a matvec launch: bps per multiprocessor (or fewer when the
+ * rows run out), so that the next kernel's blocks fit beside them. */
+long mv_grid(const cuctx *c, int rows, int wpr)
+{
+    int rpb = kern::MV_WARPS / wpr;
+    long need = ((long)rows + rpb - 1) / rpb, most = (long)c->sms * c->bps;
+    return need < most ? need : most;
+}
+
+/* Warps per row: more than one only when rows are too few to give every
+ * warp of the grid at least one. */
 int pick_wpr(const cuctx *c, int rows)
 {
     if (c->wpr_override)
         return c->wpr_override;
+    long warps = (long)c->sms * c->bps * kern::MV_WARPS;
     int wpr = 1;
-    while (wpr < kern::MV_WARPS && (long)rows * wpr < (long)c->sms * 32)
+    while (wpr < kern::MV_WARPS && (long)rows * wpr * 2 <= warps)
         wpr *= 2;
     return wpr;
 }
@@ -371,20 +373,13 @@ int mv(cuctx *c, kern::mv_args a)
 {
     a.wpr = pick_wpr(c, a.rows);
     size_t smem = (size_t)a.cols * sizeof(float);
+    bool two = a.mode == kern::MV_SWIGLU;
     if (smem > 48 * 1024)
-        CK(c, cudaFuncSetAttribute(kern::k_matvec<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
-           "matvec shared memory");
-    int per_sm = 0;
-    CK(c, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern::k_matvec<T>, kern::MV_THREADS, smem),
-       "matvec occupancy");
-    int rpb = kern::MV_WARPS / a.wpr;
-    long need = ((long)a.rows + rpb - 1) / rpb, most = (long)c->sms * (per_sm > 0 ? per_sm : 1);
-    unsigned long long cap = c->pf_cap / (unsigned long long)a.n_seg;
-    if (!a.pf.p[0])
-        for (int i = 0; i < a.n_seg; i++)
-            pf_add(&a.pf, a.seg[i].w, (unsigned long long)a.seg[i].rows * a.cols * sizeof(T), cap);
-    return launch(c, kern::k_matvec<T>, dim3((unsigned)(need < most ? need : most)), dim3(kern::MV_THREADS), smem,
-                  "matvec launch", a);
+        CK(c, cudaFuncSetAttribute(two ? kern::k_matvec<T, 2> : kern::k_matvec<T, 1>,
+                                   cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), "matvec shared memory");
+    dim3 grid((unsigned)mv_grid(c, a.rows, a.wpr));
+    return two ? launch(c, kern::k_matvec<T, 2>, grid, dim3(kern::MV_THREADS), smem, "matvec launch", a)
+               : launch(c, kern::k_matvec<T, 1>, grid, dim3(kern::MV_THREADS), smem, "matvec launch", a);
 }
 
 template <typename T>
@@ -399,7 +394,8 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
     int dim = cf->dim, hd = cf->head_dim, nh = cf->n_heads, nkv = cf->n_kv_heads;
     float eps = cf->norm_eps, scale = 1.0f / sqrtf((float)hd);
     mark(c, "start");
-    kern::k_embed<T><<<1, 256, 0, c->st>>>(c->x, (const T *)c->embed.p, c->tok, dim);
+    kern::k_embed_rope<T><<<1, 256, 0, c->st>>>(c->x, (const T *)c->embed.p, c->tok, dim, c->inv_freq, c->pos,
+                                                 c->rope_cs, hd / 2);
     CK(c, cudaGetLastError(), "embedding launch");
     mark(c, "embed");
     for (int l = 0; l < cf->n_layers; l++) {
@@ -427,12 +423,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         } else {
             kern::dec_args da = {c->q, c->k, c->v, d->qn, d->kn, d->K, d->V, c->inv_freq, c->pos, c->part_o,
                                  c->part_ml, c->ticket, c->att, eps, scale, nh, nkv, hd, c->S, c->n_split,
-                                 c->min_chunk, {}};
-            /* the o projection's weights and the start of gate/up's, while
-             * attention's short steps leave the memory idle */
-            pf_add(&da.pf, d->wo.p, d->wo.bytes, c->pf_cap);
-            pf_add(&da.pf, d->wg.p, d->wg.bytes, c->pf_cap / 4);
-            pf_add(&da.pf, d->wu.p, d->wu.bytes, c->pf_cap / 4);
+                                 c->min_chunk, c->rope_cs};
             dim3 grid((unsigned)nkv, (unsigned)c->n_split);
             int rc = hd == 64 ? launch(c, kern::k_attn_decode<64>, grid, dim3(256), c->dec_smem, "decode attention launch", da)
                    : hd == 128 ? launch(c, kern::k_attn_decode<128>, grid, dim3(256), c->dec_smem, "decode attention launch", da)
@@ -791,9 +782,9 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     const char *pf = getenv("ATTNSCOPE_CUDA_PROFILE");
     if (pf && *pf)
         c->prof_path = strdup(pf);
-    const char *pdl = getenv("ATTNSCOPE_CUDA_PDL"), *pfmb = getenv("ATTNSCOPE_CUDA_PF_MB");
+    const char *pdl = getenv("ATTNSCOPE_CUDA_PDL"), *bps = getenv("ATTNSCOPE_CUDA_BPS");
     c->pdl = !(pdl && strcmp(pdl, "0") == 0);
-    c->pf_cap = (unsigned long long)(pfmb && *pfmb ? atoi(pfmb) : 24) << 20;
+    c->bps = bps && atoi(bps) >= 1 && atoi(bps) <= 16 ? atoi(bps) : 2;
     const char *w = getenv("ATTNSCOPE_CUDA_WPR");
     if (w && (atoi(w) == 1 || atoi(w) == 2 || atoi(w) == 4 || atoi(w) == 8))
         c->wpr_override = atoi(w);

@@ -61,32 +61,6 @@ __device__ float block_sum(float v, float *red)
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void pdl_launch_next() { asm volatile("griddepcontrol.launch_dependents;" :::); }
 
-/* Byte ranges to prefetch into L2 (bulk prefetch, 16-byte granules). */
-struct pf_spans {
-    const char *p[4];
-    unsigned long long n[4];
-};
-
-constexpr unsigned long long PF_PIECE = 32768;
-
-__device__ void prefetch_l2(const pf_spans &s)
-{
-    unsigned long long t = ((unsigned long long)blockIdx.y * gridDim.x + blockIdx.x) * blockDim.x + threadIdx.x;
-    unsigned long long nt = (unsigned long long)gridDim.x * gridDim.y * blockDim.x;
-    for (int i = 0; i < 4; i++) {
-        unsigned long long pieces = (s.n[i] + PF_PIECE - 1) / PF_PIECE;
-        for (unsigned long long k = t; k < pieces; k += nt) {
-            unsigned long long off = k * PF_PIECE, len = s.n[i] - off;
-            if (len > PF_PIECE)
-                len = PF_PIECE;
-            len &= ~15ull;
-            if (len)
-                asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(s.p[i] + off), "r"((unsigned)len)
-                             : "memory");
-        }
-    }
-}
-
 /* ---- element types: f32, bf16 and f16 weights, read 16 bytes at a time ---- */
 
 struct f32w { float v; };
@@ -161,43 +135,7 @@ struct mv_args {
     int rows;             /* all segments' rows (MV_SWIGLU: one segment's) */
     int wpr;              /* warps per row: 1, 2, 4 or 8 */
     int mode;             /* MV_STORE: y = Wx + b; MV_ADD: y += Wx; MV_SWIGLU: y0 = silu(G x) * (U x) */
-    pf_spans pf;          /* weights to prefetch before waiting on the previous kernel */
 };
-
-/* Partial dot products of NR rows with x over this lane's share of the
- * columns (16-byte packs k = first, first + step, ...), four packs of each
- * row in flight before the first use. */
-template <typename T, int NR>
-__device__ __forceinline__ void dot_rows(float acc[NR], const T *const rows[NR], const float *xs, int cols, int first,
-                                         int step)
-{
-    constexpr int V = 16 / (int)sizeof(T);
-    if (cols % V == 0) {
-        int nv = cols / V, k = first;
-        for (; k + 3 * step < nv; k += 4 * step) {
-            uint4 p[NR][4];
-#pragma unroll
-            for (int r = 0; r < NR; r++)
-#pragma unroll
-                for (int u = 0; u < 4; u++)
-                    p[r][u] = ld_stream(reinterpret_cast<const uint4 *>(rows[r]) + k + u * step);
-#pragma unroll
-            for (int r = 0; r < NR; r++)
-#pragma unroll
-                for (int u = 0; u < 4; u++)
-                    acc[r] += dot16(p[r][u], xs + (size_t)(k + u * step) * V, T{});
-        }
-        for (; k < nv; k += step)
-#pragma unroll
-            for (int r = 0; r < NR; r++)
-                acc[r] += dot16(ld_stream(reinterpret_cast<const uint4 *>(rows[r]) + k), xs + (size_t)k * V, T{});
-    } else {   /* rows not a multiple of 16 bytes (tiny test models) */
-        for (int c = first; c < cols; c += step)
-#pragma unroll
-            for (int r = 0; r < NR; r++)
-                acc[r] += to_f32(rows[r][c]) * xs[c];
-    }
-}
 
 /* Copies x into shared memory, RMS-normed when a.norm is set:
  * xs = norm * (x / sqrt(mean(x^2) + eps)), as the CPU computes it. One pass
@@ -219,36 +157,107 @@ __device__ void load_x(float *xs, const float *x, const float *norm, float eps, 
     __syncthreads();
 }
 
-template <typename T>
-__global__ void __launch_bounds__(MV_THREADS) k_matvec(mv_args a)
+/* The NR weight rows of global row `row` (MV_SWIGLU: gate and up), and the
+ * segment s and row r within it where the result goes. */
+template <typename T, int NR>
+__device__ __forceinline__ void row_ptrs(const mv_args &a, int row, const uint4 *w[NR], int &s, int &r)
 {
+    s = 0;
+    r = row;
+    if (NR == 2) {
+        w[0] = reinterpret_cast<const uint4 *>((const T *)a.seg[0].w + (size_t)row * a.cols);
+        w[NR - 1] = reinterpret_cast<const uint4 *>((const T *)a.seg[1].w + (size_t)row * a.cols);
+        return;
+    }
+    while (s + 1 < a.n_seg && r >= a.seg[s].rows) {
+        r -= a.seg[s].rows;
+        s++;
+    }
+    w[0] = reinterpret_cast<const uint4 *>((const T *)a.seg[s].w + (size_t)r * a.cols);
+}
+
+/* y = W x, one or more warps per row (a.wpr), rows spread over a grid that
+ * leaves room on each multiprocessor for the next kernel. Each lane loads
+ * U = 8 / NR 16-byte packs of each of its NR rows at a time; the first
+ * batch is loaded before waiting for the previous kernel, whose output x is
+ * not needed until the products. Rows whose bytes are not a multiple of 16
+ * (tiny test models) take a scalar path after the wait. */
+template <typename T, int NR>
+__global__ void __launch_bounds__(MV_THREADS, 4) k_matvec(mv_args a)
+{
+    constexpr int V = 16 / (int)sizeof(T), U = 8 / NR;
     extern __shared__ float xs[];   /* (cols) */
     __shared__ float red[MV_WARPS][2];
-    prefetch_l2(a.pf);
-    pdl_wait();
-    pdl_launch_next();
-    load_x(xs, a.x, a.norm, a.eps, a.cols, &red[0][0]);
-
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int rpb = MV_WARPS / a.wpr, sub = warp % a.wpr;
     int first = sub * 32 + lane, step = 32 * a.wpr;
     int n_blocks = (a.rows + rpb - 1) / rpb;
-    for (int b = blockIdx.x; b < n_blocks; b += gridDim.x) {   /* uniform across the block */
+    bool vec = a.cols % V == 0;
+    int nv = a.cols / V;
+
+    uint4 pre[NR][U];
+    int pre_row = blockIdx.x * rpb + warp / a.wpr;
+    if (vec && blockIdx.x < n_blocks && pre_row < a.rows) {
+        const uint4 *w[NR];
+        int s, r;
+        row_ptrs<T, NR>(a, pre_row, w, s, r);
+#pragma unroll
+        for (int u = 0; u < U; u++)
+#pragma unroll
+            for (int i = 0; i < NR; i++)
+                if (first + u * step < nv)
+                    pre[i][u] = ld_stream(w[i] + first + u * step);
+    }
+    pdl_wait();
+    pdl_launch_next();
+    load_x(xs, a.x, a.norm, a.eps, a.cols, &red[0][0]);
+
+    /* One row block: the first one with the batch already in registers. */
+    auto row_block = [&](int b, bool have_pre) {
         int row = b * rpb + warp / a.wpr;
         bool live = row < a.rows;
         float acc[2] = {0.f, 0.f};
         int s = 0, r = row;
         if (live) {
-            if (a.mode == MV_SWIGLU) {
-                const T *rows[2] = {(const T *)a.seg[0].w + (size_t)row * a.cols, (const T *)a.seg[1].w + (size_t)row * a.cols};
-                dot_rows<T, 2>(acc, rows, xs, a.cols, first, step);
-            } else {
-                while (s + 1 < a.n_seg && r >= a.seg[s].rows) {
-                    r -= a.seg[s].rows;
-                    s++;
+            const uint4 *w[NR];
+            row_ptrs<T, NR>(a, row, w, s, r);
+            if (vec) {
+                int k = first;
+                if (have_pre) {
+#pragma unroll
+                    for (int u = 0; u < U; u++)
+#pragma unroll
+                        for (int i = 0; i < NR; i++)
+                            if (k + u * step < nv)
+                                acc[i] += dot16(pre[i][u], xs + (size_t)(k + u * step) * V, T{});
+                    k += U * step;
                 }
-                const T *rows[1] = {(const T *)a.seg[s].w + (size_t)r * a.cols};
-                dot_rows<T, 1>(acc, rows, xs, a.cols, first, step);
+                for (; k + (U - 1) * step < nv; k += U * step) {
+                    uint4 p[NR][U];
+#pragma unroll
+                    for (int u = 0; u < U; u++)
+#pragma unroll
+                        for (int i = 0; i < NR; i++)
+                            p[i][u] = ld_stream(w[i] + k + u * step);
+#pragma unroll
+                    for (int u = 0; u < U; u++)
+#pragma unroll
+                        for (int i = 0; i < NR; i++)
+                            acc[i] += dot16(p[i][u], xs + (size_t)(k + u * step) * V, T{});
+                }
+                for (; k < nv; k += step)
+#pragma unroll
+                    for (int i = 0; i < NR; i++)
+                        acc[i] += dot16(ld_stream(w[i] + k), xs + (size_t)k * V, T{});
+            } else {
+                const T *wr[NR];
+#pragma unroll
+                for (int i = 0; i < NR; i++)
+                    wr[i] = reinterpret_cast<const T *>(w[i]);
+                for (int c = first; c < a.cols; c += step)
+#pragma unroll
+                    for (int i = 0; i < NR; i++)
+                        acc[i] += to_f32(wr[i][c]) * xs[c];
             }
         }
         acc[0] = warp_sum(acc[0]);
@@ -267,7 +276,7 @@ __global__ void __launch_bounds__(MV_THREADS) k_matvec(mv_args a)
             __syncthreads();
         }
         if (!live || sub != 0 || lane != 0)
-            continue;
+            return;
         if (a.mode == MV_SWIGLU) {
             float g = acc[0];
             a.seg[0].y[row] = g / (1.0f + expf(-g)) * acc[1];
@@ -276,7 +285,11 @@ __global__ void __launch_bounds__(MV_THREADS) k_matvec(mv_args a)
         } else {
             a.seg[s].y[r] = acc[0] + (a.seg[s].bias ? a.seg[s].bias[r] : 0.f);
         }
-    }
+    };
+    if ((int)blockIdx.x < n_blocks)   /* uniform across the block */
+        row_block(blockIdx.x, true);
+    for (int b = blockIdx.x + gridDim.x; b < n_blocks; b += gridDim.x)
+        row_block(b, false);
 }
 
 /* ---- per-head steps: qwen3's q/k RMSNorm, then RoPE (rotate_half) ---- */
@@ -284,7 +297,8 @@ __global__ void __launch_bounds__(MV_THREADS) k_matvec(mv_args a)
 /* One warp: v (head_dim floats, shared or global) normed by nw (or not),
  * then rotated to position pos. inv_freq (head_dim/2). Angles in f32 like
  * transformers; cos and sin in double, rounded, like the CPU. */
-__device__ void head_norm_rope(float *v, int hd, const float *nw, float eps, const float *inv_freq, int pos)
+__device__ void head_norm_rope(float *v, int hd, const float *nw, float eps, const float *inv_freq, int pos,
+                               const float *cs_tab = nullptr)
 {
     int lane = threadIdx.x & 31, half = hd / 2;
     if (nw) {
@@ -299,8 +313,15 @@ __device__ void head_norm_rope(float *v, int hd, const float *nw, float eps, con
         __syncwarp();
     }
     for (int i = lane; i < half; i += 32) {
-        float ang = (float)pos * inv_freq[i];
-        float cs = (float)cos((double)ang), sn = (float)sin((double)ang);
+        float cs, sn;
+        if (cs_tab) {
+            cs = cs_tab[i];
+            sn = cs_tab[half + i];
+        } else {
+            float ang = (float)pos * inv_freq[i];
+            cs = (float)cos((double)ang);
+            sn = (float)sin((double)ang);
+        }
         float a = v[i], b = v[i + half];
         v[i] = a * cs - b * sn;
         v[i + half] = b * cs + a * sn;
@@ -362,7 +383,7 @@ struct dec_args {
     float *out;                /* (nh * hd) */
     float eps, scale;
     int nh, nkv, hd, S, n_split, min_chunk;
-    pf_spans pf;               /* the next kernels' weights */
+    const float *rope_cs;      /* cos then sin at the token's position (head_dim/2 each) */
 };
 
 /* grid (nkv, n_split), 256 threads. The context is cut into chunks of at
@@ -384,13 +405,6 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
         chunk = a.min_chunk;
     int n_active = (nk + chunk - 1) / chunk;
     int j0 = split * chunk, j1 = min(nk, j0 + chunk), n = j1 - j0;
-    prefetch_l2(a.pf);
-    if (split < n_active && threadIdx.x < 2) {   /* this block's keys and values */
-        const float *base = (threadIdx.x ? a.V : a.K) + ((size_t)g * a.S + j0) * hd;
-        unsigned bytes = (unsigned)((size_t)n * hd * sizeof(float)) & ~15u;
-        if (bytes && ((uintptr_t)base & 15) == 0)
-            asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(base), "r"(bytes) : "memory");
-    }
     pdl_wait();
     pdl_launch_next();
     if (split >= n_active)
@@ -403,7 +417,7 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
         qs[i] = a.q[(size_t)g * G * hd + i];
     __syncthreads();
     for (int h = warp; h < G; h += nw)
-        head_norm_rope(qs + h * hd, hd, a.qn, a.eps, a.inv_freq, pos);
+        head_norm_rope(qs + h * hd, hd, a.qn, a.eps, a.inv_freq, pos, a.rope_cs);
     if (pos < j1 && warp == nw - 1) {   /* this block holds the new key */
         float *kc = a.K + ((size_t)g * a.S + pos) * hd, *vc = a.V + ((size_t)g * a.S + pos) * hd;
         for (int d = lane; d < hd; d += 32) {
@@ -411,7 +425,7 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
             vc[d] = a.v[g * hd + d];
         }
         __syncwarp();
-        head_norm_rope(kc, hd, a.kn, a.eps, a.inv_freq, pos);
+        head_norm_rope(kc, hd, a.kn, a.eps, a.inv_freq, pos, a.rope_cs);
     }
     __syncthreads();
     /* scores: one thread per (key, head), the key's row read whole */
@@ -663,6 +677,22 @@ __global__ void k_embed(float *x, const T *emb, const int *tokens, int dim)
     const T *r = emb + (size_t)tokens[blockIdx.x] * dim;
     for (int i = threadIdx.x; i < dim; i += blockDim.x)
         x[(size_t)blockIdx.x * dim + i] = to_f32(r[i]);
+}
+
+/* The decode step's first kernel: x = embed[*tok], and the cos/sin table of
+ * position *pos that every layer's attention reads. */
+template <typename T>
+__global__ void k_embed_rope(float *x, const T *emb, const int *tok, int dim, const float *inv_freq, const int *pos,
+                             float *rope_cs, int half)
+{
+    const T *r = emb + (size_t)*tok * dim;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x)
+        x[i] = to_f32(r[i]);
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        float ang = (float)*pos * inv_freq[i];
+        rope_cs[i] = (float)cos((double)ang);
+        rope_cs[half + i] = (float)sin((double)ang);
+    }
 }
 
 /* out[t] = RMSNorm(x[t]) * w as TO (the next GEMM's input type). */
