@@ -6,6 +6,12 @@ decode steps with the KV cache, after one warm-up of each. One line per model
 starting with "hf"; a failure is printed and the next model still runs.
 
     python3 tools/bench_hf.py [--prompt-len 512] [--gen 32] [--models tinyllama-1.1b,llama-3.2-1b]
+                              [--compile]
+
+--compile: generate() with a static KV cache and the forward pass compiled by
+torch.compile (mode "reduce-overhead": CUDA graphs), the fast path
+transformers documents; prefill = a 1-token generate, decode = the extra time
+of N more tokens, after two warm-up calls (the first compiles).
 """
 import argparse
 import sys
@@ -66,12 +72,33 @@ def run(torch, m, P, N, vocab):
         return once()
 
 
+def run_compiled(torch, m, P, N, vocab):
+    g = torch.Generator(device="cpu").manual_seed(1)
+    ids = torch.randint(0, vocab, (1, P), generator=g).to("cuda")
+    m.generation_config.cache_implementation = "static"
+    m.forward = torch.compile(m.forward, mode="reduce-overhead", fullgraph=True)
+    kw = dict(do_sample=False, pad_token_id=0, eos_token_id=None)
+
+    def gen(n):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        m.generate(ids, max_new_tokens=n, min_new_tokens=n, **kw)
+        torch.cuda.synchronize()
+        return time.perf_counter() - t0
+    with torch.inference_mode():
+        gen(N + 1)
+        gen(N + 1)              # warm-up: compile, capture
+        one, full = gen(1), gen(N + 1)
+    return one, (full - one)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--prompt-len", type=int, default=512)
     ap.add_argument("--gen", type=int, default=32)
     ap.add_argument("--models", default="tinyllama-1.1b,llama-3.2-1b")
     ap.add_argument("--attn", default="eager")
+    ap.add_argument("--compile", action="store_true")
     a = ap.parse_args()
     try:
         import torch
@@ -87,7 +114,10 @@ def main():
             t0 = time.perf_counter()
             m, used = build(torch, name, a.attn)
             wbytes = sum(p.numel() * p.element_size() for p in m.parameters())
-            pre, dec = run(torch, m, a.prompt_len, a.gen, SHAPES[name]["vocab_size"])
+            fn = run_compiled if a.compile else run
+            pre, dec = fn(torch, m, a.prompt_len, a.gen, SHAPES[name]["vocab_size"])
+            if a.compile:
+                used += "+static+compile"
             print("hf %s bf16 attn=%s: prefill %d %.1f tok/s (%.1f ms), decode %d %.1f tok/s (%.2f ms/tok); "
                   "params %.0f MB; setup %.1f s" % (name, used, a.prompt_len, a.prompt_len / pre, pre * 1e3,
                                                     a.gen, a.gen / dec, dec * 1e3 / a.gen, wbytes / 1e6,

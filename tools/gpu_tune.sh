@@ -19,10 +19,8 @@ run() {   # label env... : decode tok/s (cache on) at 128 and 2000 tokens of con
 }
 run "default"             X=1
 run "pdl off"             ATTNSCOPE_CUDA_PDL=0
-run "blocks/SM 1"         ATTNSCOPE_CUDA_BPS=1
+run "blocks/SM 2"         ATTNSCOPE_CUDA_BPS=2
 run "blocks/SM 3"         ATTNSCOPE_CUDA_BPS=3
-run "blocks/SM 4"         ATTNSCOPE_CUDA_BPS=4
-run "wpr 2"               ATTNSCOPE_CUDA_WPR=2
 for m in $MODELS; do
     rm -f /tmp/attnscope-prof.txt
     ATTNSCOPE_CUDA_PROFILE=/tmp/attnscope-prof.txt "$BIN" bench --synthetic "$m" --dtype bf16 --device cuda \

@@ -784,7 +784,7 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
         c->prof_path = strdup(pf);
     const char *pdl = getenv("ATTNSCOPE_CUDA_PDL"), *bps = getenv("ATTNSCOPE_CUDA_BPS");
     c->pdl = !(pdl && strcmp(pdl, "0") == 0);
-    c->bps = bps && atoi(bps) >= 1 && atoi(bps) <= 16 ? atoi(bps) : 2;
+    c->bps = bps && atoi(bps) >= 1 && atoi(bps) <= 16 ? atoi(bps) : 4;
     const char *w = getenv("ATTNSCOPE_CUDA_WPR");
     if (w && (atoi(w) == 1 || atoi(w) == 2 || atoi(w) == 4 || atoi(w) == 8))
         c->wpr_override = atoi(w);

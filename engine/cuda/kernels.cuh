@@ -143,10 +143,21 @@ struct mv_args {
 __device__ void load_x(float *xs, const float *x, const float *norm, float eps, int n, float *red)
 {
     float ss = 0.f;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        float v = x[i];
-        xs[i] = v;
-        ss += v * v;
+    if (n % 4 == 0) {   /* 16-byte loads, all issued before the first use */
+        const float4 *x4 = reinterpret_cast<const float4 *>(x);
+        float4 *xs4 = reinterpret_cast<float4 *>(xs);
+#pragma unroll 8
+        for (int i = threadIdx.x; i < n / 4; i += blockDim.x) {
+            float4 v = x4[i];
+            xs4[i] = v;
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+    } else {
+        for (int i = threadIdx.x; i < n; i += blockDim.x) {
+            float v = x[i];
+            xs[i] = v;
+            ss += v * v;
+        }
     }
     if (norm) {
         ss = block_sum(ss, red) / (float)n;   /* its barriers also order the xs writes */
@@ -164,16 +175,16 @@ __device__ __forceinline__ void row_ptrs(const mv_args &a, int row, const uint4 
 {
     s = 0;
     r = row;
-    if (NR == 2) {
+    if constexpr (NR == 2) {
         w[0] = reinterpret_cast<const uint4 *>((const T *)a.seg[0].w + (size_t)row * a.cols);
         w[NR - 1] = reinterpret_cast<const uint4 *>((const T *)a.seg[1].w + (size_t)row * a.cols);
-        return;
+    } else {
+        while (s + 1 < a.n_seg && r >= a.seg[s].rows) {
+            r -= a.seg[s].rows;
+            s++;
+        }
+        w[0] = reinterpret_cast<const uint4 *>((const T *)a.seg[s].w + (size_t)r * a.cols);
     }
-    while (s + 1 < a.n_seg && r >= a.seg[s].rows) {
-        r -= a.seg[s].rows;
-        s++;
-    }
-    w[0] = reinterpret_cast<const uint4 *>((const T *)a.seg[s].w + (size_t)r * a.cols);
 }
 
 /* y = W x, one or more warps per row (a.wpr), rows spread over a grid that
