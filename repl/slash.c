@@ -483,7 +483,8 @@ static slash_result cmd_device(slash_ctx *ctx, const char *args)
         say(ctx, true, "/device %s: %s; staying on %s", w, err.msg, now);
         return SLASH_ERROR;
     }
-    say(ctx, false, "device %s (switched in %.0f ms; the conversation continues)", w, eng_now_ms() - t0);
+    say(ctx, false, "device %s (switched in %.0f ms, KV cache of %d tokens rebuilt there; the conversation continues)", w,
+        eng_now_ms() - t0, session_len(ses));
     return SLASH_OK;
 }
 
