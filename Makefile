@@ -86,7 +86,7 @@ $(BIN): $(BUILD)/repl/main.o $(LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Itests/unit -MMD -MP $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS) -lcmocka
 
 run: all
 	./$(BIN)
@@ -123,4 +123,4 @@ check-layers:
 clean:
 	rm -rf build build-asan build-fuzz build-valgrind build-cuda
 
--include $(ENGINE_OBJ:.o=.d) $(VIZ_OBJ:.o=.d) $(REPL_OBJ:.o=.d) $(BUILD)/repl/main.d
+-include $(ENGINE_OBJ:.o=.d) $(VIZ_OBJ:.o=.d) $(REPL_OBJ:.o=.d) $(BUILD)/repl/main.d $(TEST_BIN:=.d)
