@@ -1,17 +1,24 @@
 /* pool.c - the range-claiming thread pool (see pool.h).
  *
- * One 64-bit word describes the current job and its progress:
+ * A job's items are cut into grains, and the grains into one contiguous
+ * region per worker. Each region is one 64-bit word:
  *
- *   claim = | generation : 24 | next item : 20 | item count : 20 |
+ *   region = | generation : 24 | front : 20 | back : 20 |     (in grains)
  *
- * The caller writes fn/arg/grain, then publishes a new generation with
- * next = 0. Any worker (the caller included) claims [next, next + k) by
- * compare-and-swap, k = max(grain, remaining / (2 n)) rounded to the grain.
- * A job cannot finish while some of its items are unclaimed, so a worker that
- * won a range may read fn/arg/grain: they still belong to its job.
- * `completed` counts finished items; the caller returns when it reaches the
- * count. Idle workers spin briefly on the word, then sleep on a condition
- * variable (a seq_cst `sleepers` count tells the caller whether to signal). */
+ * A worker takes halves of what is left of its own region from the front,
+ * so that its ranges follow one another and it reads its share of a matrix
+ * as one stream (the kernels' prefetch of the next block lands on the next
+ * range). When its region is empty it steals halves of the others' from the
+ * back. Every claim is a compare-and-swap that names the generation, so a
+ * worker still busy with an old job cannot take items of a new one; a job
+ * cannot finish while some of its grains are unclaimed, so a worker that won
+ * a range may read fn/arg/grain: they still belong to its job.
+ *
+ * The caller writes fn/arg/grain and the regions, then publishes the new
+ * generation. `completed` counts finished items; the caller returns when it
+ * reaches the count. Idle workers spin briefly on the generation, then sleep
+ * on a condition variable (a seq_cst `sleepers` count tells the caller
+ * whether to signal). */
 #include "pool.h"
 
 #include <pthread.h>
@@ -33,29 +40,39 @@
 #define SPIN_NS 15000L
 
 #define GEN(c) ((uint32_t)((c) >> 40))
-#define NEXT(c) ((int64_t)(((c) >> 20) & 0xfffff))
-#define TOTAL(c) ((int64_t)((c) & 0xfffff))
-#define MAKE(g, next, total) (((uint64_t)((g) & 0xffffff) << 40) | ((uint64_t)(next) << 20) | (uint64_t)(total))
+#define FRONT(c) ((int64_t)(((c) >> 20) & 0xfffff))
+#define BACK(c) ((int64_t)((c) & 0xfffff))
+#define MAKE(g, front, back) (((uint64_t)((g) & 0xffffff) << 40) | ((uint64_t)(front) << 20) | (uint64_t)(back))
 
 typedef struct {
     pool_t *pool;
     int tid;
 } worker_arg;
 
+/* Padded so that no two words share a cache line (the allocation is only
+ * 16-byte aligned): owners claim without contention. */
+typedef struct {
+    _Atomic uint64_t word;
+    char pad[120];
+} region_t;
+
 struct pool {
     int n;
     pthread_t *threads;
     worker_arg *args;
+    region_t *regions;   /* [n] */
     int started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    _Atomic uint64_t claim;
-    atomic_long completed;
-    atomic_int sleepers;
-    atomic_bool quit;
     pool_fn fn;
     void *arg;
-    atomic_llong grain;
+    int64_t grain, n_items;
+    char pad0[128];
+    _Atomic uint32_t gen;
+    atomic_int sleepers;
+    atomic_bool quit;
+    char pad1[128];
+    atomic_long completed;   /* its own cache line: added to as ranges finish */
 };
 
 static long elapsed_ns(const struct timespec *t0)
@@ -66,22 +83,30 @@ static long elapsed_ns(const struct timespec *t0)
 }
 
 /* Claims and runs ranges of the job whose generation is gen until none is
- * left (or a newer job has replaced it). */
+ * left (or a newer job has replaced it): its own region front to back, then
+ * the others' from the back. */
 static void work_on(pool_t *p, uint32_t gen, int tid)
 {
-    uint64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
-    while (GEN(c) == gen && NEXT(c) < TOTAL(c)) {
-        int64_t next = NEXT(c), total = TOTAL(c);
-        int64_t grain = atomic_load_explicit(&p->grain, memory_order_relaxed);   /* re-checked by the CAS */
-        int64_t k = (total - next) / (2 * p->n);
-        k = k < grain ? grain : k - k % grain;
-        int64_t end = next + k < total ? next + k : total;
-        uint64_t want = MAKE(gen, end, total);
-        if (atomic_compare_exchange_weak_explicit(&p->claim, &c, want, memory_order_acq_rel,
-                                                  memory_order_acquire)) {
-            p->fn(p->arg, next, end, tid);
-            atomic_fetch_add_explicit(&p->completed, end - next, memory_order_release);
-            c = atomic_load_explicit(&p->claim, memory_order_acquire);
+    for (int i = 0; i < p->n; i++) {
+        int v = (tid + i) % p->n;
+        _Atomic uint64_t *w = &p->regions[v].word;
+        uint64_t c = atomic_load_explicit(w, memory_order_acquire);
+        while (GEN(c) == gen && FRONT(c) < BACK(c)) {
+            int64_t front = FRONT(c), back = BACK(c), half = (back - front + 1) / 2, b, e;
+            uint64_t want;
+            if (v == tid) {
+                b = front, e = front + half;
+                want = MAKE(gen, e, back);
+            } else {
+                b = back - half, e = back;
+                want = MAKE(gen, front, b);
+            }
+            if (atomic_compare_exchange_weak_explicit(w, &c, want, memory_order_acq_rel, memory_order_acquire)) {
+                int64_t lo = b * p->grain, hi = e * p->grain < p->n_items ? e * p->grain : p->n_items;
+                p->fn(p->arg, lo, hi, tid);
+                atomic_fetch_add_explicit(&p->completed, hi - lo, memory_order_release);
+                c = atomic_load_explicit(w, memory_order_acquire);
+            }
         }
     }
 }
@@ -90,19 +115,18 @@ static void *worker_main(void *varg)
 {
     worker_arg *wa = varg;
     pool_t *p = wa->pool;
-    uint32_t seen = GEN(atomic_load(&p->claim));
+    uint32_t seen = atomic_load(&p->gen), g;
     for (;;) {
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         unsigned spins = 0;
-        uint64_t c;
-        while (GEN(c = atomic_load_explicit(&p->claim, memory_order_acquire)) == seen &&
+        while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen &&
                !atomic_load_explicit(&p->quit, memory_order_acquire)) {
             CPU_RELAX();
             if ((++spins & 63) == 0 && elapsed_ns(&t0) > SPIN_NS) {
                 pthread_mutex_lock(&p->mu);
                 atomic_fetch_add(&p->sleepers, 1);
-                while (GEN(atomic_load(&p->claim)) == seen && !atomic_load(&p->quit))
+                while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit))
                     pthread_cond_wait(&p->cv, &p->mu);
                 atomic_fetch_sub(&p->sleepers, 1);
                 pthread_mutex_unlock(&p->mu);
@@ -110,7 +134,7 @@ static void *worker_main(void *varg)
         }
         if (atomic_load_explicit(&p->quit, memory_order_acquire))
             return NULL;
-        seen = GEN(c);
+        seen = g;
         work_on(p, seen, wa->tid);
     }
 }
@@ -129,7 +153,8 @@ int pool_new(pool_t **out, int n_threads, eng_err *err)
     if (n_threads > 1) {
         p->threads = eng_calloc((size_t)n_threads, sizeof *p->threads);
         p->args = eng_calloc((size_t)n_threads, sizeof *p->args);
-        if (!p->threads || !p->args) {
+        p->regions = eng_calloc((size_t)n_threads, sizeof *p->regions);
+        if (!p->threads || !p->args || !p->regions) {
             pool_free(p);
             return eng_fail(err, ENG_ENOMEM, "thread pool: out of memory");
         }
@@ -159,10 +184,15 @@ void pool_run(pool_t *p, int64_t n_items, int64_t grain, pool_fn fn, void *arg)
     }
     p->fn = fn;
     p->arg = arg;
-    atomic_store_explicit(&p->grain, grain, memory_order_relaxed);
+    p->grain = grain;
+    p->n_items = n_items;
     atomic_store_explicit(&p->completed, 0, memory_order_relaxed);
-    uint32_t gen = (GEN(atomic_load_explicit(&p->claim, memory_order_relaxed)) + 1) & 0xffffff;
-    atomic_store(&p->claim, MAKE(gen, 0, n_items));   /* seq_cst: pairs with `sleepers` */
+    uint32_t gen = (atomic_load_explicit(&p->gen, memory_order_relaxed) + 1) & 0xffffff;
+    int64_t grains = (n_items + grain - 1) / grain;
+    for (int t = 0; t < p->n; t++)
+        atomic_store_explicit(&p->regions[t].word, MAKE(gen, grains * t / p->n, grains * (t + 1) / p->n),
+                              memory_order_release);
+    atomic_store(&p->gen, gen);   /* seq_cst: pairs with `sleepers` */
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->cv);
@@ -195,5 +225,6 @@ void pool_free(pool_t *p)
     pthread_cond_destroy(&p->cv);
     eng_free(p->threads);
     eng_free(p->args);
+    eng_free(p->regions);
     eng_free(p);
 }

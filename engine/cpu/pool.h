@@ -1,10 +1,11 @@
 /* pool.h - a small persistent thread pool that hands out ranges of work: the
  * caller's thread is worker 0 and claims ranges too, n-1 pthreads join in as
- * soon as they wake. Ranges shrink as the work runs out (guided scheduling):
- * large first pieces keep each worker's memory access sequential, small last
- * ones balance the finish. Nobody waits for a worker that has not started (on
- * a busy machine the caller simply does more of the work itself); the caller
- * waits only for ranges already claimed. */
+ * soon as they wake. Each worker owns a contiguous part of every job and
+ * works through it front to back, so it reads its share of a matrix as one
+ * stream; a worker with nothing left takes halves of the others' remaining
+ * parts from their back ends, which balances the finish. Nobody waits for a
+ * worker that has not started (on a busy machine the caller simply does more
+ * of the work itself); the caller waits only for ranges already claimed. */
 #ifndef ENGINE_CPU_POOL_H
 #define ENGINE_CPU_POOL_H
 
