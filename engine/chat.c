@@ -432,8 +432,11 @@ int chat_open_dir(chat_template **out, const char *dir, eng_err *err)
         if (st == ENG_ENOMEM) return eng_fail(err, ENG_ENOMEM, "chat: out of memory");
         return eng_fail(err, ENG_EIO, "%s: cannot read the file", path);
     }
-    cJSON *cfg = cJSON_Parse(text);
+    bool oom;
+    cJSON *cfg = eng_json_parse(text, strlen(text), &oom);
     eng_free(text);
+    if (!cfg && oom)
+        return eng_fail(err, ENG_ENOMEM, "%s: out of memory reading the JSON", path);
     if (!cfg || !cJSON_IsObject(cfg)) {
         cJSON_Delete(cfg);
         return eng_fail(err, ENG_EINPUT, "%s: not a JSON object", path);

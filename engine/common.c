@@ -1,6 +1,9 @@
 /* common.c - error formatting, the failing-allocation hook, clocks, dtype helpers. */
 #include "common.h"
 
+#include <cjson/cJSON.h>
+#include <pthread.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,7 @@ int eng_fail(eng_err *e, int code, const char *fmt, ...)
  * from the call to eng_alloc_fail_at() returns NULL (and only that one). */
 static long alloc_count;
 static long fail_at;
+static long alloc_failures;   /* allocations that returned NULL, injected or real */
 
 void eng_alloc_fail_at(long n)
 {
@@ -34,21 +38,31 @@ long eng_alloc_count(void) { return alloc_count; }
 static bool should_fail(void)
 {
     alloc_count++;
-    return fail_at > 0 && alloc_count == fail_at;
+    if (fail_at > 0 && alloc_count == fail_at) {
+        alloc_failures++;
+        return true;
+    }
+    return false;
 }
 
 void *eng_malloc(size_t n)
 {
     if (should_fail())
         return NULL;
-    return malloc(n ? n : 1);
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        alloc_failures++;
+    return p;
 }
 
 void *eng_calloc(size_t count, size_t size)
 {
     if (should_fail())
         return NULL;
-    return calloc(count ? count : 1, size ? size : 1);
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p)
+        alloc_failures++;
+    return p;
 }
 
 void *eng_realloc(void *p, size_t n)
@@ -68,6 +82,24 @@ char *eng_strdup(const char *s)
 }
 
 void eng_free(void *p) { free(p); }
+
+static void *json_malloc(size_t n) { return eng_malloc(n); }
+
+static void json_hooks(void)
+{
+    cJSON_Hooks h = {json_malloc, eng_free};
+    cJSON_InitHooks(&h);
+}
+
+struct cJSON *eng_json_parse(const char *text, size_t len, bool *oom)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, json_hooks);
+    long before = alloc_failures;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    *oom = !root && alloc_failures != before;
+    return root;
+}
 
 double eng_now_ms(void)
 {

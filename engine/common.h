@@ -39,6 +39,13 @@ void eng_free(void *p);
 void eng_alloc_fail_at(long n);
 long eng_alloc_count(void);   /* allocations attempted since the last fail_at */
 
+/* cJSON_ParseWithLength with cJSON's own allocations going through
+ * eng_malloc/eng_free (so that the allocation-failure walk reaches them).
+ * NULL with *oom true when an allocation failed, NULL with *oom false when
+ * the text is not JSON. */
+struct cJSON;
+struct cJSON *eng_json_parse(const char *text, size_t len, bool *oom);
+
 /* Monotonic clock in milliseconds. */
 double eng_now_ms(void);
 

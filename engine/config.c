@@ -236,7 +236,10 @@ static int parse_rope(config_t *c, const cJSON *root, const char *fname, eng_err
 int config_parse(config_t *c, const char *json, size_t len, const char *fname, eng_err *err)
 {
     memset(c, 0, sizeof *c);
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    bool oom;
+    cJSON *root = eng_json_parse(json, len, &oom);
+    if (!root && oom)
+        return eng_fail(err, ENG_ENOMEM, "%s: out of memory reading the JSON", fname);
     if (!root)
         return eng_fail(err, ENG_EINPUT, "%s: not valid JSON", fname);
     int rc = ENG_OK;
@@ -357,8 +360,11 @@ int config_merge_generation(config_t *c, const char *dir, eng_err *err)
     int rc = config_read_file(path, CONFIG_MAX_BYTES, &buf, &len, err);
     if (rc)
         return rc;
-    cJSON *root = cJSON_ParseWithLength(buf, len);
+    bool oom;
+    cJSON *root = eng_json_parse(buf, len, &oom);
     eng_free(buf);
+    if (!root && oom)
+        return eng_fail(err, ENG_ENOMEM, "%s: out of memory reading the JSON", path);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return eng_fail(err, ENG_EINPUT, "%s: not a JSON object", path);

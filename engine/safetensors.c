@@ -293,7 +293,10 @@ static int add_file(st_set *s, const char *path, eng_err *err)
     if (n > ST_MAX_HEADER)
         return eng_fail(err, ENG_EINPUT, "%s: header length %llu is over the %u-byte limit",
                         path, (unsigned long long)n, ST_MAX_HEADER);
-    cJSON *h = cJSON_ParseWithLength((const char *)p + 8, (size_t)n);
+    bool oom;
+    cJSON *h = eng_json_parse((const char *)p + 8, (size_t)n, &oom);
+    if (!h && oom)
+        return eng_fail(err, ENG_ENOMEM, "%s: out of memory reading the header", path);
     if (!h)
         return eng_fail(err, ENG_EINPUT, "%s: header is not valid JSON", path);
     int rc = ENG_OK;
@@ -346,8 +349,11 @@ static int open_sharded(st_set *s, const char *dir, const char *ipath, eng_err *
     int rc = config_read_file(ipath, ST_MAX_INDEX, &buf, &len, err);
     if (rc)
         return rc;
-    cJSON *root = cJSON_ParseWithLength(buf, len);
+    bool oom;
+    cJSON *root = eng_json_parse(buf, len, &oom);
     eng_free(buf);
+    if (!root && oom)
+        return eng_fail(err, ENG_ENOMEM, "%s: out of memory reading the JSON", ipath);
     if (!root)
         return eng_fail(err, ENG_EINPUT, "%s: not valid JSON", ipath);
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");

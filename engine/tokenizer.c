@@ -2307,7 +2307,12 @@ static int open_mem_named(tokenizer_t **out, const char *json, size_t len, const
     }
     pcre2_jit_stack_assign(t->mctx, NULL, t->jit_stack);
 
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    bool oom;
+    cJSON *root = eng_json_parse(json, len, &oom);
+    if (!root && oom) {
+        tok_close(t);
+        return eng_fail(err, ENG_ENOMEM, "%s: out of memory reading the JSON", file);
+    }
     if (!cJSON_IsObject(root)) {
         const char *at = cJSON_GetErrorPtr();
         size_t off = at && at >= json && at <= json + len ? (size_t)(at - json) : 0;
@@ -2317,7 +2322,12 @@ static int open_mem_named(tokenizer_t **out, const char *json, size_t len, const
     }
     cJSON *cfg = NULL;
     if (config) {
-        cfg = cJSON_ParseWithLength(config, config_len);
+        cfg = eng_json_parse(config, config_len, &oom);
+        if (!cfg && oom) {
+            cJSON_Delete(root);
+            tok_close(t);
+            return eng_fail(err, ENG_ENOMEM, "%s: out of memory reading the JSON", cfg_file);
+        }
         if (!cJSON_IsObject(cfg)) {
             cJSON_Delete(cfg);
             cJSON_Delete(root);
