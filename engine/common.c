@@ -69,7 +69,10 @@ void *eng_realloc(void *p, size_t n)
 {
     if (should_fail())
         return NULL;
-    return realloc(p, n ? n : 1);
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        alloc_failures++;
+    return q;
 }
 
 char *eng_strdup(const char *s)

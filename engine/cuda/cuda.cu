@@ -43,7 +43,6 @@ using kern::f32w;
 struct dmat {
     const void *p;
     int rows, cols;
-    unsigned long long bytes;
 };
 
 struct dlayer {
@@ -185,6 +184,12 @@ int launch(cuctx *c, void (*k)(KArgs...), dim3 grid, dim3 block, size_t smem, co
     return ENG_OK;
 }
 
+/* The decode attention kernel for a head size (unrolled for 64 and 128). */
+void (*attn_decode_kernel(int hd))(kern::dec_args)
+{
+    return hd == 64 ? kern::k_attn_decode<64> : hd == 128 ? kern::k_attn_decode<128> : kern::k_attn_decode<0>;
+}
+
 /* ---------------------------------------------------------------- memory */
 
 int dev_alloc(cuctx *c, void **p, size_t bytes, const char *what)
@@ -233,7 +238,7 @@ int upload_mat(cuctx *c, dmat *d, const tensor_t *t, const char *name)
     if (dev_alloc(c, &p, bytes, name))
         return c->failed;
     CK(c, cudaMemcpy(p, t->data, bytes, cudaMemcpyHostToDevice), "uploading a weight");
-    *d = dmat{p, (int)t->shape[0], t->ndim > 1 ? (int)t->shape[1] : 1, (unsigned long long)bytes};
+    *d = dmat{p, (int)t->shape[0], t->ndim > 1 ? (int)t->shape[1] : 1};
     return ENG_OK;
 }
 
@@ -318,11 +323,7 @@ int upload_model(cuctx *c, const bk_forward *f)
             break;
         c->n_split *= 2;
     }
-    CK(c, cudaFuncSetAttribute(kern::k_attn_decode<0>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c->dec_smem),
-       "decode attention shared memory");
-    CK(c, cudaFuncSetAttribute(kern::k_attn_decode<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c->dec_smem),
-       "decode attention shared memory");
-    CK(c, cudaFuncSetAttribute(kern::k_attn_decode<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c->dec_smem),
+    CK(c, cudaFuncSetAttribute(attn_decode_kernel(hd), cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c->dec_smem),
        "decode attention shared memory");
 
     if (alloc_n(c, &c->x, (size_t)C * cf->dim, "activations") || alloc_n(c, &c->q, (size_t)C * q_dim, "activations") ||
@@ -424,12 +425,9 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
             kern::dec_args da = {c->q, c->k, c->v, d->qn, d->kn, d->K, d->V, c->inv_freq, c->pos, c->part_o,
                                  c->part_ml, c->ticket, c->att, eps, scale, nh, nkv, hd, c->S, c->n_split,
                                  c->min_chunk, c->rope_cs};
-            dim3 grid((unsigned)nkv, (unsigned)c->n_split);
-            int rc = hd == 64 ? launch(c, kern::k_attn_decode<64>, grid, dim3(256), c->dec_smem, "decode attention launch", da)
-                   : hd == 128 ? launch(c, kern::k_attn_decode<128>, grid, dim3(256), c->dec_smem, "decode attention launch", da)
-                   : launch(c, kern::k_attn_decode<0>, grid, dim3(256), c->dec_smem, "decode attention launch", da);
-            if (rc)
-                return rc;
+            if (launch(c, attn_decode_kernel(hd), dim3((unsigned)nkv, (unsigned)c->n_split), dim3(256), c->dec_smem,
+                       "decode attention launch", da))
+                return c->failed;
         }
         mark(c, "attention");
         a = kern::mv_args{};
