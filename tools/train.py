@@ -803,10 +803,23 @@ def vr_text(ids_row):
     return "".join(VR_SYMBOLS[i - 1] for i in ids_row)
 
 
+def vr_sources(tgt, depth):
+    """Targets at the source variable s of every rename `s>n;` (it holds the digit
+    that n gets; its hop depth is n's minus one), -1 elsewhere."""
+    st = np.full_like(tgt, -1)
+    sd = np.full_like(depth, -1)
+    ren = depth[:, 2::4] >= 1
+    st[:, 0::4] = np.where(ren, tgt[:, 2::4], -1)
+    sd[:, 0::4] = np.where(ren, depth[:, 2::4] - 1, -1)
+    return st, sd
+
+
 @torch.no_grad()
 def vr_eval(model, rng, K, R, device, n=8192):
+    """Argmax accuracy on n fresh sequences at assigned variables (per hop depth) and
+    at every variable token (assigned variables and rename sources)."""
     accs = {}
-    tot = ok = 0
+    tot = ok = tot_s = ok_s = 0
     for i in range(0, n, 1024):
         ids, tgt, depth, _, _ = vr_generate(rng, 1024, K, R)
         x = torch.from_numpy(ids).to(device)
@@ -822,10 +835,18 @@ def vr_eval(model, rng, K, R, device, n=8192):
             a[1] += t
         ok += int((pred[m] == tgt[m]).sum())
         tot += int(m.sum())
+        st, _ = vr_sources(tgt, depth)
+        ms = st >= 0
+        ok_s += int((pred[ms] == st[ms]).sum())
+        tot_s += int(ms.sum())
     per = {d: (c / t, t) for d, (c, t) in sorted(accs.items())}
-    log("var_rename accuracy %.4f over %d predictions" % (ok / tot, tot))
+    all_acc = (ok + ok_s) / max(1, tot + tot_s)
+    log("var_rename accuracy %.4f over %d predictions at assigned variables; %.4f over all %d variable tokens "
+        "(rename sources alone %.4f)" % (ok / tot, tot, all_acc, tot + tot_s, ok_s / max(1, tot_s)))
     log("  by hop depth: " + "  ".join("%d:%.4f(n=%d)" % (d, a, t) for d, (a, t) in per.items()))
-    return {"accuracy": ok / tot, "n": tot, "by_depth": {str(d): {"acc": a, "n": t} for d, (a, t) in per.items()}}
+    return {"accuracy": ok / tot, "n": tot, "accuracy_all_variables": all_acc, "n_all": tot + tot_s,
+            "accuracy_sources": ok_s / max(1, tot_s),
+            "by_depth": {str(d): {"acc": a, "n": t} for d, (a, t) in per.items()}}
 
 
 @torch.no_grad()
@@ -906,9 +927,9 @@ def vr_batch(rng, B, K, R, mix=0.0, src=0.0):
         i = j
     w = (tgt >= 0).astype(np.float32)
     if src > 0:
-        ren = depth[:, 2::4] >= 1  # statements that are renames
-        w[:, 0::4] = ren * src
-        tgt[:, 0::4] = np.where(ren, tgt[:, 2::4], -1)
+        st, _ = vr_sources(tgt, depth)
+        w[:, 0::4] = (st[:, 0::4] >= 0) * src
+        tgt[:, 0::4] = st[:, 0::4]
     return ids, np.where(tgt >= 0, tgt, 0), w
 
 
@@ -920,7 +941,7 @@ def task_var_rename(args, hp, device, rep):
     cfg = L.Cfg(vocab_size=len(vocab), hidden_size=hp["dim"], num_hidden_layers=hp["layers"],
                 num_attention_heads=hp["heads"], num_key_value_heads=hp["kv"],
                 intermediate_size=hp["hidden"], max_position_embeddings=hp["ctx"],
-                rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=False,
+                rope_theta=hp.get("rope", 10000.0), rms_norm_eps=1e-5, tie_word_embeddings=False,
                 bos_token_id=None, eos_token_id=0, pad_token_id=0)
     model = make_model(cfg, args.seed, device)
     rep["parameters"] = sum(p.numel() for p in model.parameters())
@@ -946,9 +967,12 @@ def task_var_rename(args, hp, device, rep):
         m = tgt >= 0
         per = {int(d): float((pred[depth == d] == tgt[depth == d]).mean()) for d in np.unique(depth[m])}
         acc = float((pred[m] == tgt[m]).mean())
-        rep["depth_curve"].append({"step": step, "acc": round(acc, 4),
+        st, _ = vr_sources(tgt, depth)
+        acc_s = float((pred[st >= 0] == st[st >= 0]).mean())
+        rep["depth_curve"].append({"step": step, "acc": round(acc, 4), "acc_sources": round(acc_s, 4),
                                    "by_depth": {str(d): round(a, 4) for d, a in per.items()}})
-        log("  probe step %d: acc %.4f  by depth %s" % (step, acc, " ".join("%d:%.3f" % x for x in per.items())))
+        log("  probe step %d: acc %.4f (sources %.4f)  by depth %s"
+            % (step, acc, acc_s, " ".join("%d:%.3f" % x for x in per.items())))
 
     def batch(step):
         if args.eval_every and step and step % args.eval_every == 0:
@@ -1078,6 +1102,8 @@ def main():
     ap.add_argument("--src-loss", type=float, default=-1, help="var_rename: loss weight at rename sources (default: the size's)")
     ap.add_argument("--eval-every", type=int, default=0, help="var_rename: accuracy per depth on 512 fixed sequences every N steps")
     ap.add_argument("--layers", type=int, default=0, help="number of layers (default: the size's)")
+    ap.add_argument("--dim", type=int, default=0, help="hidden size (default: the size's; var_rename and induction)")
+    ap.add_argument("--rope", type=float, default=0, help="RoPE theta (default 10000; var_rename)")
     ap.add_argument("--init", help="start from this folder's weights (same task and size)")
     ap.add_argument("--report", help="JSON report path (default OUT/../TASK_report.json)")
     args = ap.parse_args()
@@ -1116,6 +1142,11 @@ def main():
         hp["src"] = args.src_loss
     if args.layers > 0:
         hp["layers"] = args.layers
+    if args.dim > 0:
+        hp["dim"] = args.dim
+        hp["hidden"] = 4 * args.dim
+    if args.rope > 0:
+        hp["rope"] = args.rope
     rep = {"task": args.task, "command": " ".join(sys.argv), "seed": args.seed, "size": args.size,
            "hyper": hp, "torch": torch.__version__,
            "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"}

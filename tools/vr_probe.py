@@ -26,17 +26,30 @@ ap.add_argument("--src", type=float, default=0.0); ap.add_argument("--mix", type
 ap.add_argument("--rope", type=float, default=10000.0); ap.add_argument("--wd", type=float, default=0.1)
 ap.add_argument("--eval-every", type=int, default=50); ap.add_argument("--seed", type=int, default=1)
 ap.add_argument("--threads", type=int, default=1)
+ap.add_argument("--aux", type=float, default=0.0, help="weight of an auxiliary loss: a linear read-out of layer --aux-layer's output predicts the token two back (training only)")
+ap.add_argument("--aux-layer", type=int, default=0)
+ap.add_argument("--tie", action="store_true", help="tie the embedding and the output matrix")
+ap.add_argument("--deep", type=float, default=0.0, help="weight of the same loss read from every earlier layer's output through the final norm and lm_head (training only)")
 ap.add_argument("--emb-shared", type=float, default=0.0, help="add one shared random vector of this std to every embedding row at init")
 a = ap.parse_args()
 torch.set_num_threads(a.threads); torch.manual_seed(a.seed)
 K, R = a.K, a.R; S = K + R
 cfg = L.Cfg(vocab_size=39, hidden_size=a.dim, num_hidden_layers=a.layers, num_attention_heads=a.heads,
             num_key_value_heads=a.heads, intermediate_size=a.hidden, max_position_embeddings=256,
-            rope_theta=a.rope, tie_word_embeddings=False)
+            rope_theta=a.rope, tie_word_embeddings=a.tie)
 m = L.Llama(cfg); m.init_weights(torch.Generator().manual_seed(a.seed))
 if a.emb_shared > 0:  # a component common to all tokens: position-only attention from the start
     with torch.no_grad():
         m.model.embed_tokens.weight += a.emb_shared * torch.randn(1, a.dim, generator=torch.Generator().manual_seed(a.seed + 7))
+aux_head = torch.nn.Linear(a.dim, 39)
+aux_out = {}
+deep_out = []
+if a.deep > 0:
+    for li in range(a.layers - 1):
+        m.model.layers[li].register_forward_hook(lambda mod, inp, out: deep_out.append(out[0]))
+if a.aux > 0:
+    m.model.layers[a.aux_layer].register_forward_hook(lambda mod, inp, out: aux_out.__setitem__("x", out[0]))
+    m.add_module("aux_head", aux_head)
 decay = [p for n, p in m.named_parameters() if p.dim() >= 2]; nod = [p for n, p in m.named_parameters() if p.dim() < 2]
 opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd}, {"params": nod, "weight_decay": 0}], lr=a.lr, betas=(0.9, 0.95))
 rng = np.random.default_rng(a.seed)
@@ -60,9 +73,17 @@ for step in range(1, a.steps + 1):
     lr = a.lr * min(1.0, step / a.warmup) if step <= a.warmup else a.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - a.warmup) / (a.steps - a.warmup))))
     for g in opt.param_groups: g["lr"] = lr
     ids, tgt, w = gen(a.batch)
+    deep_out.clear()
     lg, _ = m(torch.from_numpy(ids))
     lt = F.cross_entropy(lg.reshape(-1, 39), torch.from_numpy(tgt).reshape(-1), reduction="none")
     wt = torch.from_numpy(w).reshape(-1); loss = (lt * wt).sum() / wt.sum()
+    for xo in deep_out:
+        dl = F.cross_entropy(m.lm_head(m.model.norm(xo)).reshape(-1, 39), torch.from_numpy(tgt).reshape(-1), reduction="none")
+        loss = loss + a.deep * (dl * wt).sum() / wt.sum() / len(deep_out)
+    if a.aux > 0:
+        x2 = torch.from_numpy(ids)
+        al = F.cross_entropy(aux_head(aux_out["x"][:, 2:]).reshape(-1, 39), x2[:, :-2].reshape(-1))
+        loss = loss + a.aux * al
     opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0); opt.step()
     if step % a.eval_every == 0 or step == a.steps:
         acc, per = evaluate()
