@@ -1,8 +1,9 @@
 #!/bin/bash
 # gpu_tune.sh - decode variants of the CUDA backend side by side, on the GPU
 # machine (after tools/gpu_check.sh unpacked or built the binaries): warps per
-# row, programmatic dependent launch on/off, matvec blocks per SM; then a profile
-# per kernel kind (ATTNSCOPE_CUDA_PROFILE). One line per variant.
+# row, programmatic dependent launch on/off, matvec blocks per SM, the streamed
+# matvec against the register one; then a profile per kernel kind
+# (ATTNSCOPE_CUDA_PROFILE). One line per variant. VARIANTS=quick: fewer.
 #   bash tools/gpu_tune.sh BIN [MODELS]
 set -u
 BIN=${1:?usage: gpu_tune.sh BIN [MODELS]}
@@ -18,9 +19,14 @@ run() {   # label env... : decode tok/s (cache on) at 128 and 2000 tokens of con
     done
 }
 run "default"             X=1
-run "pdl off"             ATTNSCOPE_CUDA_PDL=0
-run "blocks/SM 2"         ATTNSCOPE_CUDA_BPS=2
-run "blocks/SM 3"         ATTNSCOPE_CUDA_BPS=3
+run "matvec reg"          ATTNSCOPE_CUDA_MV=reg
+run "mvs 2 blocks/SM"     ATTNSCOPE_CUDA_MVS_BPS=2 ATTNSCOPE_CUDA_MVS_RING=48
+run "mvs ring 40K"        ATTNSCOPE_CUDA_MVS_RING=40
+run "mvs ring 104K"       ATTNSCOPE_CUDA_MVS_RING=104
+if [ "${VARIANTS:-}" != quick ]; then
+    run "pdl off"             ATTNSCOPE_CUDA_PDL=0
+    run "reg blocks/SM 2"     ATTNSCOPE_CUDA_MV=reg ATTNSCOPE_CUDA_BPS=2
+fi
 for m in $MODELS; do
     rm -f /tmp/attnscope-prof.txt
     ATTNSCOPE_CUDA_PROFILE=/tmp/attnscope-prof.txt "$BIN" bench --synthetic "$m" --dtype bf16 --device cuda \

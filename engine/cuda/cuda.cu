@@ -86,6 +86,9 @@ struct cuctx {
     int wpr_override;       /* ATTNSCOPE_CUDA_WPR: warps per row, for tuning */
     bool pdl;               /* programmatic dependent launch (ATTNSCOPE_CUDA_PDL=0: off) */
     int bps;                /* matvec blocks per multiprocessor (ATTNSCOPE_CUDA_BPS) */
+    bool mvs;               /* streamed matvec (k_mvs); ATTNSCOPE_CUDA_MV=reg: k_matvec */
+    int mvs_bps;            /* its blocks per multiprocessor (ATTNSCOPE_CUDA_MVS_BPS, default 1) */
+    int mvs_ring;           /* its ring's bytes per block (ATTNSCOPE_CUDA_MVS_RING, default 72 KiB) */
 
     /* ATTNSCOPE_CUDA_PROFILE=FILE: decode steps run uncaptured with an event
      * after every kernel; the time per kernel kind goes to FILE at the end. */
@@ -369,12 +372,41 @@ int pick_wpr(const cuctx *c, int rows)
     return wpr;
 }
 
+/* The streamed matvec's chunking for rows of row_bytes (NR rows a unit), or
+ * false where it does not apply (rows not a multiple of 16 bytes, or a unit
+ * too large for two stages of the ring). */
+bool mvs_plan_for(const cuctx *c, int row_bytes, int nr, kern::mvs_plan *p)
+{
+    int unit = row_bytes * nr;
+    if (row_bytes <= 0 || row_bytes % 16 != 0 || 2L * unit > c->mvs_ring)
+        return false;
+    int rpc = 16384 / unit;
+    rpc = rpc < 1 ? 1 : rpc > kern::MVS_MAX_RPC ? kern::MVS_MAX_RPC : rpc;
+    int ns = c->mvs_ring / (rpc * unit);
+    *p = kern::mvs_plan{rpc, ns > kern::MVS_MAX_STAGES ? kern::MVS_MAX_STAGES : ns, unit, row_bytes};
+    return true;
+}
+
+template <typename T, int NR>
+int mvs_launch(cuctx *c, const kern::mv_args &a, const kern::mvs_plan &p)
+{
+    size_t smem = (size_t)p.ns * p.rpc * p.unit_bytes + (size_t)a.cols * sizeof(float);
+    CK(c, cudaFuncSetAttribute(kern::k_mvs<T, NR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+       "matvec shared memory");
+    long most = (long)c->sms * c->mvs_bps;
+    dim3 grid((unsigned)(a.rows < most ? a.rows : most));
+    return launch(c, kern::k_mvs<T, NR>, grid, dim3(kern::MVS_THREADS), smem, "matvec launch", a, p);
+}
+
 template <typename T>
 int mv(cuctx *c, kern::mv_args a)
 {
+    bool two = a.mode == kern::MV_SWIGLU;
+    kern::mvs_plan p;
+    if (c->mvs && mvs_plan_for(c, a.cols * (int)sizeof(T), two ? 2 : 1, &p))
+        return two ? mvs_launch<T, 2>(c, a, p) : mvs_launch<T, 1>(c, a, p);
     a.wpr = pick_wpr(c, a.rows);
     size_t smem = (size_t)a.cols * sizeof(float);
-    bool two = a.mode == kern::MV_SWIGLU;
     if (smem > 48 * 1024)
         CK(c, cudaFuncSetAttribute(two ? kern::k_matvec<T, 2> : kern::k_matvec<T, 1>,
                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), "matvec shared memory");
@@ -783,6 +815,11 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     const char *pdl = getenv("ATTNSCOPE_CUDA_PDL"), *bps = getenv("ATTNSCOPE_CUDA_BPS");
     c->pdl = !(pdl && strcmp(pdl, "0") == 0);
     c->bps = bps && atoi(bps) >= 1 && atoi(bps) <= 16 ? atoi(bps) : 4;
+    const char *mvk = getenv("ATTNSCOPE_CUDA_MV"), *mb = getenv("ATTNSCOPE_CUDA_MVS_BPS"),
+               *mr = getenv("ATTNSCOPE_CUDA_MVS_RING");
+    c->mvs = !(mvk && strcmp(mvk, "reg") == 0);
+    c->mvs_bps = mb && atoi(mb) >= 1 && atoi(mb) <= 4 ? atoi(mb) : 1;
+    c->mvs_ring = mr && atoi(mr) >= 8 && atoi(mr) <= 200 ? atoi(mr) * 1024 : 72 * 1024;
     const char *w = getenv("ATTNSCOPE_CUDA_WPR");
     if (w && (atoi(w) == 1 || atoi(w) == 2 || atoi(w) == 4 || atoi(w) == 8))
         c->wpr_override = atoi(w);

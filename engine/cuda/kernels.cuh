@@ -303,6 +303,179 @@ __global__ void __launch_bounds__(MV_THREADS, 4) k_matvec(mv_args a)
         row_block(b, false);
 }
 
+/* ---- matrix-vector, streamed: the copy engine fills a shared-memory ring ----
+ *
+ * The same products as k_matvec, but the weights reach shared memory through
+ * bulk copies (cp.async.bulk, completing on an mbarrier per stage) instead of
+ * through registers. Each block owns a contiguous run of rows (of units: one
+ * row, or a gate row and an up row), i.e. one contiguous span of each
+ * matrix, and streams it in chunks of whole units through a ring of
+ * p.ns stages. The ring is filled before griddepcontrol.wait (the weights do
+ * not depend on the previous kernel) and the kernel lets the next one launch
+ * at once, so while one kernel finishes, the next has its first p.ns chunks
+ * on the way: the weight stream does not stop at kernel boundaries. Few
+ * registers and at most half a multiprocessor's shared memory per block, so
+ * two kernels' blocks fit side by side. */
+
+constexpr int MVS_THREADS = 256;
+constexpr int MVS_WARPS = MVS_THREADS / 32;
+constexpr int MVS_MAX_STAGES = 8;
+constexpr int MVS_MAX_RPC = 32;
+
+struct mvs_plan {
+    int rpc;            /* units per chunk */
+    int ns;             /* ring stages */
+    int unit_bytes;     /* bytes of one unit: NR rows */
+    int row_bytes;
+};
+
+__device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void mbar_init(uint64_t *b, unsigned count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(b)), "r"(count) : "memory");
+}
+
+__device__ __forceinline__ void mbar_expect_tx(uint64_t *b, unsigned bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(b)), "r"(bytes) : "memory");
+}
+
+__device__ __forceinline__ bool mbar_try_wait(uint64_t *b, unsigned parity)
+{
+    uint32_t ok;
+    asm volatile("{\n\t.reg .pred p;\n\t"
+                 "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\t"
+                 "selp.u32 %0, 1, 0, p;\n\t}"
+                 : "=r"(ok) : "r"(smem_addr(b)), "r"(parity) : "memory");
+    return ok != 0;
+}
+
+__device__ __forceinline__ void bulk_load(void *dst, const void *src, unsigned bytes, uint64_t *b)
+{
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 ::"r"(smem_addr(dst)), "l"(src), "r"(bytes), "r"(smem_addr(b)) : "memory");
+}
+
+/* Thread 0: starts chunk c (units u..u+n of this block) into stage st. Units
+ * of a multi-segment launch may cross from one matrix into the next. */
+template <int NR>
+__device__ void mvs_issue(const mv_args &a, const mvs_plan &p, unsigned char *stage, uint64_t *bar, int u, int n)
+{
+    mbar_expect_tx(bar, (unsigned)(n * p.unit_bytes));
+    if constexpr (NR == 2) {
+        bulk_load(stage, (const unsigned char *)a.seg[0].w + (size_t)u * p.row_bytes, (unsigned)(n * p.row_bytes), bar);
+        bulk_load(stage + (size_t)p.rpc * p.row_bytes, (const unsigned char *)a.seg[1].w + (size_t)u * p.row_bytes,
+                  (unsigned)(n * p.row_bytes), bar);
+    } else {
+        int s = 0, r = u, off = 0;
+        while (n > 0) {
+            while (s + 1 < a.n_seg && r >= a.seg[s].rows) {
+                r -= a.seg[s].rows;
+                s++;
+            }
+            int k = min(n, a.seg[s].rows - r);
+            bulk_load(stage + (size_t)off * p.row_bytes, (const unsigned char *)a.seg[s].w + (size_t)r * p.row_bytes,
+                      (unsigned)(k * p.row_bytes), bar);
+            n -= k;
+            off += k;
+            r += k;
+        }
+    }
+}
+
+template <typename T, int NR>
+__global__ void __launch_bounds__(MVS_THREADS) k_mvs(mv_args a, mvs_plan p)
+{
+    constexpr int V = 16 / (int)sizeof(T);
+    extern __shared__ __align__(128) unsigned char mvs_sm[];
+    __shared__ __align__(8) uint64_t full[MVS_MAX_STAGES];
+    __shared__ float red[MVS_WARPS];
+    __shared__ float part[2][(MVS_MAX_RPC > MVS_WARPS ? MVS_MAX_RPC : MVS_WARPS)][NR];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    size_t chunk_bytes = (size_t)p.rpc * p.unit_bytes;
+    float *xs = reinterpret_cast<float *>(mvs_sm + (size_t)p.ns * chunk_bytes);
+
+    /* this block's units [u0, u1), in chunks of p.rpc */
+    int u0 = (int)((long)a.rows * blockIdx.x / gridDim.x), u1 = (int)((long)a.rows * (blockIdx.x + 1) / gridDim.x);
+    int n_chunks = (u1 - u0 + p.rpc - 1) / p.rpc;
+
+    pdl_launch_next();
+    if (threadIdx.x == 0) {
+        for (int i = 0; i < p.ns; i++)
+            mbar_init(&full[i], 1);
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        for (int c = 0; c < p.ns && c < n_chunks; c++)
+            mvs_issue<NR>(a, p, mvs_sm + c * chunk_bytes, &full[c], u0 + c * p.rpc, min(p.rpc, u1 - u0 - c * p.rpc));
+    }
+    pdl_wait();
+    load_x(xs, a.x, a.norm, a.eps, a.cols, red);   /* ends with __syncthreads: the barriers are initialised */
+
+    int nv = p.row_bytes / 16;
+    for (int c = 0; c < n_chunks; c++) {
+        int st = c % p.ns, n = min(p.rpc, u1 - u0 - c * p.rpc);
+        const unsigned char *stage = mvs_sm + st * chunk_bytes;
+        unsigned parity = (unsigned)(c / p.ns) & 1u;
+        while (!mbar_try_wait(&full[st], parity)) {
+        }
+        /* work items: each unit in P parts, so that every warp has one */
+        int P = n >= MVS_WARPS ? 1 : MVS_WARPS / n, items = n * P;
+        float (*pt)[NR] = part[c & 1];
+        for (int it = warp; it < items; it += MVS_WARPS) {
+            int un = it / P, pi = it % P;
+            int lo = (int)((long)nv * pi / P), hi = (int)((long)nv * (pi + 1) / P);
+            float acc[NR];
+#pragma unroll
+            for (int i = 0; i < NR; i++)
+                acc[i] = 0.f;
+            const uint4 *w0 = reinterpret_cast<const uint4 *>(stage + (size_t)un * p.row_bytes);
+            const uint4 *w1 = reinterpret_cast<const uint4 *>(stage + ((size_t)p.rpc + un) * p.row_bytes);
+#pragma unroll 4
+            for (int k = lo + lane; k < hi; k += 32) {
+                const float *xk = xs + (size_t)k * V;
+                acc[0] += dot16(w0[k], xk, T{});
+                if constexpr (NR == 2)
+                    acc[1] += dot16(w1[k], xk, T{});
+            }
+#pragma unroll
+            for (int i = 0; i < NR; i++)
+                acc[i] = warp_sum(acc[i]);
+            if (lane == 0)
+#pragma unroll
+                for (int i = 0; i < NR; i++)
+                    pt[it][i] = acc[i];
+        }
+        __syncthreads();   /* the stage is read: refill it; the parts are written */
+        if (threadIdx.x == 0 && c + p.ns < n_chunks) {
+            asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+            mvs_issue<NR>(a, p, mvs_sm + st * chunk_bytes, &full[st], u0 + (c + p.ns) * p.rpc,
+                          min(p.rpc, u1 - u0 - (c + p.ns) * p.rpc));
+        }
+        if ((int)threadIdx.x < n) {
+            int un = threadIdx.x, row = u0 + c * p.rpc + un;
+            float r0 = 0.f, r1 = 0.f;
+            for (int i = 0; i < P; i++) {
+                r0 += pt[un * P + i][0];
+                if constexpr (NR == 2)
+                    r1 += pt[un * P + i][NR - 1];
+            }
+            if (a.mode == MV_SWIGLU) {
+                a.seg[0].y[row] = r0 / (1.0f + expf(-r0)) * r1;
+            } else {
+                int s = 0, r = row;
+                while (s + 1 < a.n_seg && r >= a.seg[s].rows) {
+                    r -= a.seg[s].rows;
+                    s++;
+                }
+                if (a.mode == MV_ADD)
+                    a.seg[s].y[r] += r0;
+                else
+                    a.seg[s].y[r] = r0 + (a.seg[s].bias ? a.seg[s].bias[r] : 0.f);
+            }
+        }
+    }
+}
+
 /* ---- per-head steps: qwen3's q/k RMSNorm, then RoPE (rotate_half) ---- */
 
 /* One warp: v (head_dim floats, shared or global) normed by nw (or not),
@@ -416,8 +589,8 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
         chunk = a.min_chunk;
     int n_active = (nk + chunk - 1) / chunk;
     int j0 = split * chunk, j1 = min(nk, j0 + chunk), n = j1 - j0;
+    pdl_launch_next();   /* the o matvec may start streaming its weights */
     pdl_wait();
-    pdl_launch_next();
     if (split >= n_active)
         return;
     float *qs = sm, *ps = qs + G * hd, *wts = ps + G * chunk;
