@@ -164,8 +164,8 @@ print("bf16 GEMM %d^3: median %.3f ms = %.1f TFLOP/s" % (n, ts[5] * 1e3, 2 * n *
 '
     grep "GEMM" "$LOG/04-gemm.log" | sed 's/^/    /' | tee -a "$SUMMARY"
     # 4b. decode tuning: warps per matrix row (ATTNSCOPE_CUDA_WPR), short context.
-    for wpr in 0 1 2 4; do
-        step "04-wpr$wpr" 20 env ATTNSCOPE_CUDA_WPR=$wpr "$BIN" bench --synthetic tinyllama-1.1b --dtype bf16 --device cuda \
+    for wpr in ${WPR_SWEEP:-}; do   # e.g. WPR_SWEEP="0 1 2 4" (register matvec only)
+        step "04-wpr$wpr" 20 env ATTNSCOPE_CUDA_MV=reg ATTNSCOPE_CUDA_WPR=$wpr "$BIN" bench --synthetic tinyllama-1.1b --dtype bf16 --device cuda \
             --prompt-len 128 --gen 128 --cache on --repeat 3
         grep -E "^on " "$LOG/04-wpr$wpr.log" | tail -1 | sed "s/^/    wpr $wpr: /" | tee -a "$SUMMARY"
     done
