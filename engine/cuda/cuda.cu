@@ -372,13 +372,28 @@ int pick_wpr(const cuctx *c, int rows)
     return wpr;
 }
 
+/* Shared memory the streamed matvec may take (its limit is raised once, at
+ * start, not while a graph is being captured). */
+constexpr size_t MVS_SMEM_MAX = 200 * 1024;
+
+template <typename T>
+int mvs_allow(cuctx *c)
+{
+    CK(c, cudaFuncSetAttribute(kern::k_mvs<T, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)MVS_SMEM_MAX),
+       "matvec shared memory");
+    CK(c, cudaFuncSetAttribute(kern::k_mvs<T, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)MVS_SMEM_MAX),
+       "matvec shared memory");
+    return ENG_OK;
+}
+
 /* The streamed matvec's chunking for rows of row_bytes (NR rows a unit), or
  * false where it does not apply (rows not a multiple of 16 bytes, or a unit
  * too large for two stages of the ring). */
 bool mvs_plan_for(const cuctx *c, int row_bytes, int nr, kern::mvs_plan *p)
 {
     int unit = row_bytes * nr;
-    if (row_bytes <= 0 || row_bytes % 16 != 0 || 2L * unit > c->mvs_ring)
+    if (row_bytes <= 0 || row_bytes % 16 != 0 || 2L * unit > c->mvs_ring ||
+        (size_t)c->mvs_ring + (size_t)row_bytes / 2 * sizeof(float) > MVS_SMEM_MAX)   /* ring + x (f32) */
         return false;
     int rpc = 16384 / unit;
     rpc = rpc < 1 ? 1 : rpc > kern::MVS_MAX_RPC ? kern::MVS_MAX_RPC : rpc;
@@ -391,8 +406,8 @@ template <typename T, int NR>
 int mvs_launch(cuctx *c, const kern::mv_args &a, const kern::mvs_plan &p)
 {
     size_t smem = (size_t)p.ns * p.rpc * p.unit_bytes + (size_t)a.cols * sizeof(float);
-    CK(c, cudaFuncSetAttribute(kern::k_mvs<T, NR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
-       "matvec shared memory");
+    if (smem > MVS_SMEM_MAX)
+        return fail_cuda(c, cudaErrorInvalidValue, "matvec shared memory");
     long most = (long)c->sms * c->mvs_bps;
     dim3 grid((unsigned)(a.rows < most ? a.rows : most));
     return launch(c, kern::k_mvs<T, NR>, grid, dim3(kern::MVS_THREADS), smem, "matvec launch", a, p);
@@ -819,7 +834,15 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
                *mr = getenv("ATTNSCOPE_CUDA_MVS_RING");
     c->mvs = !(mvk && strcmp(mvk, "reg") == 0);
     c->mvs_bps = mb && atoi(mb) >= 1 && atoi(mb) <= 4 ? atoi(mb) : 1;
-    c->mvs_ring = mr && atoi(mr) >= 8 && atoi(mr) <= 200 ? atoi(mr) * 1024 : 72 * 1024;
+    c->mvs_ring = mr && atoi(mr) >= 8 && atoi(mr) <= 160 ? atoi(mr) * 1024 : 72 * 1024;
+    if (c->mvs && (mvs_allow<kern::f32w>(c) || mvs_allow<kern::bf16w>(c) || mvs_allow<kern::f16w>(c))) {
+        eng_err e = c->err;
+        int rc = c->failed;
+        cu_free(c);
+        if (err)
+            *err = e;
+        return rc;
+    }
     const char *w = getenv("ATTNSCOPE_CUDA_WPR");
     if (w && (atoi(w) == 1 || atoi(w) == 2 || atoi(w) == 4 || atoi(w) == 8))
         c->wpr_override = atoi(w);
