@@ -4,14 +4,14 @@
 # against transformers. Needs no data files (the sequences are generated).
 #   usage (repository root, GPU machine): bash tools/gpu_varrename.sh OUTDIR
 #   writes OUTDIR/var_rename/ (the Hugging Face folder), OUTDIR/var_rename_report.json
-#   and OUTDIR/train_var_rename.log. MIN_VAR (default 3.5) is the training budget
+#   and OUTDIR/train_var_rename.log. MIN_VAR (default 6.5) is the training budget
 #   in minutes; evaluation and checks add about half a minute. EXTRA adds options
 #   to train.py (e.g. EXTRA="--chains 4 --renames 16").
 # Exit status: train.py's (0 when the folder and report were written).
 set -u
 OUT=${1:?usage: gpu_varrename.sh OUTDIR}
 PY=${PY:-python3}
-MIN_VAR=${MIN_VAR:-3.5}
+MIN_VAR=${MIN_VAR:-6.5}
 export PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
 start=$(date +%s)
