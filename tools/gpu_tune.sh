@@ -11,7 +11,7 @@ MODELS=${2:-"tinyllama-1.1b llama-3.2-1b"}
 run() {   # label env... : decode tok/s (cache on) at 128 and 2000 tokens of context
     local label=$1; shift
     for m in $MODELS; do
-        for P in 128 2000; do
+        for P in ${CTXS:-128 2000}; do
             r=$(env "$@" timeout 60 "$BIN" bench --synthetic "$m" --dtype bf16 --device cuda --prompt-len $P \
                 --gen 128 --cache on --repeat 3 2>&1 | awk -F'|' '/^on /{gsub(/ /,"",$5); print $5}')
             printf '%-22s %-15s ctx %4d  decode %8s tok/s\n' "$label" "$m" "$P" "${r:-FAILED}"
@@ -19,13 +19,15 @@ run() {   # label env... : decode tok/s (cache on) at 128 and 2000 tokens of con
     done
 }
 run "default"             X=1
-run "matvec reg"          ATTNSCOPE_CUDA_MV=reg
-run "mvs 2 blocks/SM"     ATTNSCOPE_CUDA_MVS_BPS=2 ATTNSCOPE_CUDA_MVS_RING=48
-run "mvs ring 40K"        ATTNSCOPE_CUDA_MVS_RING=40
-run "mvs ring 104K"       ATTNSCOPE_CUDA_MVS_RING=104
-if [ "${VARIANTS:-}" != quick ]; then
+if [ "${VARIANTS:-}" = mvs ]; then   # the streamed matvec: blocks/SM, ring KiB, chunk KiB
+    for v in "1 72 16" "1 72 8" "1 72 4" "2 48 8" "2 48 4" "3 32 4" "4 24 4" "4 24 2"; do
+        set -- $v
+        run "mvs b$1 r$2 c$3" ATTNSCOPE_CUDA_MV=mvs ATTNSCOPE_CUDA_MVS_BPS=$1 ATTNSCOPE_CUDA_MVS_RING=$2 ATTNSCOPE_CUDA_MVS_CHUNK=$3
+    done
+elif [ "${VARIANTS:-}" != quick ]; then
     run "pdl off"             ATTNSCOPE_CUDA_PDL=0
-    run "reg blocks/SM 2"     ATTNSCOPE_CUDA_MV=reg ATTNSCOPE_CUDA_BPS=2
+    run "blocks/SM 2"         ATTNSCOPE_CUDA_BPS=2
+    run "mvs"                 ATTNSCOPE_CUDA_MV=mvs
 fi
 for m in $MODELS; do
     rm -f /tmp/attnscope-prof.txt

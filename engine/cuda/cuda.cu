@@ -86,9 +86,11 @@ struct cuctx {
     int wpr_override;       /* ATTNSCOPE_CUDA_WPR: warps per row, for tuning */
     bool pdl;               /* programmatic dependent launch (ATTNSCOPE_CUDA_PDL=0: off) */
     int bps;                /* matvec blocks per multiprocessor (ATTNSCOPE_CUDA_BPS) */
-    bool mvs;               /* streamed matvec (k_mvs); ATTNSCOPE_CUDA_MV=reg: k_matvec */
+    bool mvs;               /* streamed matvec k_mvs (ATTNSCOPE_CUDA_MV=mvs; default k_matvec,
+                             * which measured faster: docs/performance.md) */
     int mvs_bps;            /* its blocks per multiprocessor (ATTNSCOPE_CUDA_MVS_BPS, default 1) */
-    int mvs_ring;           /* its ring's bytes per block (ATTNSCOPE_CUDA_MVS_RING, default 72 KiB) */
+    int mvs_ring;           /* its ring's bytes per block (ATTNSCOPE_CUDA_MVS_RING KiB, default 72) */
+    int mvs_chunk;          /* its target chunk bytes (ATTNSCOPE_CUDA_MVS_CHUNK KiB, default 16) */
 
     /* ATTNSCOPE_CUDA_PROFILE=FILE: decode steps run uncaptured with an event
      * after every kernel; the time per kernel kind goes to FILE at the end. */
@@ -395,7 +397,7 @@ bool mvs_plan_for(const cuctx *c, int row_bytes, int nr, kern::mvs_plan *p)
     if (row_bytes <= 0 || row_bytes % 16 != 0 || 2L * unit > c->mvs_ring ||
         (size_t)c->mvs_ring + (size_t)row_bytes / 2 * sizeof(float) > MVS_SMEM_MAX)   /* ring + x (f32) */
         return false;
-    int rpc = 16384 / unit;
+    int rpc = c->mvs_chunk / unit;
     rpc = rpc < 1 ? 1 : rpc > kern::MVS_MAX_RPC ? kern::MVS_MAX_RPC : rpc;
     int ns = c->mvs_ring / (rpc * unit);
     *p = kern::mvs_plan{rpc, ns > kern::MVS_MAX_STAGES ? kern::MVS_MAX_STAGES : ns, unit, row_bytes};
@@ -831,8 +833,9 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     c->pdl = !(pdl && strcmp(pdl, "0") == 0);
     c->bps = bps && atoi(bps) >= 1 && atoi(bps) <= 16 ? atoi(bps) : 4;
     const char *mvk = getenv("ATTNSCOPE_CUDA_MV"), *mb = getenv("ATTNSCOPE_CUDA_MVS_BPS"),
-               *mr = getenv("ATTNSCOPE_CUDA_MVS_RING");
-    c->mvs = !(mvk && strcmp(mvk, "reg") == 0);
+               *mr = getenv("ATTNSCOPE_CUDA_MVS_RING"), *mc = getenv("ATTNSCOPE_CUDA_MVS_CHUNK");
+    c->mvs = mvk && strcmp(mvk, "mvs") == 0;
+    c->mvs_chunk = mc && atoi(mc) >= 1 && atoi(mc) <= 64 ? atoi(mc) * 1024 : 16 * 1024;
     c->mvs_bps = mb && atoi(mb) >= 1 && atoi(mb) <= 4 ? atoi(mb) : 1;
     c->mvs_ring = mr && atoi(mr) >= 8 && atoi(mr) <= 160 ? atoi(mr) * 1024 : 72 * 1024;
     if (c->mvs && (mvs_allow<kern::f32w>(c) || mvs_allow<kern::bf16w>(c) || mvs_allow<kern::f16w>(c))) {

@@ -315,7 +315,8 @@ __global__ void __launch_bounds__(MV_THREADS, 4) k_matvec(mv_args a)
  * at once, so while one kernel finishes, the next has its first p.ns chunks
  * on the way: the weight stream does not stop at kernel boundaries. Few
  * registers and at most half a multiprocessor's shared memory per block, so
- * two kernels' blocks fit side by side. */
+ * two kernels' blocks fit side by side. Opt-in (ATTNSCOPE_CUDA_MV=mvs): on
+ * the H200 it streamed at about half k_matvec's rate (docs/performance.md). */
 
 constexpr int MVS_THREADS = 256;
 constexpr int MVS_WARPS = MVS_THREADS / 32;
