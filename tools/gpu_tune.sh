@@ -3,7 +3,9 @@
 # machine (after tools/gpu_check.sh unpacked or built the binaries): warps per
 # row, programmatic dependent launch on/off, matvec blocks per SM, the streamed
 # matvec against the register one; then a profile per kernel kind
-# (ATTNSCOPE_CUDA_PROFILE). One line per variant. VARIANTS=quick: fewer.
+# (ATTNSCOPE_CUDA_PROFILE). One line per variant. VARIANTS=quick: fewer;
+# VARIANTS=attn: decode attention with and without V staged in shared memory;
+# VARIANTS=mvs: the streamed matvec's settings. CTXS: contexts (default 128 2000).
 #   bash tools/gpu_tune.sh BIN [MODELS]
 set -u
 BIN=${1:?usage: gpu_tune.sh BIN [MODELS]}
@@ -19,11 +21,16 @@ run() {   # label env... : decode tok/s (cache on) at 128 and 2000 tokens of con
     done
 }
 run "default"             X=1
-if [ "${VARIANTS:-}" = mvs ]; then   # the streamed matvec: blocks/SM, ring KiB, chunk KiB
+if [ "${VARIANTS:-}" = attn ]; then
+    run "vstage off"          ATTNSCOPE_CUDA_VSTAGE=0
+elif [ "${VARIANTS:-}" = mvs ]; then   # the streamed matvec: blocks/SM, ring KiB, chunk KiB
     for v in "1 72 16" "1 72 8" "1 72 4" "2 48 8" "2 48 4" "3 32 4" "4 24 4" "4 24 2"; do
         set -- $v
         run "mvs b$1 r$2 c$3" ATTNSCOPE_CUDA_MV=mvs ATTNSCOPE_CUDA_MVS_BPS=$1 ATTNSCOPE_CUDA_MVS_RING=$2 ATTNSCOPE_CUDA_MVS_CHUNK=$3
     done
+    # the stream alone (products skipped, logits wrong): the copy engine's rate
+    run "mvs dry b1 r72 c16"  ATTNSCOPE_CUDA_MV=mvs ATTNSCOPE_CUDA_MVS_DRY=1
+    run "mvs dry b2 r48 c8"   ATTNSCOPE_CUDA_MV=mvs ATTNSCOPE_CUDA_MVS_DRY=1 ATTNSCOPE_CUDA_MVS_BPS=2 ATTNSCOPE_CUDA_MVS_RING=48 ATTNSCOPE_CUDA_MVS_CHUNK=8
 elif [ "${VARIANTS:-}" != quick ]; then
     run "pdl off"             ATTNSCOPE_CUDA_PDL=0
     run "blocks/SM 2"         ATTNSCOPE_CUDA_BPS=2

@@ -91,6 +91,8 @@ struct cuctx {
     int mvs_bps;            /* its blocks per multiprocessor (ATTNSCOPE_CUDA_MVS_BPS, default 1) */
     int mvs_ring;           /* its ring's bytes per block (ATTNSCOPE_CUDA_MVS_RING KiB, default 72) */
     int mvs_chunk;          /* its target chunk bytes (ATTNSCOPE_CUDA_MVS_CHUNK KiB, default 16) */
+    int vstage;             /* decode attention stages V in shared memory (ATTNSCOPE_CUDA_VSTAGE=0: off) */
+    int mvs_dry;            /* ATTNSCOPE_CUDA_MVS_DRY=1: stream only, no products (wrong logits; timing) */
 
     /* ATTNSCOPE_CUDA_PROFILE=FILE: decode steps run uncaptured with an event
      * after every kernel; the time per kernel kind goes to FILE at the end. */
@@ -323,7 +325,7 @@ int upload_model(cuctx *c, const bk_forward *f)
     for (;;) {
         int chunk = (c->S + c->n_split - 1) / c->n_split;
         if (chunk < c->min_chunk) chunk = c->min_chunk;
-        c->dec_smem = (size_t)G * (hd + chunk + c->n_split) * sizeof(float);
+        c->dec_smem = ((size_t)G * (hd + chunk + c->n_split) + 4 + (size_t)chunk * hd) * sizeof(float);
         if (c->dec_smem <= 96 * 1024 || c->n_split >= c->S)
             break;
         c->n_split *= 2;
@@ -400,7 +402,7 @@ bool mvs_plan_for(const cuctx *c, int row_bytes, int nr, kern::mvs_plan *p)
     int rpc = c->mvs_chunk / unit;
     rpc = rpc < 1 ? 1 : rpc > kern::MVS_MAX_RPC ? kern::MVS_MAX_RPC : rpc;
     int ns = c->mvs_ring / (rpc * unit);
-    *p = kern::mvs_plan{rpc, ns > kern::MVS_MAX_STAGES ? kern::MVS_MAX_STAGES : ns, unit, row_bytes};
+    *p = kern::mvs_plan{rpc, ns > kern::MVS_MAX_STAGES ? kern::MVS_MAX_STAGES : ns, unit, row_bytes, c->mvs_dry};
     return true;
 }
 
@@ -473,7 +475,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         } else {
             kern::dec_args da = {c->q, c->k, c->v, d->qn, d->kn, d->K, d->V, c->inv_freq, c->pos, c->part_o,
                                  c->part_ml, c->ticket, c->att, eps, scale, nh, nkv, hd, c->S, c->n_split,
-                                 c->min_chunk, c->rope_cs};
+                                 c->min_chunk, c->rope_cs, c->vstage};
             if (launch(c, attn_decode_kernel(hd), dim3((unsigned)nkv, (unsigned)c->n_split), dim3(256), c->dec_smem,
                        "decode attention launch", da))
                 return c->failed;
@@ -835,6 +837,8 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     const char *mvk = getenv("ATTNSCOPE_CUDA_MV"), *mb = getenv("ATTNSCOPE_CUDA_MVS_BPS"),
                *mr = getenv("ATTNSCOPE_CUDA_MVS_RING"), *mc = getenv("ATTNSCOPE_CUDA_MVS_CHUNK");
     c->mvs = mvk && strcmp(mvk, "mvs") == 0;
+    c->vstage = !(getenv("ATTNSCOPE_CUDA_VSTAGE") && strcmp(getenv("ATTNSCOPE_CUDA_VSTAGE"), "0") == 0);
+    c->mvs_dry = getenv("ATTNSCOPE_CUDA_MVS_DRY") && strcmp(getenv("ATTNSCOPE_CUDA_MVS_DRY"), "1") == 0;
     c->mvs_chunk = mc && atoi(mc) >= 1 && atoi(mc) <= 64 ? atoi(mc) * 1024 : 16 * 1024;
     c->mvs_bps = mb && atoi(mb) >= 1 && atoi(mb) <= 4 ? atoi(mb) : 1;
     c->mvs_ring = mr && atoi(mr) >= 8 && atoi(mr) <= 160 ? atoi(mr) * 1024 : 72 * 1024;

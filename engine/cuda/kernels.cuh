@@ -15,6 +15,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_pipeline.h>
 #include <math.h>
 #include <stdint.h>
 
@@ -328,6 +329,7 @@ struct mvs_plan {
     int ns;             /* ring stages */
     int unit_bytes;     /* bytes of one unit: NR rows */
     int row_bytes;
+    int dry;            /* tuning only: wait for the chunks but skip the products */
 };
 
 __device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
@@ -422,7 +424,7 @@ __global__ void __launch_bounds__(MVS_THREADS) k_mvs(mv_args a, mvs_plan p)
         /* work items: each unit in P parts, so that every warp has one */
         int P = n >= MVS_WARPS ? 1 : MVS_WARPS / n, items = n * P;
         float (*pt)[NR] = part[c & 1];
-        for (int it = warp; it < items; it += MVS_WARPS) {
+        for (int it = warp; it < (p.dry ? 0 : items); it += MVS_WARPS) {
             int un = it / P, pi = it % P;
             int lo = (int)((long)nv * pi / P), hi = (int)((long)nv * (pi + 1) / P);
             float acc[NR];
@@ -452,7 +454,7 @@ __global__ void __launch_bounds__(MVS_THREADS) k_mvs(mv_args a, mvs_plan p)
             mvs_issue<NR>(a, p, mvs_sm + st * chunk_bytes, &full[st], u0 + (c + p.ns) * p.rpc,
                           min(p.rpc, u1 - u0 - (c + p.ns) * p.rpc));
         }
-        if ((int)threadIdx.x < n) {
+        if ((int)threadIdx.x < n && !p.dry) {
             int un = threadIdx.x, row = u0 + c * p.rpc + un;
             float r0 = 0.f, r1 = 0.f;
             for (int i = 0; i < P; i++) {
@@ -569,6 +571,7 @@ struct dec_args {
     float eps, scale;
     int nh, nkv, hd, S, n_split, min_chunk;
     const float *rope_cs;      /* cos then sin at the token's position (head_dim/2 each) */
+    int vstage;                /* copy the chunk's values to shared memory while scoring */
 };
 
 /* grid (nkv, n_split), 256 threads. The context is cut into chunks of at
@@ -613,6 +616,16 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
         head_norm_rope(kc, hd, a.kn, a.eps, a.inv_freq, pos, a.rope_cs);
     }
     __syncthreads();
+    /* the chunk's values, copied to shared memory (cp.async) while the keys
+     * are scored: one round trip instead of one per group of keys */
+    float *vs = reinterpret_cast<float *>(((uintptr_t)(wts + G * a.n_split) + 15) & ~(uintptr_t)15);
+    bool stage_v = a.vstage && hd % 4 == 0;
+    if (stage_v) {
+        const float4 *src = reinterpret_cast<const float4 *>(a.V + (size_t)g * a.S * hd + (size_t)j0 * hd);
+        for (int i = threadIdx.x; i < n * hd / 4; i += blockDim.x)
+            __pipeline_memcpy_async(reinterpret_cast<float4 *>(vs) + i, src + i, 16);
+        __pipeline_commit();
+    }
     /* scores: one thread per (key, head), the key's row read whole */
     const float *Kg = a.K + (size_t)g * a.S * hd;
     for (int i = threadIdx.x; i < n * G; i += blockDim.x) {
@@ -661,8 +674,10 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
             pml[h * 2 + 1] = l;
         }
     }
+    if (stage_v)
+        __pipeline_wait_prior(0);
     __syncthreads();
-    const float *Vg = a.V + (size_t)g * a.S * hd + (size_t)j0 * hd;
+    const float *Vg = stage_v ? vs : a.V + (size_t)g * a.S * hd + (size_t)j0 * hd;
     for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
         int h = i / hd, d = i % hd;
         const float *p = ps + h * chunk;
