@@ -5,7 +5,8 @@
 # matvec against the register one; then a profile per kernel kind
 # (ATTNSCOPE_CUDA_PROFILE). One line per variant. VARIANTS=quick: fewer;
 # VARIANTS=attn: decode attention with and without V staged in shared memory;
-# VARIANTS=mvs: the streamed matvec's settings. CTXS: contexts (default 128 2000).
+# VARIANTS=mvs: the streamed matvec's settings; VARIANTS=ablate: decode
+# without attention (timing only) and larger attention chunks. CTXS: contexts (default 128 2000).
 #   bash tools/gpu_tune.sh BIN [MODELS]
 set -u
 BIN=${1:?usage: gpu_tune.sh BIN [MODELS]}
@@ -23,6 +24,10 @@ run() {   # label env... : decode tok/s (cache on) at 128 and 2000 tokens of con
 run "default"             X=1
 if [ "${VARIANTS:-}" = attn ]; then
     run "vstage off"          ATTNSCOPE_CUDA_VSTAGE=0
+elif [ "${VARIANTS:-}" = ablate ]; then   # what attention costs (skipped: wrong logits, timing only)
+    run "no attention"        ATTNSCOPE_CUDA_SKIP_ATTN=1
+    run "min chunk 64"        ATTNSCOPE_CUDA_MINCHUNK=64
+    run "min chunk 128"       ATTNSCOPE_CUDA_MINCHUNK=128
 elif [ "${VARIANTS:-}" = mvs ]; then   # the streamed matvec: blocks/SM, ring KiB, chunk KiB
     for v in "1 72 16" "1 72 8" "1 72 4" "2 48 8" "2 48 4" "3 32 4" "4 24 4" "4 24 2"; do
         set -- $v

@@ -91,6 +91,8 @@ struct cuctx {
     int mvs_bps;            /* its blocks per multiprocessor (ATTNSCOPE_CUDA_MVS_BPS, default 1) */
     int mvs_ring;           /* its ring's bytes per block (ATTNSCOPE_CUDA_MVS_RING KiB, default 72) */
     int mvs_chunk;          /* its target chunk bytes (ATTNSCOPE_CUDA_MVS_CHUNK KiB, default 16) */
+    int min_chunk_env;      /* ATTNSCOPE_CUDA_MINCHUNK: keys per attention block at least (tuning) */
+    bool skip_attn;         /* ATTNSCOPE_CUDA_SKIP_ATTN=1: no decode attention (wrong logits; timing) */
     int vstage;             /* decode attention stages V in shared memory (ATTNSCOPE_CUDA_VSTAGE=0: off) */
     int mvs_dry;            /* ATTNSCOPE_CUDA_MVS_DRY=1: stream only, no products (wrong logits; timing) */
 
@@ -320,7 +322,7 @@ int upload_model(cuctx *c, const bk_forward *f)
 
     /* decode attention: up to about two blocks per multiprocessor over the
      * KV heads, each with at least min_chunk keys */
-    c->min_chunk = 32;
+    c->min_chunk = c->min_chunk_env ? c->min_chunk_env : 32;
     c->n_split = (2 * c->sms + nkv - 1) / nkv;
     for (;;) {
         int chunk = (c->S + c->n_split - 1) / c->n_split;
@@ -476,7 +478,8 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
             kern::dec_args da = {c->q, c->k, c->v, d->qn, d->kn, d->K, d->V, c->inv_freq, c->pos, c->part_o,
                                  c->part_ml, c->ticket, c->att, eps, scale, nh, nkv, hd, c->S, c->n_split,
                                  c->min_chunk, c->rope_cs, c->vstage};
-            if (launch(c, attn_decode_kernel(hd), dim3((unsigned)nkv, (unsigned)c->n_split), dim3(256), c->dec_smem,
+            if (!c->skip_attn &&
+                launch(c, attn_decode_kernel(hd), dim3((unsigned)nkv, (unsigned)c->n_split), dim3(256), c->dec_smem,
                        "decode attention launch", da))
                 return c->failed;
         }
@@ -837,6 +840,9 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     const char *mvk = getenv("ATTNSCOPE_CUDA_MV"), *mb = getenv("ATTNSCOPE_CUDA_MVS_BPS"),
                *mr = getenv("ATTNSCOPE_CUDA_MVS_RING"), *mc = getenv("ATTNSCOPE_CUDA_MVS_CHUNK");
     c->mvs = mvk && strcmp(mvk, "mvs") == 0;
+    const char *mc2 = getenv("ATTNSCOPE_CUDA_MINCHUNK");
+    c->min_chunk_env = mc2 && atoi(mc2) >= 1 && atoi(mc2) <= 4096 ? atoi(mc2) : 0;
+    c->skip_attn = getenv("ATTNSCOPE_CUDA_SKIP_ATTN") && strcmp(getenv("ATTNSCOPE_CUDA_SKIP_ATTN"), "1") == 0;
     c->vstage = !(getenv("ATTNSCOPE_CUDA_VSTAGE") && strcmp(getenv("ATTNSCOPE_CUDA_VSTAGE"), "0") == 0);
     c->mvs_dry = getenv("ATTNSCOPE_CUDA_MVS_DRY") && strcmp(getenv("ATTNSCOPE_CUDA_MVS_DRY"), "1") == 0;
     c->mvs_chunk = mc && atoi(mc) >= 1 && atoi(mc) <= 64 ? atoi(mc) * 1024 : 16 * 1024;
