@@ -5,6 +5,7 @@
 # matvec against the register one; then a profile per kernel kind
 # (ATTNSCOPE_CUDA_PROFILE). One line per variant. VARIANTS=quick: fewer;
 # VARIANTS=attn: decode attention with and without V staged in shared memory;
+# VARIANTS=head: decode attention per query head against per KV head;
 # VARIANTS=mvs: the streamed matvec's settings; VARIANTS=ablate: decode
 # without attention (timing only) and larger attention chunks. CTXS: contexts (default 128 2000).
 #   bash tools/gpu_tune.sh BIN [MODELS]
@@ -24,6 +25,8 @@ run() {   # label env... : decode tok/s (cache on) at 128 and 2000 tokens of con
 run "default"             X=1
 if [ "${VARIANTS:-}" = attn ]; then
     run "vstage off"          ATTNSCOPE_CUDA_VSTAGE=0
+elif [ "${VARIANTS:-}" = head ]; then
+    run "attn per head"       ATTNSCOPE_CUDA_ATTN=head
 elif [ "${VARIANTS:-}" = ablate ]; then   # what attention costs (skipped: wrong logits, timing only)
     run "no attention"        ATTNSCOPE_CUDA_SKIP_ATTN=1
     run "min chunk 64"        ATTNSCOPE_CUDA_MINCHUNK=64

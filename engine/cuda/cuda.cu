@@ -91,6 +91,9 @@ struct cuctx {
     int mvs_bps;            /* its blocks per multiprocessor (ATTNSCOPE_CUDA_MVS_BPS, default 1) */
     int mvs_ring;           /* its ring's bytes per block (ATTNSCOPE_CUDA_MVS_RING KiB, default 72) */
     int mvs_chunk;          /* its target chunk bytes (ATTNSCOPE_CUDA_MVS_CHUNK KiB, default 16) */
+    bool attn_head;         /* decode attention per query head (ATTNSCOPE_CUDA_ATTN=head; default split) */
+    int head_chunk, head_split;
+    size_t head_smem;
     int min_chunk_env;      /* ATTNSCOPE_CUDA_MINCHUNK: keys per attention block at least (tuning) */
     bool skip_attn;         /* ATTNSCOPE_CUDA_SKIP_ATTN=1: no decode attention (wrong logits; timing) */
     int vstage;             /* decode attention stages V in shared memory (ATTNSCOPE_CUDA_VSTAGE=0: off) */
@@ -197,6 +200,12 @@ int launch(cuctx *c, void (*k)(KArgs...), dim3 grid, dim3 block, size_t smem, co
 void (*attn_decode_kernel(int hd))(kern::dec_args)
 {
     return hd == 64 ? kern::k_attn_decode<64> : hd == 128 ? kern::k_attn_decode<128> : kern::k_attn_decode<0>;
+}
+
+/* The per-head decode attention kernel for a head size. */
+void (*attn_head_kernel(int hd))(kern::dec_args)
+{
+    return hd == 64 ? kern::k_attn_head<64> : hd == 128 ? kern::k_attn_head<128> : kern::k_attn_head<0>;
 }
 
 /* ---------------------------------------------------------------- memory */
@@ -334,6 +343,16 @@ int upload_model(cuctx *c, const bk_forward *f)
     }
     CK(c, cudaFuncSetAttribute(attn_decode_kernel(hd), cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c->dec_smem),
        "decode attention shared memory");
+    /* the per-head kernel: chunks of 64 KiB of values (at least 16 keys), as
+     * many as the capacity needs, if the partials have room for them */
+    c->head_chunk = c->min_chunk_env ? c->min_chunk_env : 16384 / hd < 16 ? 16 : 16384 / hd;
+    c->head_split = (c->S + c->head_chunk - 1) / c->head_chunk;
+    c->head_smem = (size_t)(2 * hd + c->head_chunk + 4 + (size_t)c->head_chunk * hd + (hd > 256 ? hd : 256)) * sizeof(float);
+    if (c->attn_head && (c->head_split > c->n_split || c->head_smem > 200 * 1024))
+        c->attn_head = false;
+    if (c->attn_head)
+        CK(c, cudaFuncSetAttribute(attn_head_kernel(hd), cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c->head_smem),
+           "decode attention shared memory");
 
     if (alloc_n(c, &c->x, (size_t)C * cf->dim, "activations") || alloc_n(c, &c->q, (size_t)C * q_dim, "activations") ||
         alloc_n(c, &c->k, (size_t)C * kv_dim, "activations") || alloc_n(c, &c->v, (size_t)C * kv_dim, "activations") ||
@@ -346,9 +365,9 @@ int upload_model(cuctx *c, const bk_forward *f)
         alloc_n(c, &c->rope_cs, (size_t)hd, "rope table") ||
         alloc_n(c, &c->part_o, (size_t)nh * c->n_split * hd, "attention partials") ||
         alloc_n(c, &c->part_ml, (size_t)nh * c->n_split * 2, "attention partials") ||
-        alloc_n(c, &c->ticket, (size_t)nkv, "attention tickets"))
+        alloc_n(c, &c->ticket, (size_t)nh, "attention tickets"))
         return c->failed;
-    CK(c, cudaMemset(c->ticket, 0, (size_t)nkv * sizeof(unsigned)), "attention tickets");
+    CK(c, cudaMemset(c->ticket, 0, (size_t)nh * sizeof(unsigned)), "attention tickets");
     CK(c, cudaStreamSynchronize(c->st), "uploading the model");
     c->m = m;
     return ENG_OK;
@@ -478,9 +497,15 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
             kern::dec_args da = {c->q, c->k, c->v, d->qn, d->kn, d->K, d->V, c->inv_freq, c->pos, c->part_o,
                                  c->part_ml, c->ticket, c->att, eps, scale, nh, nkv, hd, c->S, c->n_split,
                                  c->min_chunk, c->rope_cs, c->vstage};
+            if (c->attn_head) {
+                da.n_split = c->head_split;
+                da.min_chunk = c->head_chunk;
+            }
             if (!c->skip_attn &&
-                launch(c, attn_decode_kernel(hd), dim3((unsigned)nkv, (unsigned)c->n_split), dim3(256), c->dec_smem,
-                       "decode attention launch", da))
+                (c->attn_head ? launch(c, attn_head_kernel(hd), dim3((unsigned)nh, (unsigned)c->head_split), dim3(256),
+                                       c->head_smem, "decode attention launch", da)
+                              : launch(c, attn_decode_kernel(hd), dim3((unsigned)nkv, (unsigned)c->n_split), dim3(256),
+                                       c->dec_smem, "decode attention launch", da)))
                 return c->failed;
         }
         mark(c, "attention");
@@ -842,6 +867,7 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     c->mvs = mvk && strcmp(mvk, "mvs") == 0;
     const char *mc2 = getenv("ATTNSCOPE_CUDA_MINCHUNK");
     c->min_chunk_env = mc2 && atoi(mc2) >= 1 && atoi(mc2) <= 4096 ? atoi(mc2) : 0;
+    c->attn_head = getenv("ATTNSCOPE_CUDA_ATTN") && strcmp(getenv("ATTNSCOPE_CUDA_ATTN"), "head") == 0;
     c->skip_attn = getenv("ATTNSCOPE_CUDA_SKIP_ATTN") && strcmp(getenv("ATTNSCOPE_CUDA_SKIP_ATTN"), "1") == 0;
     c->vstage = !(getenv("ATTNSCOPE_CUDA_VSTAGE") && strcmp(getenv("ATTNSCOPE_CUDA_VSTAGE"), "0") == 0);
     c->mvs_dry = getenv("ATTNSCOPE_CUDA_MVS_DRY") && strcmp(getenv("ATTNSCOPE_CUDA_MVS_DRY"), "1") == 0;

@@ -728,6 +728,176 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
         a.ticket[g] = 0;
 }
 
+/* Max over the block (every thread gets it); red holds one float per warp. */
+__device__ float block_max(float v, float *red)
+{
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0)
+        red[wid] = v;
+    __syncthreads();
+    float r = -INFINITY;
+    for (int i = 0; i < nw; i++)
+        r = fmaxf(r, red[i]);
+    return r;
+}
+
+/* Decode attention, one block per (query head, chunk of keys): grid (nh,
+ * n_split), chunks of a.min_chunk keys (a fixed size, so that up to that many
+ * keys one block does the whole head and no combine is needed). Each block
+ * norms/rotates its own q and, where its chunk holds the new position, the
+ * new k (kept in shared memory and used for that key, so no block reads a
+ * cache row another block is writing); the first query head of each KV
+ * group writes k and v into the cache. One thread per key scores; the
+ * chunk's values are copied to shared memory (cp.async) meanwhile. Several
+ * chunks: partial outputs, and the last block of the head combines them. */
+template <int HD>
+__global__ void __launch_bounds__(256) k_attn_head(dec_args a)
+{
+    extern __shared__ float sm[];
+    __shared__ bool last;
+    __shared__ float red[32];
+    int h = blockIdx.x, split = blockIdx.y, G = a.nh / a.nkv, g = h / G, hd = HD ? HD : a.hd;
+    int warp = threadIdx.x >> 5, tid = threadIdx.x;
+    int pos = *a.pos, nk = pos + 1;
+    int chunk = a.min_chunk;
+    int n_active = (nk + chunk - 1) / chunk;
+    int j0 = split * chunk, j1 = min(nk, j0 + chunk), n = j1 - j0;
+    pdl_launch_next();
+    pdl_wait();
+    if (split >= n_active)
+        return;
+    float *qs = sm, *ks = qs + hd, *ps = ks + hd;
+    float *vs = reinterpret_cast<float *>(((uintptr_t)(ps + chunk) + 15) & ~(uintptr_t)15);
+    float *pp = vs + (size_t)chunk * hd;
+    bool has_new = pos >= j0 && pos < j1, stage_v = hd % 4 == 0;
+    const float *vnew = a.v + (size_t)g * hd;
+    const float *Vg = a.V + ((size_t)g * a.S + j0) * hd;
+    if (stage_v) {   /* the new position's row comes from this token's v */
+        int q4 = hd / 4;
+        for (int i = tid; i < n * q4; i += blockDim.x) {
+            if (j0 + i / q4 == pos)
+                reinterpret_cast<float4 *>(vs)[i] = reinterpret_cast<const float4 *>(vnew)[i % q4];
+            else
+                __pipeline_memcpy_async(reinterpret_cast<float4 *>(vs) + i, reinterpret_cast<const float4 *>(Vg) + i, 16);
+        }
+        __pipeline_commit();
+    }
+    for (int d = tid; d < hd; d += blockDim.x) {
+        qs[d] = a.q[(size_t)h * hd + d];
+        if (has_new)
+            ks[d] = a.k[(size_t)g * hd + d];
+    }
+    __syncthreads();
+    if (warp == 0)
+        head_norm_rope(qs, hd, a.qn, a.eps, a.inv_freq, pos, a.rope_cs);
+    if (has_new && warp == 1)
+        head_norm_rope(ks, hd, a.kn, a.eps, a.inv_freq, pos, a.rope_cs);
+    __syncthreads();
+    if (has_new && h % G == 0) {
+        float *kc = a.K + ((size_t)g * a.S + pos) * hd, *vc = a.V + ((size_t)g * a.S + pos) * hd;
+        for (int d = tid; d < hd; d += blockDim.x) {
+            kc[d] = ks[d];
+            vc[d] = vnew[d];
+        }
+    }
+    /* scores, one thread per key */
+    const float *Kg = a.K + ((size_t)g * a.S + j0) * hd;
+    for (int j = tid; j < n; j += blockDim.x) {
+        const float *kr = j0 + j == pos ? ks : Kg + (size_t)j * hd;
+        float sc = 0.f;
+        if constexpr (HD > 0) {
+            float4 k4[HD / 4];
+            const float4 *kr4 = reinterpret_cast<const float4 *>(kr), *q4 = reinterpret_cast<const float4 *>(qs);
+#pragma unroll
+            for (int d = 0; d < HD / 4; d++)
+                k4[d] = kr4[d];
+#pragma unroll
+            for (int d = 0; d < HD / 4; d++) {
+                float4 qq = q4[d];
+                sc += qq.x * k4[d].x + qq.y * k4[d].y + qq.z * k4[d].z + qq.w * k4[d].w;
+            }
+        } else {
+            for (int d = 0; d < hd; d++)
+                sc += qs[d] * kr[d];
+        }
+        ps[j] = sc * a.scale;
+    }
+    float m = -INFINITY;
+    __syncthreads();
+    for (int j = tid; j < n; j += blockDim.x)
+        m = fmaxf(m, ps[j]);
+    m = block_max(m, red);
+    float l = 0.f;
+    for (int j = tid; j < n; j += blockDim.x) {
+        float e = expf(ps[j] - m);
+        ps[j] = e;
+        l += e;
+    }
+    l = block_sum(l, red);   /* its barriers also publish ps */
+    if (stage_v)
+        __pipeline_wait_prior(0);
+    __syncthreads();
+    /* out[d] = sum_j p_j v_j[d]: P partial sums per dimension, then added */
+    int P = (int)blockDim.x >= hd ? (int)blockDim.x / hd : 1;
+    for (int i = tid; i < hd * P; i += blockDim.x) {
+        int d = i % hd, part = i / hd;
+        float acc = 0.f;
+        if (stage_v) {
+#pragma unroll 4
+            for (int j = part; j < n; j += P)
+                acc += ps[j] * vs[(size_t)j * hd + d];
+        } else {
+            for (int j = part; j < n; j += P)
+                acc += ps[j] * (j0 + j == pos ? vnew[d] : Vg[(size_t)j * hd + d]);
+        }
+        pp[part * hd + d] = acc;
+    }
+    __syncthreads();
+    float *po = a.part_o + ((size_t)h * a.n_split + split) * hd;
+    float *pml = a.part_ml + ((size_t)h * a.n_split + split) * 2;
+    for (int d = tid; d < hd; d += blockDim.x) {
+        float o = 0.f;
+        for (int p = 0; p < P; p++)
+            o += pp[p * hd + d];
+        if (n_active == 1)
+            a.out[(size_t)h * hd + d] = o / l;
+        else
+            po[d] = o;
+    }
+    if (n_active == 1)
+        return;
+    if (tid == 0) {
+        pml[0] = m;
+        pml[1] = l;
+    }
+    __threadfence();
+    __syncthreads();
+    if (tid == 0)
+        last = atomicAdd(&a.ticket[h], 1u) == (unsigned)n_active - 1;
+    __syncthreads();
+    if (!last)
+        return;
+    __threadfence();
+    const float *ml0 = a.part_ml + (size_t)h * a.n_split * 2;
+    const float *o0 = a.part_o + (size_t)h * a.n_split * hd;
+    float M = -INFINITY;
+    for (int sp = 0; sp < n_active; sp++)
+        M = fmaxf(M, __ldcg(&ml0[sp * 2]));
+    float den = 0.f;
+    for (int sp = 0; sp < n_active; sp++)
+        den += expf(__ldcg(&ml0[sp * 2]) - M) * __ldcg(&ml0[sp * 2 + 1]);
+    for (int d = tid; d < hd; d += blockDim.x) {
+        float o = 0.f;
+        for (int sp = 0; sp < n_active; sp++)
+            o += expf(__ldcg(&ml0[sp * 2]) - M) * __ldcg(&o0[(size_t)sp * hd + d]);
+        a.out[(size_t)h * hd + d] = o / den;
+    }
+    if (tid == 0)
+        a.ticket[h] = 0;
+}
+
 /* ---- prefill attention ---- */
 
 /* Flash attention, causal, f32: one block per (64 query rows, head); keys in
