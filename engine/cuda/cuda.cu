@@ -343,17 +343,19 @@ int upload_model(cuctx *c, const bk_forward *f)
     }
     CK(c, cudaFuncSetAttribute(attn_decode_kernel(hd), cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c->dec_smem),
        "decode attention shared memory");
+
+
     /* the per-head kernel: chunks of 64 KiB of values (at least 16 keys), as
-     * many as the capacity needs, if the partials have room for them */
+     * many as the capacity needs */
     c->head_chunk = c->min_chunk_env ? c->min_chunk_env : 16384 / hd < 16 ? 16 : 16384 / hd;
     c->head_split = (c->S + c->head_chunk - 1) / c->head_chunk;
     c->head_smem = (size_t)(2 * hd + c->head_chunk + 4 + (size_t)c->head_chunk * hd + (hd > 256 ? hd : 256)) * sizeof(float);
-    if (c->attn_head && (c->head_split > c->n_split || c->head_smem > 200 * 1024))
+    if (c->attn_head && c->head_smem > 200 * 1024)
         c->attn_head = false;
     if (c->attn_head)
         CK(c, cudaFuncSetAttribute(attn_head_kernel(hd), cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c->head_smem),
            "decode attention shared memory");
-
+    int parts = c->attn_head && c->head_split > c->n_split ? c->head_split : c->n_split;
     if (alloc_n(c, &c->x, (size_t)C * cf->dim, "activations") || alloc_n(c, &c->q, (size_t)C * q_dim, "activations") ||
         alloc_n(c, &c->k, (size_t)C * kv_dim, "activations") || alloc_n(c, &c->v, (size_t)C * kv_dim, "activations") ||
         alloc_n(c, &c->att, (size_t)C * q_dim, "activations") ||
@@ -363,8 +365,8 @@ int upload_model(cuctx *c, const bk_forward *f)
         dev_alloc(c, &c->xa, (size_t)C * widest * sizeof(float), "activations") ||
         alloc_n(c, &c->tok, (size_t)C, "token ids") || alloc_n(c, &c->pos, 1, "position") ||
         alloc_n(c, &c->rope_cs, (size_t)hd, "rope table") ||
-        alloc_n(c, &c->part_o, (size_t)nh * c->n_split * hd, "attention partials") ||
-        alloc_n(c, &c->part_ml, (size_t)nh * c->n_split * 2, "attention partials") ||
+        alloc_n(c, &c->part_o, (size_t)nh * parts * hd, "attention partials") ||
+        alloc_n(c, &c->part_ml, (size_t)nh * parts * 2, "attention partials") ||
         alloc_n(c, &c->ticket, (size_t)nh, "attention tickets"))
         return c->failed;
     CK(c, cudaMemset(c->ticket, 0, (size_t)nh * sizeof(unsigned)), "attention tickets");
