@@ -8,10 +8,12 @@ starting with "hf"; a failure is printed and the next model still runs.
     python3 tools/bench_hf.py [--prompt-len 512] [--gen 32] [--models tinyllama-1.1b,llama-3.2-1b]
                               [--compile]
 
---compile: generate() with a static KV cache and the forward pass compiled by
-torch.compile (mode "reduce-overhead": CUDA graphs), the fast path
-transformers documents; prefill = a 1-token generate, decode = the extra time
-of N more tokens, after two warm-up calls (the first compiles).
+--compile: a static KV cache (transformers' StaticCache) and a greedy loop
+written here, each decode step through the forward pass compiled by
+torch.compile (mode "reduce-overhead": CUDA graphs); generate() with a
+compiled forward failed inside transformers ("CUDAGraphs output overwritten").
+--graph: the same loop, each decode step one CUDA graph captured by hand around
+the eager forward. Both: the prefill runs eagerly; timed after a warm-up pass.
 """
 import argparse
 import sys
@@ -72,24 +74,73 @@ def run(torch, m, P, N, vocab):
         return once()
 
 
-def run_compiled(torch, m, P, N, vocab):
+def static_cache(torch, m, max_len):
+    """transformers' StaticCache for one sequence of max_len positions (its
+    constructor's signature has changed across versions)."""
+    from transformers import StaticCache
+    tries = [dict(config=m.config, max_cache_len=max_len),
+             dict(config=m.config, max_batch_size=1, max_cache_len=max_len, device="cuda", dtype=torch.bfloat16),
+             dict(config=m.config, batch_size=1, max_cache_len=max_len, device="cuda", dtype=torch.bfloat16)]
+    err = None
+    for kw in tries:
+        try:
+            return StaticCache(**kw)
+        except Exception as e:  # noqa: BLE001  (another signature)
+            err = e
+    raise RuntimeError("StaticCache failed: %r" % err)
+
+
+def run_static(torch, m, P, N, vocab, how):
+    """A static KV cache and a hand-written greedy loop (not generate()): the
+    prefill runs eagerly; each decode step is either the forward pass compiled
+    by torch.compile (how="compile": mode "reduce-overhead", i.e. CUDA graphs)
+    or one CUDA graph captured by hand around the eager forward (how="graph").
+    Timed after a warm-up pass (which compiles or captures)."""
     g = torch.Generator(device="cpu").manual_seed(1)
     ids = torch.randint(0, vocab, (1, P), generator=g).to("cuda")
-    m.generation_config.cache_implementation = "static"
-    m.forward = torch.compile(m.forward, mode="reduce-overhead", fullgraph=True)
-    kw = dict(do_sample=False, pad_token_id=0, eos_token_id=None)
+    cache = static_cache(torch, m, P + N + 8)
+    tok = torch.zeros((1, 1), dtype=torch.long, device="cuda")
+    cpos = torch.zeros((1,), dtype=torch.long, device="cuda")
+    if how == "compile":
+        fwd = torch.compile(m.forward, mode="reduce-overhead", fullgraph=True)
 
-    def gen(n):
+        def step():
+            torch.compiler.cudagraph_mark_step_begin()
+            return fwd(input_ids=tok, past_key_values=cache, cache_position=cpos, use_cache=True).logits[:, -1]
+    else:
+        graph, out = None, None
+
+        def step():
+            nonlocal graph, out
+            if graph is None:   # warm up on a side stream, then capture
+                s = torch.cuda.Stream()
+                s.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(s):
+                    for _ in range(2):
+                        m(input_ids=tok, past_key_values=cache, cache_position=cpos, use_cache=True)
+                torch.cuda.current_stream().wait_stream(s)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    out = m(input_ids=tok, past_key_values=cache, cache_position=cpos, use_cache=True).logits[:, -1]
+            graph.replay()
+            return out
+
+    def once():
+        cache.reset()
         torch.cuda.synchronize()
         t0 = time.perf_counter()
-        m.generate(ids, max_new_tokens=n, min_new_tokens=n, **kw)
+        o = m(input_ids=ids, past_key_values=cache, cache_position=torch.arange(P, device="cuda"), use_cache=True)
+        tok.copy_(o.logits[:, -1].argmax(-1, keepdim=True))
         torch.cuda.synchronize()
-        return time.perf_counter() - t0
+        t1 = time.perf_counter()
+        for i in range(N):
+            cpos.fill_(P + i)
+            tok.copy_(step().argmax(-1, keepdim=True))
+        torch.cuda.synchronize()
+        return t1 - t0, time.perf_counter() - t1
     with torch.inference_mode():
-        gen(N + 1)
-        gen(N + 1)              # warm-up: compile, capture
-        one, full = gen(1), gen(N + 1)
-    return one, (full - one)
+        once()                  # warm-up: compile or capture
+        return once()
 
 
 def main():
@@ -98,7 +149,8 @@ def main():
     ap.add_argument("--gen", type=int, default=32)
     ap.add_argument("--models", default="tinyllama-1.1b,llama-3.2-1b")
     ap.add_argument("--attn", default="eager")
-    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--compile", action="store_true", help="static cache, decode step through torch.compile")
+    ap.add_argument("--graph", action="store_true", help="static cache, decode step as a hand-captured CUDA graph")
     a = ap.parse_args()
     try:
         import torch
@@ -114,10 +166,12 @@ def main():
             t0 = time.perf_counter()
             m, used = build(torch, name, a.attn)
             wbytes = sum(p.numel() * p.element_size() for p in m.parameters())
-            fn = run_compiled if a.compile else run
-            pre, dec = fn(torch, m, a.prompt_len, a.gen, SHAPES[name]["vocab_size"])
-            if a.compile:
-                used += "+static+compile"
+            how = "compile" if a.compile else "graph" if a.graph else None
+            if how:
+                pre, dec = run_static(torch, m, a.prompt_len, a.gen, SHAPES[name]["vocab_size"], how)
+                used += "+static+" + how
+            else:
+                pre, dec = run(torch, m, a.prompt_len, a.gen, SHAPES[name]["vocab_size"])
             print("hf %s bf16 attn=%s: prefill %d %.1f tok/s (%.1f ms), decode %d %.1f tok/s (%.2f ms/tok); "
                   "params %.0f MB; setup %.1f s" % (name, used, a.prompt_len, a.prompt_len / pre, pre * 1e3,
                                                     a.gen, a.gen / dec, dec * 1e3 / a.gen, wbytes / 1e6,
