@@ -831,6 +831,20 @@ void cu_free(void *ctx)
     eng_free(c);
 }
 
+/* Tuning switches: whether variable name is set to value; its integer value
+ * when set within lo..hi, else dflt. */
+bool env_is(const char *name, const char *value)
+{
+    const char *v = getenv(name);
+    return v && strcmp(v, value) == 0;
+}
+
+int env_int(const char *name, int lo, int hi, int dflt)
+{
+    const char *v = getenv(name);
+    return v && atoi(v) >= lo && atoi(v) <= hi ? atoi(v) : dflt;
+}
+
 int cu_new(void **out, const bk_sizes *sz, eng_err *err)
 {
     *out = NULL;
@@ -861,21 +875,17 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     const char *pf = getenv("ATTNSCOPE_CUDA_PROFILE");
     if (pf && *pf)
         c->prof_path = strdup(pf);
-    const char *pdl = getenv("ATTNSCOPE_CUDA_PDL"), *bps = getenv("ATTNSCOPE_CUDA_BPS");
-    c->pdl = !(pdl && strcmp(pdl, "0") == 0);
-    c->bps = bps && atoi(bps) >= 1 && atoi(bps) <= 16 ? atoi(bps) : 4;
-    const char *mvk = getenv("ATTNSCOPE_CUDA_MV"), *mb = getenv("ATTNSCOPE_CUDA_MVS_BPS"),
-               *mr = getenv("ATTNSCOPE_CUDA_MVS_RING"), *mc = getenv("ATTNSCOPE_CUDA_MVS_CHUNK");
-    c->mvs = mvk && strcmp(mvk, "mvs") == 0;
-    const char *mc2 = getenv("ATTNSCOPE_CUDA_MINCHUNK");
-    c->min_chunk_env = mc2 && atoi(mc2) >= 1 && atoi(mc2) <= 4096 ? atoi(mc2) : 0;
-    c->attn_head = getenv("ATTNSCOPE_CUDA_ATTN") && strcmp(getenv("ATTNSCOPE_CUDA_ATTN"), "head") == 0;
-    c->skip_attn = getenv("ATTNSCOPE_CUDA_SKIP_ATTN") && strcmp(getenv("ATTNSCOPE_CUDA_SKIP_ATTN"), "1") == 0;
-    c->vstage = !(getenv("ATTNSCOPE_CUDA_VSTAGE") && strcmp(getenv("ATTNSCOPE_CUDA_VSTAGE"), "0") == 0);
-    c->mvs_dry = getenv("ATTNSCOPE_CUDA_MVS_DRY") && strcmp(getenv("ATTNSCOPE_CUDA_MVS_DRY"), "1") == 0;
-    c->mvs_chunk = mc && atoi(mc) >= 1 && atoi(mc) <= 64 ? atoi(mc) * 1024 : 16 * 1024;
-    c->mvs_bps = mb && atoi(mb) >= 1 && atoi(mb) <= 4 ? atoi(mb) : 1;
-    c->mvs_ring = mr && atoi(mr) >= 8 && atoi(mr) <= 160 ? atoi(mr) * 1024 : 72 * 1024;
+    c->pdl = !env_is("ATTNSCOPE_CUDA_PDL", "0");
+    c->bps = env_int("ATTNSCOPE_CUDA_BPS", 1, 16, 4);
+    c->mvs = env_is("ATTNSCOPE_CUDA_MV", "mvs");
+    c->min_chunk_env = env_int("ATTNSCOPE_CUDA_MINCHUNK", 1, 4096, 0);
+    c->attn_head = env_is("ATTNSCOPE_CUDA_ATTN", "head");
+    c->skip_attn = env_is("ATTNSCOPE_CUDA_SKIP_ATTN", "1");
+    c->vstage = !env_is("ATTNSCOPE_CUDA_VSTAGE", "0");
+    c->mvs_dry = env_is("ATTNSCOPE_CUDA_MVS_DRY", "1");
+    c->mvs_chunk = env_int("ATTNSCOPE_CUDA_MVS_CHUNK", 1, 64, 16) * 1024;
+    c->mvs_bps = env_int("ATTNSCOPE_CUDA_MVS_BPS", 1, 4, 1);
+    c->mvs_ring = env_int("ATTNSCOPE_CUDA_MVS_RING", 8, 160, 72) * 1024;
     if (c->mvs && (mvs_allow<kern::f32w>(c) || mvs_allow<kern::bf16w>(c) || mvs_allow<kern::f16w>(c))) {
         eng_err e = c->err;
         int rc = c->failed;

@@ -169,6 +169,16 @@ __device__ void load_x(float *xs, const float *x, const float *norm, float eps, 
     __syncthreads();
 }
 
+/* Row r of segment s, moved on to the segment that holds it (rows of a
+ * multi-segment launch are the segments' rows one after another). */
+__device__ __forceinline__ void seg_locate(const mv_args &a, int &s, int &r)
+{
+    while (s + 1 < a.n_seg && r >= a.seg[s].rows) {
+        r -= a.seg[s].rows;
+        s++;
+    }
+}
+
 /* The NR weight rows of global row `row` (MV_SWIGLU: gate and up), and the
  * segment s and row r within it where the result goes. */
 template <typename T, int NR>
@@ -180,10 +190,7 @@ __device__ __forceinline__ void row_ptrs(const mv_args &a, int row, const uint4 
         w[0] = reinterpret_cast<const uint4 *>((const T *)a.seg[0].w + (size_t)row * a.cols);
         w[NR - 1] = reinterpret_cast<const uint4 *>((const T *)a.seg[1].w + (size_t)row * a.cols);
     } else {
-        while (s + 1 < a.n_seg && r >= a.seg[s].rows) {
-            r -= a.seg[s].rows;
-            s++;
-        }
+        seg_locate(a, s, r);
         w[0] = reinterpret_cast<const uint4 *>((const T *)a.seg[s].w + (size_t)r * a.cols);
     }
 }
@@ -373,10 +380,7 @@ __device__ void mvs_issue(const mv_args &a, const mvs_plan &p, unsigned char *st
     } else {
         int s = 0, r = u, off = 0;
         while (n > 0) {
-            while (s + 1 < a.n_seg && r >= a.seg[s].rows) {
-                r -= a.seg[s].rows;
-                s++;
-            }
+            seg_locate(a, s, r);
             int k = min(n, a.seg[s].rows - r);
             bulk_load(stage + (size_t)off * p.row_bytes, (const unsigned char *)a.seg[s].w + (size_t)r * p.row_bytes,
                       (unsigned)(k * p.row_bytes), bar);
@@ -466,10 +470,7 @@ __global__ void __launch_bounds__(MVS_THREADS) k_mvs(mv_args a, mvs_plan p)
                 a.seg[0].y[row] = r0 / (1.0f + expf(-r0)) * r1;
             } else {
                 int s = 0, r = row;
-                while (s + 1 < a.n_seg && r >= a.seg[s].rows) {
-                    r -= a.seg[s].rows;
-                    s++;
-                }
+                seg_locate(a, s, r);
                 if (a.mode == MV_ADD)
                     a.seg[s].y[r] += r0;
                 else
@@ -574,6 +575,36 @@ struct dec_args {
     int vstage;                /* copy the chunk's values to shared memory while scoring */
 };
 
+/* q . k over one head (HD: head_dim unrolled, or 0: hd at run time), the
+ * key's row loaded whole before the products; rows of a multiple of 4 floats
+ * are read 16 bytes at a time. */
+template <int HD>
+__device__ __forceinline__ float qk_dot(const float *q, const float *k, int hd)
+{
+    const float4 *q4 = reinterpret_cast<const float4 *>(q), *k4 = reinterpret_cast<const float4 *>(k);
+    float s = 0.f;
+    if constexpr (HD > 0) {
+        float4 kk[HD / 4];
+#pragma unroll
+        for (int d = 0; d < HD / 4; d++)
+            kk[d] = k4[d];
+#pragma unroll
+        for (int d = 0; d < HD / 4; d++) {
+            float4 qq = q4[d];
+            s += qq.x * kk[d].x + qq.y * kk[d].y + qq.z * kk[d].z + qq.w * kk[d].w;
+        }
+    } else if (hd % 4 == 0) {
+        for (int d = 0; d < hd / 4; d++) {
+            float4 kk = k4[d], qq = q4[d];
+            s += qq.x * kk.x + qq.y * kk.y + qq.z * kk.z + qq.w * kk.w;
+        }
+    } else {
+        for (int d = 0; d < hd; d++)
+            s += q[d] * k[d];
+    }
+    return s;
+}
+
 /* grid (nkv, n_split), 256 threads. The context is cut into chunks of at
  * least min_chunk keys; splits past the last chunk return at once. Shared:
  * q of the group (G*hd), scores (G * chunk), combine weights (G * n_split).
@@ -630,29 +661,7 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
     const float *Kg = a.K + (size_t)g * a.S * hd;
     for (int i = threadIdx.x; i < n * G; i += blockDim.x) {
         int j = i % n, h = i / n;
-        const float4 *kj = reinterpret_cast<const float4 *>(Kg + (size_t)(j0 + j) * hd);
-        const float4 *qh = reinterpret_cast<const float4 *>(qs + h * hd);
-        float s = 0.f;
-        if constexpr (HD > 0) {
-            float4 k4[HD ? HD / 4 : 1];
-#pragma unroll
-            for (int d = 0; d < HD / 4; d++)
-                k4[d] = kj[d];
-#pragma unroll
-            for (int d = 0; d < HD / 4; d++) {
-                float4 q4 = qh[d];
-                s += q4.x * k4[d].x + q4.y * k4[d].y + q4.z * k4[d].z + q4.w * k4[d].w;
-            }
-        } else if (hd % 4 == 0) {
-            for (int d = 0; d < hd / 4; d++) {
-                float4 k4 = kj[d], q4 = qh[d];
-                s += q4.x * k4.x + q4.y * k4.y + q4.z * k4.z + q4.w * k4.w;
-            }
-        } else {
-            for (int d = 0; d < hd; d++)
-                s += qs[h * hd + d] * Kg[(size_t)(j0 + j) * hd + d];
-        }
-        ps[h * chunk + j] = s * a.scale;
+        ps[h * chunk + j] = qk_dot<HD>(qs + h * hd, Kg + (size_t)(j0 + j) * hd, hd) * a.scale;
     }
     __syncthreads();
     /* softmax pieces per head: max, exp, sum */
@@ -805,24 +814,7 @@ __global__ void __launch_bounds__(256) k_attn_head(dec_args a)
     /* scores, one thread per key */
     const float *Kg = a.K + ((size_t)g * a.S + j0) * hd;
     for (int j = tid; j < n; j += blockDim.x) {
-        const float *kr = j0 + j == pos ? ks : Kg + (size_t)j * hd;
-        float sc = 0.f;
-        if constexpr (HD > 0) {
-            float4 k4[HD / 4];
-            const float4 *kr4 = reinterpret_cast<const float4 *>(kr), *q4 = reinterpret_cast<const float4 *>(qs);
-#pragma unroll
-            for (int d = 0; d < HD / 4; d++)
-                k4[d] = kr4[d];
-#pragma unroll
-            for (int d = 0; d < HD / 4; d++) {
-                float4 qq = q4[d];
-                sc += qq.x * k4[d].x + qq.y * k4[d].y + qq.z * k4[d].z + qq.w * k4[d].w;
-            }
-        } else {
-            for (int d = 0; d < hd; d++)
-                sc += qs[d] * kr[d];
-        }
-        ps[j] = sc * a.scale;
+        ps[j] = qk_dot<HD>(qs, j0 + j == pos ? ks : Kg + (size_t)j * hd, hd) * a.scale;
     }
     float m = -INFINITY;
     __syncthreads();
