@@ -159,10 +159,7 @@ def make_model(cfg, seed, device):
     g = torch.Generator().manual_seed(seed)
     m.init_weights(g, emb_std=0.02, lin_std=0.02)
     if INIT_FROM:
-        sd = L.load_safetensors(os.path.join(INIT_FROM, "model.safetensors"))
-        if cfg.tie_word_embeddings:
-            sd["lm_head.weight"] = sd["model.embed_tokens.weight"]
-        m.load_state_dict(sd)
+        L.load_weights(m, INIT_FROM)
         log("weights from %s" % INIT_FROM)
     return m.to(device)
 
@@ -170,10 +167,7 @@ def make_model(cfg, seed, device):
 def reload_saved(out, cfg, device):
     """The saved (bf16) weights in a fresh float32 model: what every reader gets."""
     m = L.Llama(cfg)
-    sd = L.load_safetensors(os.path.join(out, "model.safetensors"))
-    if cfg.tie_word_embeddings:
-        sd["lm_head.weight"] = sd["model.embed_tokens.weight"]
-    m.load_state_dict(sd)
+    L.load_weights(m, out)
     return m.to(device).float().eval()
 
 

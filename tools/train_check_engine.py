@@ -23,22 +23,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train_bpe  # noqa: E402
 import train_llama as L  # noqa: E402
 
-KEYS = ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-        "intermediate_size", "max_position_embeddings", "rope_theta", "rms_norm_eps",
-        "tie_word_embeddings", "head_dim"]
 TEXTS = ["What does river mean?", "3>k;7>m;k>b;m>q;b>x", "kQ7zPm2Xa9LrkQ7zPm2Xa9Lr",
          "Hello! It's 12 o'clock, and we're   late.\n"]
 
 
 def check(exe, d, n_tokens, seed):
-    cj = json.load(open(os.path.join(d, "config.json")))
-    c = L.Cfg(**{k: cj[k] for k in KEYS if k in cj})
-    m = L.Llama(c)
-    sd = L.load_safetensors(os.path.join(d, "model.safetensors"))
-    if c.tie_word_embeddings:
-        sd["lm_head.weight"] = sd["model.embed_tokens.weight"]
-    m.load_state_dict(sd)
-    m.eval()
+    m = L.load_folder(d)
+    c = m.c
     r = random.Random(seed)
     ids = [r.randrange(c.vocab_size) for _ in range(n_tokens)]
     with tempfile.TemporaryDirectory() as tmp:

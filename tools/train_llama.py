@@ -273,6 +273,28 @@ def load_safetensors(path):
     return out
 
 
+CFG_KEYS = ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+            "intermediate_size", "max_position_embeddings", "rope_theta", "rms_norm_eps",
+            "tie_word_embeddings", "head_dim"]
+
+
+def load_weights(model, folder):
+    """A saved folder's model.safetensors into model (tied: lm_head is the embedding)."""
+    sd = load_safetensors(os.path.join(folder, "model.safetensors"))
+    if model.c.tie_word_embeddings:
+        sd["lm_head.weight"] = sd["model.embed_tokens.weight"]
+    model.load_state_dict(sd)
+
+
+def load_folder(folder, device="cpu"):
+    """A saved folder (config.json, model.safetensors) as a float32 model in eval mode."""
+    with open(os.path.join(folder, "config.json")) as f:
+        cj = json.load(f)
+    m = Llama(Cfg(**{k: cj[k] for k in CFG_KEYS if k in cj}))
+    load_weights(m, folder)
+    return m.to(device).float().eval()
+
+
 def state_tensors(model):
     """The HF tensor names and tensors to save (lm_head.weight left out when tied)."""
     sd = model.state_dict()

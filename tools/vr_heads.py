@@ -15,7 +15,6 @@ Positions, for a statement `s>n;` at p (s at p, `>` at p+1, n at p+2):
 Layers and heads count from 0, as the TUI labels them.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -25,16 +24,6 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train as T  # noqa: E402
 import train_llama as L  # noqa: E402
-
-
-def load(folder):
-    c = json.load(open(os.path.join(folder, "config.json")))
-    cfg = L.Cfg(vocab_size=c["vocab_size"], hidden_size=c["hidden_size"], num_hidden_layers=c["num_hidden_layers"],
-                num_attention_heads=c["num_attention_heads"], num_key_value_heads=c["num_key_value_heads"],
-                intermediate_size=c["intermediate_size"], max_position_embeddings=c["max_position_embeddings"],
-                rope_theta=c.get("rope_theta", 10000.0), rms_norm_eps=c["rms_norm_eps"],
-                tie_word_embeddings=c.get("tie_word_embeddings", False))
-    return T.reload_saved(folder, cfg, torch.device("cpu"))
 
 
 def table(att, rows, cols):
@@ -77,7 +66,7 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     a = ap.parse_args()
     torch.set_num_threads(2)
-    m = load(a.folder)
+    m = L.load_folder(a.folder)
     K, R = a.chains, a.renames
     rng = np.random.default_rng(a.seed)
     if a.n:
