@@ -22,6 +22,7 @@
  * later call then fails the same way and outputs are NaN. */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <initializer_list>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -98,6 +99,7 @@ struct cuctx {
     bool skip_attn;         /* ATTNSCOPE_CUDA_SKIP_ATTN=1: no decode attention (wrong logits; timing) */
     int vstage;             /* decode attention stages V in shared memory (ATTNSCOPE_CUDA_VSTAGE=0: off) */
     int mvs_dry;            /* ATTNSCOPE_CUDA_MVS_DRY=1: stream only, no products (wrong logits; timing) */
+    size_t pf_bytes;        /* L2 prefetch of the next kernel's weights, at most (ATTNSCOPE_CUDA_PF MiB; 0: off) */
 
     /* ATTNSCOPE_CUDA_PROFILE=FILE: decode steps run uncaptured with an event
      * after every kernel; the time per kernel kind goes to FILE at the end. */
@@ -457,6 +459,28 @@ int mv(cuctx *c, kern::mv_args a)
                : launch(c, kern::k_matvec<T, 1>, grid, dim3(kern::MV_THREADS), smem, "matvec launch", a);
 }
 
+/* The L2 prefetch for a kernel whose successor reads matrices m[0..n):
+ * the start of each, in proportion to its size, c->pf_bytes in all (the
+ * successor's first wave of rows reads the start of each matrix). */
+kern::l2_pf pf_of(const cuctx *c, std::initializer_list<const dmat *> m)
+{
+    kern::l2_pf pf = {};
+    size_t es = dtype_size(c->dt), total = 0;
+    for (const dmat *d : m)
+        total += (size_t)d->rows * d->cols * es;
+    if (!c->pf_bytes || !total)
+        return pf;
+    double frac = total > c->pf_bytes ? (double)c->pf_bytes / (double)total : 1.0;
+    for (const dmat *d : m) {
+        size_t bytes = (size_t)((double)((size_t)d->rows * d->cols * es) * frac) & ~(size_t)15;
+        if (bytes && pf.n < 3) {
+            pf.p[pf.n] = (const char *)d->p;
+            pf.bytes[pf.n++] = bytes;
+        }
+    }
+    return pf;
+}
+
 template <typename T>
 int copy_probs(cuctx *c, const bk_forward *f, int l, int T_, int nk);
 
@@ -482,6 +506,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.seg[2] = {d->wv.p, d->bv, c->v, d->wv.rows};
         a.n_seg = 3;
         a.rows = d->wq.rows + d->wk.rows + d->wv.rows;
+        a.pf = pf_of(c, {&d->wo});
         if (mv<T>(c, a))
             return c->failed;
         mark(c, "qkv");
@@ -498,7 +523,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         } else {
             kern::dec_args da = {c->q, c->k, c->v, d->qn, d->kn, d->K, d->V, c->inv_freq, c->pos, c->part_o,
                                  c->part_ml, c->ticket, c->att, eps, scale, nh, nkv, hd, c->S, c->n_split,
-                                 c->min_chunk, c->rope_cs, c->vstage};
+                                 c->min_chunk, c->rope_cs, c->vstage, pf_of(c, {&d->wg, &d->wu})};
             if (c->attn_head) {
                 da.n_split = c->head_split;
                 da.min_chunk = c->head_chunk;
@@ -516,6 +541,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.seg[0] = {d->wo.p, NULL, c->x, d->wo.rows};
         a.n_seg = 1;
         a.rows = d->wo.rows;
+        a.pf = pf_of(c, {&d->wg, &d->wu});
         if (mv<T>(c, a))
             return c->failed;
         mark(c, "o");
@@ -525,6 +551,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.seg[1] = {d->wu.p, NULL, NULL, d->wu.rows};
         a.n_seg = 2;
         a.rows = d->wg.rows;
+        a.pf = pf_of(c, {&d->wd});
         if (mv<T>(c, a))
             return c->failed;
         mark(c, "gate_up");
@@ -533,6 +560,12 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.seg[0] = {d->wd.p, NULL, c->x, d->wd.rows};
         a.n_seg = 1;
         a.rows = d->wd.rows;
+        if (l + 1 < cf->n_layers) {
+            const dlayer *e = &c->L[l + 1];
+            a.pf = pf_of(c, {&e->wq, &e->wk, &e->wv});
+        } else {
+            a.pf = pf_of(c, {&c->lm});
+        }
         if (mv<T>(c, a))
             return c->failed;
         mark(c, "down");
@@ -877,6 +910,7 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
         c->prof_path = strdup(pf);
     c->pdl = !env_is("ATTNSCOPE_CUDA_PDL", "0");
     c->bps = env_int("ATTNSCOPE_CUDA_BPS", 1, 16, 4);
+    c->pf_bytes = (size_t)env_int("ATTNSCOPE_CUDA_PF", 0, 1024, 16) << 20;
     c->mvs = env_is("ATTNSCOPE_CUDA_MV", "mvs");
     c->min_chunk_env = env_int("ATTNSCOPE_CUDA_MINCHUNK", 1, 4096, 0);
     c->attn_head = env_is("ATTNSCOPE_CUDA_ATTN", "head");

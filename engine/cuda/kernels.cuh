@@ -62,6 +62,51 @@ __device__ float block_sum(float v, float *red)
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void pdl_launch_next() { asm volatile("griddepcontrol.launch_dependents;" :::); }
 
+/* ---- the next kernel's weights, fetched into L2 ahead of it ----
+ * A decode kernel asks the L2 for (the start of) the weights the kernel
+ * after it will read: they do not depend on any result, so the memory keeps
+ * streaming through the launch, wait and prologue of the next kernel, which
+ * then reads them from L2. Each block fetches its share of the ranges (one
+ * thread, bulk prefetches of up to 64 KiB). Only a hint: bytes are rounded
+ * down to 16 and nothing is read past a range. */
+struct l2_pf {
+    const char *p[3];
+    unsigned long long bytes[3];   /* multiples of 16 */
+    int n;
+};
+
+__device__ __forceinline__ void prefetch_l2(const void *p, uint32_t bytes)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
+
+__device__ void issue_l2_pf(const l2_pf &pf)
+{
+    if (threadIdx.x != 0 || pf.n == 0)
+        return;
+    unsigned long long total = 0;
+    for (int i = 0; i < pf.n; i++)
+        total += pf.bytes[i];
+    unsigned long long share = (total / gridDim.x + 15) & ~15ull;
+    unsigned long long lo = share * blockIdx.x, hi = lo + share, base = 0;
+    for (int i = 0; i < pf.n && lo < hi; i++) {
+        unsigned long long e = base + pf.bytes[i];
+        while (lo < hi && lo < e) {
+            unsigned long long end = hi < e ? hi : e, len = end - lo;
+            if (len > 65536)
+                len = 65536;
+            prefetch_l2(pf.p[i] + (lo - base), (uint32_t)len);
+            lo += len;
+        }
+        base = e;
+    }
+}
+
 /* ---- element types: f32, bf16 and f16 weights, read 16 bytes at a time ---- */
 
 struct f32w { float v; };
@@ -136,6 +181,7 @@ struct mv_args {
     int rows;             /* all segments' rows (MV_SWIGLU: one segment's) */
     int wpr;              /* warps per row: 1, 2, 4 or 8 */
     int mode;             /* MV_STORE: y = Wx + b; MV_ADD: y += Wx; MV_SWIGLU: y0 = silu(G x) * (U x) */
+    l2_pf pf;             /* the next kernel's weights, into L2 */
 };
 
 /* Copies x into shared memory, RMS-normed when a.norm is set:
@@ -214,6 +260,7 @@ __global__ void __launch_bounds__(MV_THREADS, 4) k_matvec(mv_args a)
     bool vec = a.cols % V == 0;
     int nv = a.cols / V;
 
+    issue_l2_pf(a.pf);
     uint4 pre[NR][U];
     int pre_row = blockIdx.x * rpb + warp / a.wpr;
     if (vec && blockIdx.x < n_blocks && pre_row < a.rows) {
@@ -407,6 +454,7 @@ __global__ void __launch_bounds__(MVS_THREADS) k_mvs(mv_args a, mvs_plan p)
     int u0 = (int)((long)a.rows * blockIdx.x / gridDim.x), u1 = (int)((long)a.rows * (blockIdx.x + 1) / gridDim.x);
     int n_chunks = (u1 - u0 + p.rpc - 1) / p.rpc;
 
+    issue_l2_pf(a.pf);
     pdl_launch_next();
     if (threadIdx.x == 0) {
         for (int i = 0; i < p.ns; i++)
@@ -573,6 +621,7 @@ struct dec_args {
     int nh, nkv, hd, S, n_split, min_chunk;
     const float *rope_cs;      /* cos then sin at the token's position (head_dim/2 each) */
     int vstage;                /* copy the chunk's values to shared memory while scoring */
+    l2_pf pf;                  /* the next kernel's weights, into L2 */
 };
 
 /* q . k over one head (HD: head_dim unrolled, or 0: hd at run time), the
@@ -624,6 +673,7 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
         chunk = a.min_chunk;
     int n_active = (nk + chunk - 1) / chunk;
     int j0 = split * chunk, j1 = min(nk, j0 + chunk), n = j1 - j0;
+    issue_l2_pf(a.pf);
     pdl_launch_next();   /* the o matvec may start streaming its weights */
     pdl_wait();
     if (split >= n_active)
@@ -773,6 +823,7 @@ __global__ void __launch_bounds__(256) k_attn_head(dec_args a)
     int chunk = a.min_chunk;
     int n_active = (nk + chunk - 1) / chunk;
     int j0 = split * chunk, j1 = min(nk, j0 + chunk), n = j1 - j0;
+    issue_l2_pf(a.pf);
     pdl_launch_next();
     pdl_wait();
     if (split >= n_active)
