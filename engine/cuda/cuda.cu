@@ -338,7 +338,9 @@ int upload_model(cuctx *c, const bk_forward *f)
     for (;;) {
         int chunk = (c->S + c->n_split - 1) / c->n_split;
         if (chunk < c->min_chunk) chunk = c->min_chunk;
-        c->dec_smem = ((size_t)G * (hd + chunk + c->n_split) + 4 + (size_t)chunk * hd) * sizeof(float);
+        /* q, scores, combine weights, alignment, staged values and keys
+         * (rows padded by 4), the rotation table */
+        c->dec_smem = ((size_t)G * (hd + chunk + c->n_split) + 4 + (size_t)chunk * (2 * hd + 4) + hd) * sizeof(float);
         if (c->dec_smem <= 96 * 1024 || c->n_split >= c->S)
             break;
         c->n_split *= 2;

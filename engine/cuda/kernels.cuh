@@ -656,9 +656,10 @@ __device__ __forceinline__ float qk_dot(const float *q, const float *k, int hd)
 
 /* grid (nkv, n_split), 256 threads. The context is cut into chunks of at
  * least min_chunk keys; splits past the last chunk return at once. Shared:
- * q of the group (G*hd), scores (G * chunk), combine weights (G * n_split).
- * The block whose keys include the new position first norms/rotates this
- * token's k and writes k and v into the cache. */
+ * q of the group (G*hd), scores (G * chunk), combine weights (G * n_split),
+ * the chunk's values and keys, the rotation table. The block whose keys
+ * include the new position norms/rotates this token's k, uses it from
+ * shared memory and writes k and v into the cache. */
 template <int HD>   /* head_dim, or 0: any (read from a.hd) */
 __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
 {
@@ -675,43 +676,75 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
     int j0 = split * chunk, j1 = min(nk, j0 + chunk), n = j1 - j0;
     issue_l2_pf(a.pf);
     pdl_launch_next();   /* the o matvec may start streaming its weights */
+    float *qs = sm, *ps = qs + G * hd, *wts = ps + G * chunk;
+    float *vs = reinterpret_cast<float *>(((uintptr_t)(wts + G * a.n_split) + 15) & ~(uintptr_t)15);
+    int kst = hd + 4;   /* staged key rows padded: conflict-free 16-byte reads */
+    float *ks = vs + (size_t)chunk * hd, *csm = ks + (size_t)chunk * kst;
+    /* Staged (a.vstage, rows of 16-byte multiples): the chunk's cached keys
+     * and values (positions before this token's: written by earlier steps)
+     * and the rotation table (written by the step's first kernel, which has
+     * finished: the kernel before this one waited for it) are copied to
+     * shared memory before waiting for the q/k/v product; the new key and
+     * value come from it after the wait. */
+    bool stage = a.vstage && hd % 4 == 0;
+    int jp = min(j1, pos);   /* cached rows of this chunk: [j0, jp) */
+    if (stage && split < n_active) {
+        const float4 *vsrc = reinterpret_cast<const float4 *>(a.V + ((size_t)g * a.S + j0) * hd);
+        const float4 *ksrc = reinterpret_cast<const float4 *>(a.K + ((size_t)g * a.S + j0) * hd);
+        int q4 = hd / 4;
+        for (int i = threadIdx.x; i < (jp - j0) * q4; i += blockDim.x) {
+            __pipeline_memcpy_async(reinterpret_cast<float4 *>(vs) + i, vsrc + i, 16);
+            __pipeline_memcpy_async(reinterpret_cast<float4 *>(ks + (size_t)(i / q4) * kst) + i % q4, ksrc + i, 16);
+        }
+        __pipeline_commit();
+        for (int i = threadIdx.x; i < hd; i += blockDim.x)
+            csm[i] = a.rope_cs[i];
+    }
     pdl_wait();
     if (split >= n_active)
         return;
-    float *qs = sm, *ps = qs + G * hd, *wts = ps + G * chunk;
+    const float *cs = stage ? csm : a.rope_cs;
     float *po = a.part_o + ((size_t)g * a.n_split + split) * G * hd;
     float *pml = a.part_ml + ((size_t)g * a.n_split + split) * G * 2;
 
     for (int i = threadIdx.x; i < G * hd; i += blockDim.x)
         qs[i] = a.q[(size_t)g * G * hd + i];
+    bool has_new = pos < j1;   /* this block holds the new key */
+    float *knew = ks + (size_t)(pos - j0) * kst;
+    if (stage && has_new)
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+            knew[d] = a.k[g * hd + d];
+            vs[(size_t)(pos - j0) * hd + d] = a.v[g * hd + d];
+        }
     __syncthreads();
     for (int h = warp; h < G; h += nw)
-        head_norm_rope(qs + h * hd, hd, a.qn, a.eps, a.inv_freq, pos, a.rope_cs);
-    if (pos < j1 && warp == nw - 1) {   /* this block holds the new key */
+        head_norm_rope(qs + h * hd, hd, a.qn, a.eps, a.inv_freq, pos, cs);
+    if (has_new && warp == nw - 1) {
         float *kc = a.K + ((size_t)g * a.S + pos) * hd, *vc = a.V + ((size_t)g * a.S + pos) * hd;
-        for (int d = lane; d < hd; d += 32) {
-            kc[d] = a.k[g * hd + d];
-            vc[d] = a.v[g * hd + d];
+        if (stage) {
+            head_norm_rope(knew, hd, a.kn, a.eps, a.inv_freq, pos, cs);
+            for (int d = lane; d < hd; d += 32) {
+                kc[d] = knew[d];
+                vc[d] = vs[(size_t)(pos - j0) * hd + d];
+            }
+        } else {
+            for (int d = lane; d < hd; d += 32) {
+                kc[d] = a.k[g * hd + d];
+                vc[d] = a.v[g * hd + d];
+            }
+            __syncwarp();
+            head_norm_rope(kc, hd, a.kn, a.eps, a.inv_freq, pos, cs);
         }
-        __syncwarp();
-        head_norm_rope(kc, hd, a.kn, a.eps, a.inv_freq, pos, a.rope_cs);
     }
+    if (stage)
+        __pipeline_wait_prior(0);
     __syncthreads();
-    /* the chunk's values, copied to shared memory (cp.async) while the keys
-     * are scored: one round trip instead of one per group of keys */
-    float *vs = reinterpret_cast<float *>(((uintptr_t)(wts + G * a.n_split) + 15) & ~(uintptr_t)15);
-    bool stage_v = a.vstage && hd % 4 == 0;
-    if (stage_v) {
-        const float4 *src = reinterpret_cast<const float4 *>(a.V + (size_t)g * a.S * hd + (size_t)j0 * hd);
-        for (int i = threadIdx.x; i < n * hd / 4; i += blockDim.x)
-            __pipeline_memcpy_async(reinterpret_cast<float4 *>(vs) + i, src + i, 16);
-        __pipeline_commit();
-    }
     /* scores: one thread per (key, head), the key's row read whole */
-    const float *Kg = a.K + (size_t)g * a.S * hd;
+    const float *Kg = stage ? ks : a.K + ((size_t)g * a.S + j0) * hd;
+    int kstride = stage ? kst : hd;
     for (int i = threadIdx.x; i < n * G; i += blockDim.x) {
         int j = i % n, h = i / n;
-        ps[h * chunk + j] = qk_dot<HD>(qs + h * hd, Kg + (size_t)(j0 + j) * hd, hd) * a.scale;
+        ps[h * chunk + j] = qk_dot<HD>(qs + h * hd, Kg + (size_t)j * kstride, hd) * a.scale;
     }
     __syncthreads();
     /* softmax pieces per head: max, exp, sum */
@@ -733,10 +766,8 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
             pml[h * 2 + 1] = l;
         }
     }
-    if (stage_v)
-        __pipeline_wait_prior(0);
     __syncthreads();
-    const float *Vg = stage_v ? vs : a.V + (size_t)g * a.S * hd + (size_t)j0 * hd;
+    const float *Vg = stage ? vs : a.V + (size_t)g * a.S * hd + (size_t)j0 * hd;
     for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
         int h = i / hd, d = i % hd;
         const float *p = ps + h * chunk;
