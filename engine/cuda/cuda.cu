@@ -100,6 +100,12 @@ struct cuctx {
     int vstage;             /* decode attention stages V in shared memory (ATTNSCOPE_CUDA_VSTAGE=0: off) */
     int mvs_dry;            /* ATTNSCOPE_CUDA_MVS_DRY=1: stream only, no products (wrong logits; timing) */
     size_t pf_bytes;        /* L2 prefetch of the next kernel's weights, at most (ATTNSCOPE_CUDA_PF MiB; 0: off) */
+    /* the decode step as one persistent kernel (kern::k_step; ATTNSCOPE_CUDA_STEP=0: the
+     * kernel-per-matrix path); set up after the upload where the model's shapes allow */
+    bool step_want, step_on;
+    int step_stage;         /* bytes per ring stage (ATTNSCOPE_CUDA_STAGE KiB, default 32) */
+    kern::st_args sa;
+    size_t step_smem;
 
     /* ATTNSCOPE_CUDA_PROFILE=FILE: decode steps run uncaptured with an event
      * after every kernel; the time per kernel kind goes to FILE at the end. */
@@ -283,6 +289,9 @@ int upload_vec(cuctx *c, float **d, const tensor_t *t, const char *name)
     return ENG_OK;
 }
 
+template <typename T>
+int step_setup(cuctx *c);
+
 int upload_model(cuctx *c, const bk_forward *f)
 {
     const model_t *m = f->m;
@@ -376,6 +385,107 @@ int upload_model(cuctx *c, const bk_forward *f)
     CK(c, cudaMemset(c->ticket, 0, (size_t)nh * sizeof(unsigned)), "attention tickets");
     CK(c, cudaStreamSynchronize(c->st), "uploading the model");
     c->m = m;
+    switch (c->dt) {
+    case DT_F32: return step_setup<kern::f32w>(c);
+    case DT_BF16: return step_setup<kern::bf16w>(c);
+    case DT_F16: return step_setup<kern::f16w>(c);
+    }
+    return ENG_OK;
+}
+
+/* ------------------------------------------- decode as one kernel (k_step) */
+
+/* Sets up the persistent decode kernel where it applies: rows of whole 16
+ * bytes, a unit (a row; gate + up rows) within a stage, at least two stages
+ * beside the inputs and the attention scratch in shared memory, one block
+ * resident per multiprocessor. Otherwise the kernel-per-matrix path runs.
+ * Returns nonzero only on a CUDA failure. */
+template <typename T>
+int step_setup(cuctx *c)
+{
+    const config_t *cf = &c->m->cfg;
+    int es = (int)sizeof(T), dim = cf->dim, hid = cf->hidden_dim, hd = cf->head_dim;
+    int q_dim = config_q_dim(cf), G = cf->n_heads / cf->n_kv_heads;
+    c->step_on = false;
+    if (!c->step_want || (dim * es) % 16 || (q_dim * es) % 16 || (hid * es) % 16)
+        return ENG_OK;
+    int unit = 2 * dim * es > hid * es ? 2 * dim * es : hid * es;
+    if (q_dim * es > unit)
+        unit = q_dim * es;
+    int stage = c->step_stage > unit ? c->step_stage : (unit + 15) / 16 * 16;
+    int chunk = (c->S + c->n_split - 1) / c->n_split;
+    if (chunk < c->min_chunk)
+        chunk = c->min_chunk;
+    long widest = dim > hid ? dim : hid;
+    if (q_dim > widest)
+        widest = q_dim;
+    long attn = (long)G * (hd + chunk + c->n_split);
+    int aux = (int)(widest > attn ? widest : attn);
+    size_t aux_bytes = ((size_t)aux + hd) * sizeof(float);
+    int optin = 0;
+    CK(c, cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0), "device attributes");
+    size_t room = (size_t)optin - 1024;   /* the kernel's static shared memory */
+    if (aux_bytes + 2 * (size_t)stage > room)
+        return ENG_OK;
+    int ns = (int)((room - aux_bytes) / stage);
+    if (ns > kern::ST_MAX_STAGES)
+        ns = kern::ST_MAX_STAGES;
+    c->step_smem = (size_t)ns * stage + aux_bytes;
+    CK(c, cudaFuncSetAttribute(kern::k_step<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c->step_smem),
+       "decode step shared memory");
+    int per_sm = 0;
+    CK(c, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern::k_step<T>, kern::ST_THREADS, c->step_smem),
+       "decode step occupancy");
+    if (per_sm < 1)
+        return ENG_OK;
+
+    int L = cf->n_layers;
+    kern::st_layer *h = (kern::st_layer *)eng_calloc((size_t)L, sizeof *h);
+    if (!h) {
+        c->failed = eng_fail(&c->err, ENG_ENOMEM, "cuda: out of host memory for the layer table");
+        return c->failed;
+    }
+    for (int l = 0; l < L; l++) {
+        const dlayer *d = &c->L[l];
+        h[l] = kern::st_layer{d->wq.p, d->wk.p, d->wv.p, d->wo.p, d->wg.p, d->wu.p, d->wd.p, d->bq, d->bk, d->bv,
+                              d->attn_norm, d->ffn_norm, d->qn, d->kn, d->K, d->V};
+    }
+    kern::st_layer *dl;
+    unsigned *bar;
+    int rc = alloc_n(c, &dl, (size_t)L, "the layer table") || alloc_n(c, &bar, 2, "the grid barrier");
+    if (!rc) {
+        cudaError_t e = cudaMemcpy(dl, h, (size_t)L * sizeof *h, cudaMemcpyHostToDevice);
+        if (e == cudaSuccess)
+            e = cudaMemset(bar, 0, 2 * sizeof(unsigned));
+        if (e != cudaSuccess)
+            rc = fail_cuda(c, e, "the decode step's tables");
+    }
+    eng_free(h);
+    if (rc)
+        return c->failed;
+    kern::st_args &a = c->sa;
+    a = kern::st_args{};
+    a.L = dl; a.n_layers = L; a.embed = c->embed.p; a.lm = c->lm.p;
+    a.final_norm = c->final_norm; a.inv_freq = c->inv_freq; a.tok = c->tok; a.pos = c->pos;
+    a.x = c->x; a.q = c->q; a.k = c->k; a.v = c->v; a.att = c->att; a.g = c->g; a.logits = c->logits;
+    a.part_o = c->part_o; a.part_ml = c->part_ml; a.ticket = c->ticket; a.bar = bar;
+    a.dim = dim; a.hidden = hid; a.vocab = cf->vocab_size; a.nh = cf->n_heads; a.nkv = cf->n_kv_heads; a.hd = hd;
+    a.S = c->S; a.n_split = c->n_split; a.min_chunk = c->min_chunk;
+    a.eps = cf->norm_eps; a.scale = 1.0f / sqrtf((float)hd);
+    a.ns = ns; a.stage_bytes = stage; a.aux_floats = aux;
+    c->step_on = true;
+    return ENG_OK;
+}
+
+/* One decode step through k_step: one block per multiprocessor, all of
+ * them resident (one block fits per multiprocessor, step_setup checked, and
+ * nothing else runs on the stream), so its grid barriers cannot wait on a
+ * block that never starts; its waits trap after about two seconds. */
+template <typename T>
+int step_launch(cuctx *c)
+{
+    kern::k_step<T><<<c->sms, kern::ST_THREADS, c->step_smem, c->st>>>(c->sa);
+    CK(c, cudaGetLastError(), "decode step launch");
     return ENG_OK;
 }
 
@@ -617,7 +727,7 @@ int decode(cuctx *c, const bk_forward *f)
             CK(c, cudaStreamBeginCapture(c->st, cudaStreamCaptureModeRelaxed), "graph capture");
             cudaMemcpyAsync(c->tok, c->h_tokpos, sizeof(int), cudaMemcpyHostToDevice, c->st);
             cudaMemcpyAsync(c->pos, c->h_tokpos + 1, sizeof(int), cudaMemcpyHostToDevice, c->st);
-            int rc = decode_layers<T>(c, f, false);
+            int rc = c->step_on ? step_launch<T>(c) : decode_layers<T>(c, f, false);
             cudaError_t e = cudaStreamEndCapture(c->st, &g);
             if (rc)
                 return rc;
@@ -912,13 +1022,17 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
         c->prof_path = strdup(pf);
     c->pdl = !env_is("ATTNSCOPE_CUDA_PDL", "0");
     c->bps = env_int("ATTNSCOPE_CUDA_BPS", 1, 16, 4);
-    c->pf_bytes = (size_t)env_int("ATTNSCOPE_CUDA_PF", 0, 1024, 16) << 20;
+    c->pf_bytes = (size_t)env_int("ATTNSCOPE_CUDA_PF", 0, 1024, 0) << 20;
+    c->step_want = !env_is("ATTNSCOPE_CUDA_STEP", "0");
+    c->step_stage = env_int("ATTNSCOPE_CUDA_STAGE", 4, 112, 32) * 1024;
     c->mvs = env_is("ATTNSCOPE_CUDA_MV", "mvs");
     c->min_chunk_env = env_int("ATTNSCOPE_CUDA_MINCHUNK", 1, 4096, 0);
     c->attn_head = env_is("ATTNSCOPE_CUDA_ATTN", "head");
     c->skip_attn = env_is("ATTNSCOPE_CUDA_SKIP_ATTN", "1");
     c->vstage = !env_is("ATTNSCOPE_CUDA_VSTAGE", "0");
     c->mvs_dry = env_is("ATTNSCOPE_CUDA_MVS_DRY", "1");
+    /* the kernel-per-matrix switches apply to that path only */
+    c->step_want = c->step_want && !c->mvs && !c->attn_head && !c->skip_attn && !c->pf_bytes;
     c->mvs_chunk = env_int("ATTNSCOPE_CUDA_MVS_CHUNK", 1, 64, 16) * 1024;
     c->mvs_bps = env_int("ATTNSCOPE_CUDA_MVS_BPS", 1, 4, 1);
     c->mvs_ring = env_int("ATTNSCOPE_CUDA_MVS_RING", 8, 160, 72) * 1024;

@@ -1178,3 +1178,5 @@ __global__ void k_widen(float *out, const T *in, size_t n)
 }
 
 }  // namespace kern
+
+#include "step.cuh"

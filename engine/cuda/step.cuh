@@ -1,0 +1,484 @@
+/* step.cuh - one decode step as one persistent kernel (included by
+ * kernels.cuh).
+ *
+ * Decode reads every weight byte once per token, and a 1B model's matrices
+ * are small: at the copy bandwidth a 2048 x 2048 BF16 matrix takes 2 us, less
+ * than what a kernel boundary costs (launch, wait, the input's first round
+ * trip, the grid's tail). So the whole step runs in one kernel, one block
+ * per multiprocessor, all blocks resident (a cooperative launch):
+ *
+ *  - one producer warp per block streams the block's share of every matrix
+ *    of the step, in the order the step uses them, through a ring of
+ *    shared-memory stages (cp.async.bulk completing on an mbarrier per
+ *    stage). The weights do not depend on any result, so the producer runs
+ *    as far ahead as the ring allows and never waits for the phases: the
+ *    memory keeps streaming while the consumers wait at a grid barrier or
+ *    run attention;
+ *  - the consumer warps run the phases of each layer (q/k/v, attention, o,
+ *    gate/up, down, then lm_head), separated by grid-wide barriers (a
+ *    counter in global memory). For a matrix they load the input vector into
+ *    shared memory (RMS-normed where the model norms it), then take the
+ *    stages in turn: warp w computes the rows (units) w, w + 16, ... of the
+ *    block's share, and every warp releases every stage (an mbarrier the
+ *    producer waits on before refilling it);
+ *  - attention for one query is the same split-K scheme as k_attn_decode
+ *    (chunks of keys over blocks, the last block of a KV head combines),
+ *    done by the consumer warps between two barriers.
+ *
+ * Every wait has a time limit (about two seconds): a broken invariant traps
+ * (a kernel error, reported as such) instead of hanging the program. */
+#pragma once
+
+namespace kern {
+
+constexpr int ST_CW = 16;                    /* consumer warps */
+constexpr int ST_THREADS = (ST_CW + 1) * 32; /* + the producer warp */
+constexpr int ST_MAX_STAGES = 16;
+
+struct st_layer {
+    const void *wq, *wk, *wv, *wo, *wg, *wu, *wd;
+    const float *bq, *bk, *bv, *attn_norm, *ffn_norm, *qn, *kn;
+    float *K, *V;
+};
+
+struct st_args {
+    const st_layer *L;          /* device (n_layers) */
+    int n_layers;
+    const void *embed, *lm;
+    const float *final_norm, *inv_freq;
+    const int *tok, *pos;       /* device: this step's token and position */
+    float *x, *q, *k, *v, *att, *g, *logits;
+    float *part_o, *part_ml;
+    unsigned *ticket;           /* (nkv), zero between steps */
+    unsigned *bar;              /* [0]: grid barrier arrivals, [1]: blocks done; zero between steps */
+    int dim, hidden, vocab, nh, nkv, hd, S, n_split, min_chunk;
+    float eps, scale;
+    int ns, stage_bytes;        /* the ring: stages and bytes per stage */
+    int aux_floats;             /* shared floats after the ring: inputs, attention scratch */
+};
+
+enum { ST_QKV = 0, ST_O = 1, ST_GU = 2, ST_DOWN = 3, ST_LM = 4 };
+
+/* One matrix job of the step: up to three row segments sharing the input
+ * (q/k/v), or gate and up read as one unit per row (NR = 2). */
+struct st_job {
+    const char *w[3];
+    const float *bias[3];
+    float *y[3];
+    int rows[3];
+    int n_seg, cols, nr, units, kind;
+};
+
+__device__ __forceinline__ st_job st_job_of(const st_args &a, int j, int esz)
+{
+    st_job J = {};
+    int l = j / 4, kind = j >= 4 * a.n_layers ? ST_LM : j % 4;
+    J.kind = kind;
+    J.nr = 1;
+    J.n_seg = 1;
+    if (kind == ST_LM) {
+        J.w[0] = (const char *)a.lm;
+        J.y[0] = a.logits;
+        J.rows[0] = a.vocab;
+        J.cols = a.dim;
+    } else {
+        const st_layer &L = a.L[l];
+        int q_dim = a.nh * a.hd, kv_dim = a.nkv * a.hd;
+        if (kind == ST_QKV) {
+            J.n_seg = 3;
+            J.w[0] = (const char *)L.wq; J.bias[0] = L.bq; J.y[0] = a.q; J.rows[0] = q_dim;
+            J.w[1] = (const char *)L.wk; J.bias[1] = L.bk; J.y[1] = a.k; J.rows[1] = kv_dim;
+            J.w[2] = (const char *)L.wv; J.bias[2] = L.bv; J.y[2] = a.v; J.rows[2] = kv_dim;
+            J.cols = a.dim;
+        } else if (kind == ST_O) {
+            J.w[0] = (const char *)L.wo; J.y[0] = a.x; J.rows[0] = a.dim; J.cols = q_dim;
+        } else if (kind == ST_GU) {
+            J.nr = 2;
+            J.w[0] = (const char *)L.wg; J.w[1] = (const char *)L.wu; J.y[0] = a.g;
+            J.rows[0] = a.hidden; J.cols = a.dim;
+        } else {
+            J.w[0] = (const char *)L.wd; J.y[0] = a.x; J.rows[0] = a.dim; J.cols = a.hidden;
+        }
+    }
+    J.units = J.n_seg == 3 ? J.rows[0] + J.rows[1] + J.rows[2] : J.rows[0];
+    (void)esz;
+    return J;
+}
+
+/* A wait that gives up: about 2 s at the H200's clock. */
+__device__ __forceinline__ void st_check_time(long long t0)
+{
+    if (clock64() - t0 > (1ll << 32))
+        __trap();
+}
+
+__device__ __forceinline__ void mbar_wait(uint64_t *b, unsigned parity)
+{
+    if (mbar_try_wait(b, parity))
+        return;
+    long long t0 = clock64();
+    while (!mbar_try_wait(b, parity))
+        st_check_time(t0);
+}
+
+__device__ __forceinline__ void mbar_arrive(uint64_t *b)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(b)) : "memory");
+}
+
+/* The consumer warps only (the producer never joins): barrier 1. */
+__device__ __forceinline__ void cons_sync() { asm volatile("bar.sync 1, %0;" ::"n"(ST_CW * 32) : "memory"); }
+
+__device__ float cons_sum(float v, float *red)
+{
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    v = warp_sum(v);
+    cons_sync();
+    if (lane == 0)
+        red[w] = v;
+    cons_sync();
+    float r = 0.f;
+    for (int i = 0; i < ST_CW; i++)
+        r += red[i];
+    return r;
+}
+
+__device__ float cons_max(float v, float *red)
+{
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    v = warp_max(v);
+    cons_sync();
+    if (lane == 0)
+        red[w] = v;
+    cons_sync();
+    float r = -INFINITY;
+    for (int i = 0; i < ST_CW; i++)
+        r = fmaxf(r, red[i]);
+    return r;
+}
+
+/* Grid barrier number k of the step (k = 1, 2, ...): every block's
+ * consumers have finished what they wrote before it. */
+__device__ void grid_barrier(unsigned *bar, unsigned k)
+{
+    cons_sync();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        atomicAdd(bar, 1u);
+        unsigned target = k * gridDim.x, seen;
+        long long t0 = clock64();
+        for (;;) {
+            asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(bar) : "memory");
+            if (seen >= target)
+                break;
+            st_check_time(t0);
+        }
+    }
+    cons_sync();
+}
+
+/* Consumers: the input of a job into xs, RMS-normed by norm when set.
+ * emb (layer 0's q/k/v): the token's embedding row, which block 0 also
+ * writes to x, the residual stream. */
+template <typename T>
+__device__ void st_input(float *xs, const float *x, const T *emb, float *x_out, const float *norm, float eps, int n,
+                         float *red)
+{
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < n; i += ST_CW * 32) {
+        float v = emb ? to_f32(emb[i]) : __ldcg(&x[i]);
+        if (x_out)
+            x_out[i] = v;
+        xs[i] = v;
+        ss += v * v;
+    }
+    if (norm) {
+        ss = cons_sum(ss, red) / (float)n;
+        float r = 1.0f / sqrtf(ss + eps);
+        for (int i = threadIdx.x; i < n; i += ST_CW * 32)
+            xs[i] = norm[i] * (xs[i] * r);
+    }
+    cons_sync();
+}
+
+/* Consumers: the attention items of this block for layer l (one query,
+ * the context cut into chunks over (KV head, chunk) items; the last item of
+ * a KV head to finish combines the partial softmaxes). cs: cos and sin at
+ * the position. sm: scratch (G*hd + G*chunk + G*n_split floats). */
+__device__ void st_attention(const st_args &a, const st_layer &L, int pos, const float *cs, float *sm, float *red,
+                             bool *last)
+{
+    int G = a.nh / a.nkv, hd = a.hd, nk = pos + 1;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nt = ST_CW * 32;
+    int chunk = (nk + a.n_split - 1) / a.n_split;
+    if (chunk < a.min_chunk)
+        chunk = a.min_chunk;
+    int n_active = (nk + chunk - 1) / chunk;
+    float *qs = sm, *ps = qs + G * hd, *wts = ps + G * chunk;
+    for (int item = blockIdx.x; item < a.nkv * n_active; item += gridDim.x) {
+        int g = item / n_active, split = item % n_active;
+        int j0 = split * chunk, j1 = min(nk, j0 + chunk), n = j1 - j0;
+        float *po = a.part_o + ((size_t)g * a.n_split + split) * G * hd;
+        float *pml = a.part_ml + ((size_t)g * a.n_split + split) * G * 2;
+        for (int i = threadIdx.x; i < G * hd; i += nt)
+            qs[i] = __ldcg(&a.q[(size_t)g * G * hd + i]);
+        cons_sync();
+        for (int h = warp; h < G; h += ST_CW)
+            head_norm_rope(qs + h * hd, hd, L.qn, a.eps, a.inv_freq, pos, cs);
+        if (pos < j1 && warp == ST_CW - 1) {   /* this item holds the new key */
+            float *kc = L.K + ((size_t)g * a.S + pos) * hd, *vc = L.V + ((size_t)g * a.S + pos) * hd;
+            for (int d = lane; d < hd; d += 32) {
+                kc[d] = __ldcg(&a.k[g * hd + d]);
+                vc[d] = __ldcg(&a.v[g * hd + d]);
+            }
+            __syncwarp();
+            head_norm_rope(kc, hd, L.kn, a.eps, a.inv_freq, pos, cs);
+        }
+        cons_sync();
+        const float *Kg = L.K + ((size_t)g * a.S + j0) * hd;
+        for (int i = threadIdx.x; i < n * G; i += nt) {
+            int j = i % n, h = i / n;
+            ps[h * chunk + j] = qk_dot<0>(qs + h * hd, Kg + (size_t)j * hd, hd) * a.scale;
+        }
+        cons_sync();
+        for (int h = warp; h < G; h += ST_CW) {
+            float *p = ps + h * chunk;
+            float m = -INFINITY;
+            for (int j = lane; j < n; j += 32)
+                m = fmaxf(m, p[j]);
+            m = warp_max(m);
+            float l = 0.f;
+            for (int j = lane; j < n; j += 32) {
+                float e = expf(p[j] - m);
+                p[j] = e;
+                l += e;
+            }
+            l = warp_sum(l);
+            if (lane == 0) {
+                pml[h * 2] = m;
+                pml[h * 2 + 1] = l;
+            }
+        }
+        cons_sync();
+        const float *Vg = L.V + ((size_t)g * a.S + j0) * hd;
+        for (int i = threadIdx.x; i < G * hd; i += nt) {
+            int h = i / hd, d = i % hd;
+            const float *p = ps + h * chunk;
+            float acc = 0.f;
+#pragma unroll 8
+            for (int j = 0; j < n; j++)
+                acc += p[j] * Vg[(size_t)j * hd + d];
+            po[i] = acc;
+        }
+        __threadfence();
+        cons_sync();
+        if (threadIdx.x == 0)
+            *last = atomicAdd(&a.ticket[g], 1u) == (unsigned)n_active - 1;
+        cons_sync();
+        if (*last) {
+            __threadfence();
+            const float *ml0 = a.part_ml + (size_t)g * a.n_split * G * 2;
+            const float *o0 = a.part_o + (size_t)g * a.n_split * G * hd;
+            for (int h = warp; h < G; h += ST_CW) {
+                float M = -INFINITY;
+                for (int s = lane; s < n_active; s += 32)
+                    M = fmaxf(M, __ldcg(&ml0[(s * G + h) * 2]));
+                M = warp_max(M);
+                float den = 0.f;
+                for (int s = lane; s < n_active; s += 32) {
+                    float f = expf(__ldcg(&ml0[(s * G + h) * 2]) - M);
+                    wts[h * a.n_split + s] = f;
+                    den += f * __ldcg(&ml0[(s * G + h) * 2 + 1]);
+                }
+                den = warp_sum(den);
+                __syncwarp();
+                for (int s = lane; s < n_active; s += 32)
+                    wts[h * a.n_split + s] /= den;
+            }
+            cons_sync();
+            for (int i = threadIdx.x; i < G * hd; i += nt) {
+                const float *w = wts + (i / hd) * a.n_split;
+                float acc = 0.f;
+                for (int s = 0; s < n_active; s++)
+                    acc += w[s] * __ldcg(&o0[(size_t)s * G * hd + i]);
+                a.att[(size_t)g * G * hd + i] = acc;
+            }
+            if (threadIdx.x == 0)
+                a.ticket[g] = 0;
+        }
+        cons_sync();   /* qs, ps and wts are free for the next item */
+    }
+    (void)red;
+}
+
+/* This block's units [u0, u1) of a job, in chunks of upc units. */
+__device__ __forceinline__ void st_share(const st_job &J, int unit_bytes, int stage_bytes, int &u0, int &u1, int &upc)
+{
+    u0 = (int)((long long)J.units * blockIdx.x / gridDim.x);
+    u1 = (int)((long long)J.units * (blockIdx.x + 1) / gridDim.x);
+    upc = stage_bytes / unit_bytes;
+    if (upc < 1)
+        upc = 1;
+}
+
+/* Producer: units [u, u + n) of J into a stage (gate rows first, then up
+ * rows at upc rows in; q/k/v rows may cross from one matrix into the next). */
+__device__ void st_issue(const st_job &J, int row_bytes, int upc, unsigned char *stage, uint64_t *full, int u, int n)
+{
+    mbar_expect_tx(full, (unsigned)(n * J.nr * row_bytes));
+    if (J.nr == 2) {
+        bulk_load(stage, J.w[0] + (size_t)u * row_bytes, (unsigned)(n * row_bytes), full);
+        bulk_load(stage + (size_t)upc * row_bytes, J.w[1] + (size_t)u * row_bytes, (unsigned)(n * row_bytes), full);
+        return;
+    }
+    int s = 0, r = u, off = 0;
+    while (n > 0) {
+        while (s + 1 < J.n_seg && r >= J.rows[s]) {
+            r -= J.rows[s];
+            s++;
+        }
+        int k = min(n, J.rows[s] - r);
+        bulk_load(stage + (size_t)off * row_bytes, J.w[s] + (size_t)r * row_bytes, (unsigned)(k * row_bytes), full);
+        n -= k;
+        off += k;
+        r += k;
+    }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(ST_THREADS, 1) k_step(st_args a)
+{
+    constexpr int V = 16 / (int)sizeof(T);
+    extern __shared__ __align__(128) unsigned char st_sm[];
+    __shared__ __align__(8) uint64_t full[ST_MAX_STAGES], empty[ST_MAX_STAGES];
+    __shared__ float red[32];
+    __shared__ bool last;
+    float *aux = reinterpret_cast<float *>(st_sm + (size_t)a.ns * a.stage_bytes);
+    float *cs = aux + a.aux_floats;   /* cos, sin at the position (hd) */
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int n_jobs = 4 * a.n_layers + 1, esz = (int)sizeof(T);
+
+    if (threadIdx.x == 0) {
+        for (int i = 0; i < a.ns; i++) {
+            mbar_init(&full[i], 1);
+            mbar_init(&empty[i], ST_CW);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+
+    if (warp == ST_CW) {   /* the producer */
+        if (lane != 0)
+            return;
+        int c = 0;
+        for (int j = 0; j < n_jobs; j++) {
+            st_job J = st_job_of(a, j, esz);
+            int row_bytes = J.cols * esz, u0, u1, upc;
+            st_share(J, row_bytes * J.nr, a.stage_bytes, u0, u1, upc);
+            for (int u = u0; u < u1; u += upc, c++) {
+                int st = c % a.ns;
+                if (c >= a.ns) {
+                    mbar_wait(&empty[st], (unsigned)((c / a.ns) - 1) & 1u);
+                    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+                }
+                st_issue(J, row_bytes, upc, st_sm + (size_t)st * a.stage_bytes, &full[st], u, min(upc, u1 - u));
+            }
+        }
+        return;
+    }
+
+    /* the consumers */
+    int pos = *a.pos;
+    for (int i = threadIdx.x; i < a.hd / 2; i += ST_CW * 32) {
+        float ang = (float)pos * a.inv_freq[i];
+        cs[i] = (float)cos((double)ang);
+        cs[a.hd / 2 + i] = (float)sin((double)ang);
+    }
+    unsigned nb = 0;
+    int c = 0;
+    for (int j = 0; j < n_jobs; j++) {
+        st_job J = st_job_of(a, j, esz);
+        int l = j / 4;
+        const float *in = a.x, *norm = NULL;
+        const T *emb = NULL;
+        float *x_out = NULL;
+        if (J.kind == ST_QKV) {
+            norm = a.L[l].attn_norm;
+            if (l == 0) {
+                emb = (const T *)a.embed + (size_t)*a.tok * a.dim;
+                x_out = blockIdx.x == 0 ? a.x : NULL;
+            } else {
+                grid_barrier(a.bar, ++nb);
+            }
+        } else if (J.kind == ST_O) {
+            grid_barrier(a.bar, ++nb);   /* q, k, v complete */
+            st_attention(a, a.L[l], pos, cs, aux, red, &last);
+            grid_barrier(a.bar, ++nb);   /* att complete */
+            in = a.att;
+        } else if (J.kind == ST_GU) {
+            grid_barrier(a.bar, ++nb);
+            norm = a.L[l].ffn_norm;
+        } else if (J.kind == ST_DOWN) {
+            grid_barrier(a.bar, ++nb);
+            in = a.g;
+        } else {
+            grid_barrier(a.bar, ++nb);
+            norm = a.final_norm;
+        }
+        st_input<T>(aux, in, emb, x_out, norm, a.eps, J.cols, red);
+
+        int row_bytes = J.cols * esz, nv = row_bytes / 16, u0, u1, upc;
+        st_share(J, row_bytes * J.nr, a.stage_bytes, u0, u1, upc);
+        for (int u = u0; u < u1; u += upc, c++) {
+            int st = c % a.ns, n = min(upc, u1 - u);
+            mbar_wait(&full[st], (unsigned)(c / a.ns) & 1u);
+            const unsigned char *stage = st_sm + (size_t)st * a.stage_bytes;
+            /* unit i of the share goes to warp (i - u0) % ST_CW */
+            for (int i = (warp - (u - u0) % ST_CW + ST_CW) % ST_CW; i < n; i += ST_CW) {
+                const uint4 *w0 = reinterpret_cast<const uint4 *>(stage + (size_t)i * row_bytes);
+                const uint4 *w1 = reinterpret_cast<const uint4 *>(stage + (size_t)(upc + i) * row_bytes);
+                float acc0 = 0.f, acc1 = 0.f;
+#pragma unroll 4
+                for (int k = lane; k < nv; k += 32) {
+                    const float *xk = aux + (size_t)k * V;
+                    acc0 += dot16(w0[k], xk, T{});
+                    if (J.nr == 2)
+                        acc1 += dot16(w1[k], xk, T{});
+                }
+                acc0 = warp_sum(acc0);
+                if (J.nr == 2)
+                    acc1 = warp_sum(acc1);
+                if (lane == 0) {
+                    int r = u + i, s = 0;
+                    if (J.kind == ST_GU) {
+                        J.y[0][r] = acc0 / (1.0f + expf(-acc0)) * acc1;
+                    } else if (J.kind == ST_O || J.kind == ST_DOWN) {
+                        J.y[0][r] = __ldcg(&J.y[0][r]) + acc0;   /* past L1: other blocks write x too */
+                    } else {
+                        while (s + 1 < J.n_seg && r >= J.rows[s]) {
+                            r -= J.rows[s];
+                            s++;
+                        }
+                        J.y[s][r] = acc0 + (J.bias[s] ? J.bias[s][r] : 0.f);
+                    }
+                }
+            }
+            __syncwarp();
+            if (lane == 0)
+                mbar_arrive(&empty[st]);
+        }
+        cons_sync();   /* aux is read: the next job may overwrite it */
+    }
+
+    /* the last block out clears the counters for the next step */
+    if (threadIdx.x == 0) {
+        __threadfence();
+        if (atomicAdd(&a.bar[1], 1u) == gridDim.x - 1) {
+            a.bar[0] = 0;
+            a.bar[1] = 0;
+            __threadfence();
+        }
+    }
+}
+
+}  // namespace kern
