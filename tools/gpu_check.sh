@@ -198,7 +198,7 @@ EOF
         grep -E "ERROR SUMMARY|PASSED|FAILED" "$LOG/06-memcheck-test.log" | sed 's/^/    test_cuda: /' | tee -a "$SUMMARY"
         step 06-racecheck 60 compute-sanitizer --tool racecheck --error-exitcode 9 \
             "$BIN" bench --synthetic tiny --dtype bf16 --device cuda --prompt-len 70 --gen 4 --cache on
-        grep -E "ERROR SUMMARY" "$LOG/06-racecheck.log" | sed 's/^/    racecheck: /' | tee -a "$SUMMARY"
+        grep -E "ERROR SUMMARY|hazard|Race|at .* in " "$LOG/06-racecheck.log" | head -n 12 | sed "s/^/    racecheck: /" | tee -a "$SUMMARY"
     else
         note "06-memcheck: skipped (no compute-sanitizer)"
     fi

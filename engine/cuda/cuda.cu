@@ -106,6 +106,7 @@ struct cuctx {
     int step_stage;         /* bytes per ring stage (ATTNSCOPE_CUDA_STAGE KiB, default 32) */
     kern::st_args sa;
     size_t step_smem;
+    char *trace_path;       /* ATTNSCOPE_CUDA_STEP_TRACE=FILE: k_step's time per phase, appended at the end */
 
     /* ATTNSCOPE_CUDA_PROFILE=FILE: decode steps run uncaptured with an event
      * after every kernel; the time per kernel kind goes to FILE at the end. */
@@ -419,8 +420,9 @@ int step_setup(cuctx *c)
     long widest = dim > hid ? dim : hid;
     if (q_dim > widest)
         widest = q_dim;
+    long res = (dim + c->sms - 1) / c->sms + 4;   /* the block's rows of x, for o and down */
     long attn = (long)G * (hd + chunk + c->n_split);
-    int aux = (int)(widest > attn ? widest : attn);
+    int aux = (int)(widest + res > attn ? widest + res : attn);
     size_t aux_bytes = ((size_t)aux + hd) * sizeof(float);
     int optin = 0;
     CK(c, cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0), "device attributes");
@@ -472,7 +474,12 @@ int step_setup(cuctx *c)
     a.dim = dim; a.hidden = hid; a.vocab = cf->vocab_size; a.nh = cf->n_heads; a.nkv = cf->n_kv_heads; a.hd = hd;
     a.S = c->S; a.n_split = c->n_split; a.min_chunk = c->min_chunk;
     a.eps = cf->norm_eps; a.scale = 1.0f / sqrtf((float)hd);
-    a.ns = ns; a.stage_bytes = stage; a.aux_floats = aux;
+    a.ns = ns; a.stage_bytes = stage; a.aux_floats = aux; a.res_off = (int)widest;
+    if (c->trace_path) {
+        if (alloc_n(c, &a.trace, kern::ST_TRACE_N, "the decode step trace"))
+            return c->failed;
+        CK(c, cudaMemset(a.trace, 0, kern::ST_TRACE_N * sizeof *a.trace), "the decode step trace");
+    }
     c->step_on = true;
     return ENG_OK;
 }
@@ -946,6 +953,27 @@ void cu_forward(void *ctx, const bk_forward *f)
         nan_out(f, f->m->cfg.vocab_size);
 }
 
+/* ATTNSCOPE_CUDA_STEP_TRACE: k_step's time per job kind and part, in us
+ * per step averaged over the blocks (each block's parts add up to its
+ * kernel time). */
+void step_trace_write(cuctx *c)
+{
+    unsigned long long t[kern::ST_TRACE_N] = {0};
+    FILE *f;
+    if (!c->sa.trace || cudaMemcpy(t, c->sa.trace, sizeof t, cudaMemcpyDeviceToHost) != cudaSuccess ||
+        !t[kern::ST_TRACE_STEPS] || !(f = fopen(c->trace_path, "a")))
+        return;
+    double per = 1e3 * (double)t[kern::ST_TRACE_STEPS] * (double)c->sms;   /* ns -> us per step and block */
+    static const char *kinds[] = {"qkv", "o", "gate_up", "down", "lm_head"};
+    fprintf(f, "k_step, %llu steps: us per step (mean over blocks)\nphase      barrier  attention   input  products\n",
+            t[kern::ST_TRACE_STEPS]);
+    for (int k = 0; k < 5; k++)
+        fprintf(f, "%-9s %8.1f %10.1f %7.1f %9.1f\n", kinds[k], t[k * 4] / per, t[k * 4 + 1] / per, t[k * 4 + 2] / per,
+                t[k * 4 + 3] / per);
+    fprintf(f, "kernel    %8.1f us per step\n", t[kern::ST_TRACE_TOTAL] / per);
+    fclose(f);
+}
+
 void cu_free(void *ctx)
 {
     cuctx *c = (cuctx *)ctx;
@@ -958,6 +986,10 @@ void cu_free(void *ctx)
         for (int i = 0; i < 512 && c->ev[i]; i++)
             cudaEventDestroy(c->ev[i]);
         free(c->prof_path);
+    }
+    if (c->trace_path) {
+        step_trace_write(c);
+        free(c->trace_path);
     }
     if (c->graph)
         cudaGraphExecDestroy(c->graph);
@@ -1024,6 +1056,9 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     c->bps = env_int("ATTNSCOPE_CUDA_BPS", 1, 16, 4);
     c->pf_bytes = (size_t)env_int("ATTNSCOPE_CUDA_PF", 0, 1024, 0) << 20;
     c->step_want = !env_is("ATTNSCOPE_CUDA_STEP", "0");
+    const char *tp = getenv("ATTNSCOPE_CUDA_STEP_TRACE");
+    if (tp && *tp)
+        c->trace_path = strdup(tp);
     c->step_stage = env_int("ATTNSCOPE_CUDA_STAGE", 4, 112, 32) * 1024;
     c->mvs = env_is("ATTNSCOPE_CUDA_MV", "mvs");
     c->min_chunk_env = env_int("ATTNSCOPE_CUDA_MINCHUNK", 1, 4096, 0);

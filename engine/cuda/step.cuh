@@ -55,7 +55,23 @@ struct st_args {
     float eps, scale;
     int ns, stage_bytes;        /* the ring: stages and bytes per stage */
     int aux_floats;             /* shared floats after the ring: inputs, attention scratch */
+    int res_off;                /* in aux: the block's rows of x (o and down add into them) */
+    unsigned long long *trace;  /* NULL, or ST_TRACE_N sums of ns (ATTNSCOPE_CUDA_STEP_TRACE) */
 };
+
+/* The trace: per job kind, ns summed over blocks and steps spent waiting at
+ * grid barriers, in attention, loading the input, and in the products
+ * (which includes waiting for the weights to arrive); then the kernel's
+ * time per block, and the number of steps. */
+enum { ST_T_WAIT = 0, ST_T_ATTN = 1, ST_T_INPUT = 2, ST_T_MV = 3, ST_T_SEGS = 4 };
+constexpr int ST_TRACE_TOTAL = 5 * ST_T_SEGS, ST_TRACE_STEPS = ST_TRACE_TOTAL + 1, ST_TRACE_N = ST_TRACE_STEPS + 1;
+
+__device__ __forceinline__ unsigned long long st_now()
+{
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
 
 enum { ST_QKV = 0, ST_O = 1, ST_GU = 2, ST_DOWN = 3, ST_LM = 4 };
 
@@ -177,25 +193,50 @@ __device__ void grid_barrier(unsigned *bar, unsigned k)
     cons_sync();
 }
 
-/* Consumers: the input of a job into xs, RMS-normed by norm when set.
- * emb (layer 0's q/k/v): the token's embedding row, which block 0 also
- * writes to x, the residual stream. */
+/* Consumers: the input of a job into xs, RMS-normed by norm when set, and
+ * (res, when set) x's rows [r0, r1) as they are. emb (layer 0's q/k/v): the
+ * token's embedding row, which block 0 also writes to x, the residual
+ * stream. Reads bypass L1 (other blocks wrote them in this kernel), all of
+ * a thread's loads issued before their first use. */
 template <typename T>
 __device__ void st_input(float *xs, const float *x, const T *emb, float *x_out, const float *norm, float eps, int n,
-                         float *red)
+                         float *red, float *res, const float *xres, int r0, int r1)
 {
+    constexpr int NT = ST_CW * 32, B = 4;
     float ss = 0.f;
-    for (int i = threadIdx.x; i < n; i += ST_CW * 32) {
-        float v = emb ? to_f32(emb[i]) : __ldcg(&x[i]);
-        if (x_out)
-            x_out[i] = v;
-        xs[i] = v;
-        ss += v * v;
+    if (res)
+        for (int i = r0 + threadIdx.x; i < r1; i += NT)
+            res[i - r0] = __ldcg(&xres[i]);
+    if (!emb && n % 4 == 0) {
+        const float4 *x4 = reinterpret_cast<const float4 *>(x);
+        float4 *xs4 = reinterpret_cast<float4 *>(xs);
+        int n4 = n / 4;
+        for (int base = threadIdx.x; base < n4; base += B * NT) {
+            float4 v[B];
+#pragma unroll
+            for (int u = 0; u < B; u++)
+                if (base + u * NT < n4)
+                    v[u] = __ldcg(&x4[base + u * NT]);
+#pragma unroll
+            for (int u = 0; u < B; u++)
+                if (base + u * NT < n4) {
+                    xs4[base + u * NT] = v[u];
+                    ss += v[u].x * v[u].x + v[u].y * v[u].y + v[u].z * v[u].z + v[u].w * v[u].w;
+                }
+        }
+    } else {
+        for (int i = threadIdx.x; i < n; i += NT) {
+            float v = emb ? to_f32(emb[i]) : __ldcg(&x[i]);
+            if (x_out)
+                x_out[i] = v;
+            xs[i] = v;
+            ss += v * v;
+        }
     }
     if (norm) {
         ss = cons_sum(ss, red) / (float)n;
         float r = 1.0f / sqrtf(ss + eps);
-        for (int i = threadIdx.x; i < n; i += ST_CW * 32)
+        for (int i = threadIdx.x; i < n; i += NT)
             xs[i] = norm[i] * (xs[i] * r);
     }
     cons_sync();
@@ -396,6 +437,14 @@ __global__ void __launch_bounds__(ST_THREADS, 1) k_step(st_args a)
     }
     unsigned nb = 0;
     int c = 0;
+    unsigned long long t_start = a.trace ? st_now() : 0, t0 = t_start;
+    auto lap = [&](int kind, int seg) {   /* trace: the time since the last lap, thread 0 */
+        if (a.trace && threadIdx.x == 0) {
+            unsigned long long t = st_now();
+            atomicAdd(&a.trace[kind * ST_T_SEGS + seg], t - t0);
+            t0 = t;
+        }
+    };
     for (int j = 0; j < n_jobs; j++) {
         st_job J = st_job_of(a, j, esz);
         int l = j / 4;
@@ -412,7 +461,9 @@ __global__ void __launch_bounds__(ST_THREADS, 1) k_step(st_args a)
             }
         } else if (J.kind == ST_O) {
             grid_barrier(a.bar, ++nb);   /* q, k, v complete */
+            lap(ST_O, ST_T_WAIT);
             st_attention(a, a.L[l], pos, cs, aux, red, &last);
+            lap(ST_O, ST_T_ATTN);
             grid_barrier(a.bar, ++nb);   /* att complete */
             in = a.att;
         } else if (J.kind == ST_GU) {
@@ -425,10 +476,13 @@ __global__ void __launch_bounds__(ST_THREADS, 1) k_step(st_args a)
             grid_barrier(a.bar, ++nb);
             norm = a.final_norm;
         }
-        st_input<T>(aux, in, emb, x_out, norm, a.eps, J.cols, red);
-
+        lap(J.kind, ST_T_WAIT);
         int row_bytes = J.cols * esz, nv = row_bytes / 16, u0, u1, upc;
         st_share(J, row_bytes * J.nr, a.stage_bytes, u0, u1, upc);
+        bool adds = J.kind == ST_O || J.kind == ST_DOWN;
+        float *res = aux + a.res_off;
+        st_input<T>(aux, in, emb, x_out, norm, a.eps, J.cols, red, adds ? res : NULL, a.x, u0, u1);
+        lap(J.kind, ST_T_INPUT);
         for (int u = u0; u < u1; u += upc, c++) {
             int st = c % a.ns, n = min(upc, u1 - u);
             mbar_wait(&full[st], (unsigned)(c / a.ns) & 1u);
@@ -452,8 +506,8 @@ __global__ void __launch_bounds__(ST_THREADS, 1) k_step(st_args a)
                     int r = u + i, s = 0;
                     if (J.kind == ST_GU) {
                         J.y[0][r] = acc0 / (1.0f + expf(-acc0)) * acc1;
-                    } else if (J.kind == ST_O || J.kind == ST_DOWN) {
-                        J.y[0][r] = __ldcg(&J.y[0][r]) + acc0;   /* past L1: other blocks write x too */
+                    } else if (adds) {
+                        J.y[0][r] = res[r - u0] + acc0;
                     } else {
                         while (s + 1 < J.n_seg && r >= J.rows[s]) {
                             r -= J.rows[s];
@@ -468,6 +522,12 @@ __global__ void __launch_bounds__(ST_THREADS, 1) k_step(st_args a)
                 mbar_arrive(&empty[st]);
         }
         cons_sync();   /* aux is read: the next job may overwrite it */
+        lap(J.kind, ST_T_MV);
+    }
+    if (a.trace && threadIdx.x == 0) {
+        atomicAdd(&a.trace[ST_TRACE_TOTAL], st_now() - t_start);
+        if (blockIdx.x == 0)
+            atomicAdd(&a.trace[ST_TRACE_STEPS], 1ull);
     }
 
     /* the last block out clears the counters for the next step */
