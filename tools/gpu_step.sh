@@ -25,14 +25,14 @@ bench() {   # label model ctx env...
 }
 for m in tinyllama-1.1b llama-3.2-1b; do
     for P in ${1:-128 2000}; do
-        bench "k_step" "$m" "$P" X=1
-        bench "kernel per matrix" "$m" "$P" ATTNSCOPE_CUDA_STEP=0
+        bench "k_step" "$m" "$P" ATTNSCOPE_CUDA_STEP=1
+        bench "kernel per matrix" "$m" "$P" X=1
     done
     rm -f /tmp/step-trace.txt
-    ATTNSCOPE_CUDA_STEP_TRACE=/tmp/step-trace.txt timeout 60 "$BIN" bench --synthetic "$m" --dtype bf16 --device cuda \
+    ATTNSCOPE_CUDA_STEP=1 ATTNSCOPE_CUDA_STEP_TRACE=/tmp/step-trace.txt timeout 60 "$BIN" bench --synthetic "$m" --dtype bf16 --device cuda \
         --prompt-len 128 --gen 64 --cache on > /dev/null 2>&1
     echo "trace $m, 128 tokens:"; cat /tmp/step-trace.txt 2>/dev/null
 done
-timeout 90 compute-sanitizer --tool racecheck --error-exitcode 9 "$BIN" bench --synthetic tiny --dtype bf16 \
+ATTNSCOPE_CUDA_STEP=1 timeout 90 compute-sanitizer --tool racecheck --error-exitcode 9 "$BIN" bench --synthetic tiny --dtype bf16 \
     --device cuda --prompt-len 70 --gen 4 --cache on > /tmp/race.txt 2>&1
 echo "racecheck rc=$?"; grep -E "ERROR SUMMARY|hazard|Race|at .* in |by thread" /tmp/race.txt | head -n 16

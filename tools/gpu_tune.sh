@@ -6,8 +6,8 @@
 # (ATTNSCOPE_CUDA_PROFILE). One line per variant. VARIANTS=quick: fewer;
 # VARIANTS=attn: decode attention with and without V staged in shared memory;
 # VARIANTS=head: decode attention per query head against per KV head;
-# VARIANTS=step: the persistent decode kernel (default) against the
-# kernel-per-matrix path and other ring stage sizes; VARIANTS=mvs: the streamed matvec's settings; VARIANTS=pf: the L2
+# VARIANTS=step: the persistent decode kernel (opt-in) against the
+# kernel-per-matrix path (default) and other ring stage sizes; VARIANTS=mvs: the streamed matvec's settings; VARIANTS=pf: the L2
 # prefetch of the next kernel's weights (default off) at several sizes; VARIANTS=ablate: decode
 # without attention (timing only) and larger attention chunks. CTXS: contexts (default 128 2000).
 #   bash tools/gpu_tune.sh BIN [MODELS]
@@ -34,10 +34,10 @@ elif [ "${VARIANTS:-}" = ablate ]; then   # what attention costs (skipped: wrong
     run "min chunk 64"        ATTNSCOPE_CUDA_MINCHUNK=64
     run "min chunk 128"       ATTNSCOPE_CUDA_MINCHUNK=128
 elif [ "${VARIANTS:-}" = step ]; then   # the persistent decode kernel against the kernel-per-matrix path
-    run "kernel per matrix"   ATTNSCOPE_CUDA_STEP=0
-    run "per matrix, no stage" ATTNSCOPE_CUDA_STEP=0 ATTNSCOPE_CUDA_VSTAGE=0
-    run "step, stage 16 KiB"  ATTNSCOPE_CUDA_STAGE=16
-    run "step, stage 64 KiB"  ATTNSCOPE_CUDA_STAGE=64
+    run "k_step"              ATTNSCOPE_CUDA_STEP=1
+    run "per matrix, no stage" ATTNSCOPE_CUDA_VSTAGE=0
+    run "k_step, stage 16 KiB" ATTNSCOPE_CUDA_STEP=1 ATTNSCOPE_CUDA_STAGE=16
+    run "k_step, stage 64 KiB" ATTNSCOPE_CUDA_STEP=1 ATTNSCOPE_CUDA_STAGE=64
 elif [ "${VARIANTS:-}" = pf ]; then   # L2 prefetch of the next kernel's weights: MiB at most
     for mb in 8 16 32; do run "l2 prefetch ${mb} MiB" ATTNSCOPE_CUDA_PF=$mb; done
 elif [ "${VARIANTS:-}" = mvs ]; then   # the streamed matvec: blocks/SM, ring KiB, chunk KiB

@@ -100,8 +100,9 @@ struct cuctx {
     int vstage;             /* decode attention stages V in shared memory (ATTNSCOPE_CUDA_VSTAGE=0: off) */
     int mvs_dry;            /* ATTNSCOPE_CUDA_MVS_DRY=1: stream only, no products (wrong logits; timing) */
     size_t pf_bytes;        /* L2 prefetch of the next kernel's weights, at most (ATTNSCOPE_CUDA_PF MiB; 0: off) */
-    /* the decode step as one persistent kernel (kern::k_step; ATTNSCOPE_CUDA_STEP=0: the
-     * kernel-per-matrix path); set up after the upload where the model's shapes allow */
+    /* the decode step as one persistent kernel (kern::k_step; opt-in, ATTNSCOPE_CUDA_STEP=1:
+     * measured slower than the kernel-per-matrix path); set up after the upload where the
+     * model's shapes allow */
     bool step_want, step_on;
     int step_stage;         /* bytes per ring stage (ATTNSCOPE_CUDA_STAGE KiB, default 32) */
     kern::st_args sa;
@@ -1055,7 +1056,7 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     c->pdl = !env_is("ATTNSCOPE_CUDA_PDL", "0");
     c->bps = env_int("ATTNSCOPE_CUDA_BPS", 1, 16, 4);
     c->pf_bytes = (size_t)env_int("ATTNSCOPE_CUDA_PF", 0, 1024, 0) << 20;
-    c->step_want = !env_is("ATTNSCOPE_CUDA_STEP", "0");
+    c->step_want = env_is("ATTNSCOPE_CUDA_STEP", "1");   /* measured slower: docs/cuda.md */
     const char *tp = getenv("ATTNSCOPE_CUDA_STEP_TRACE");
     if (tp && *tp)
         c->trace_path = strdup(tp);

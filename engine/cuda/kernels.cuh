@@ -700,9 +700,12 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
         for (int i = threadIdx.x; i < hd; i += blockDim.x)
             csm[i] = a.rope_cs[i];
     }
-    pdl_wait();
+    /* blocks past the last chunk leave before waiting, making room for the
+     * o matvec's blocks (the working blocks wait, so this grid still ends
+     * after the q/k/v product) */
     if (split >= n_active)
         return;
+    pdl_wait();
     const float *cs = stage ? csm : a.rope_cs;
     float *po = a.part_o + ((size_t)g * a.n_split + split) * G * hd;
     float *pml = a.part_ml + ((size_t)g * a.n_split + split) * G * 2;
