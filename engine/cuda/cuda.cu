@@ -489,9 +489,12 @@ int step_setup(cuctx *c)
  * them resident (one block fits per multiprocessor, step_setup checked, and
  * nothing else runs on the stream), so its grid barriers cannot wait on a
  * block that never starts; its waits trap after about two seconds. */
+long step_graphs;   /* k_step launches captured (cuda_step_graphs) */
+
 template <typename T>
 int step_launch(cuctx *c)
 {
+    step_graphs++;
     kern::k_step<T><<<c->sms, kern::ST_THREADS, c->step_smem, c->st>>>(c->sa);
     CK(c, cudaGetLastError(), "decode step launch");
     return ENG_OK;
@@ -1094,6 +1097,11 @@ int cu_threads(const void *ctx)
 }
 
 }  // namespace
+
+extern "C" long cuda_step_graphs(void)
+{
+    return step_graphs;
+}
 
 extern "C" int cuda_probe(eng_err *err)
 {

@@ -24,6 +24,10 @@ int cuda_probe(eng_err *err);
  * NaN, and every later call of ctx fails the same way). */
 int cuda_ctx_status(const void *ctx, eng_err *err);
 
+/* How many decode graphs the persistent step kernel (ATTNSCOPE_CUDA_STEP=1)
+ * was captured into since the program started: tests check that it ran. */
+long cuda_step_graphs(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -163,6 +163,23 @@ static void qwen_shaped_models_match_the_cpu(void **state)
     compare_devices("tiny-llama3", DT_F32, 19, 4, true, F32_TOL);
 }
 
+/* The persistent decode kernel (opt-in): the same comparisons with it on,
+ * including a context long enough for attention over many blocks. */
+static void the_persistent_step_kernel_matches_the_cpu(void **state)
+{
+    (void)state;
+    long before = cuda_step_graphs();
+    setenv("ATTNSCOPE_CUDA_STEP", "1", 1);
+    compare_devices("tiny", DT_F32, 37, 8, true, F32_TOL);
+    compare_devices("tiny", DT_BF16, 37, 8, true, BF16_TOL);
+    compare_devices("tiny", DT_F32, 700, 4, true, F32_TOL);
+    compare_devices("tiny-qwen2", DT_F32, 19, 4, true, F32_TOL);
+    compare_devices("tiny-qwen3", DT_BF16, 19, 4, true, BF16_TOL);
+    unsetenv("ATTNSCOPE_CUDA_STEP");
+    printf("  decode graphs with the step kernel: %ld\n", cuda_step_graphs() - before);
+    assert_true(cuda_step_graphs() - before >= 5);
+}
+
 static void a_rewind_and_new_tokens_match_the_cpu(void **state)
 {
     (void)state;
@@ -375,6 +392,7 @@ int main(void)
         cmocka_unit_test(a_prefill_longer_than_one_chunk_matches_the_cpu),
         cmocka_unit_test(qwen_shaped_models_match_the_cpu),
         cmocka_unit_test(a_rewind_and_new_tokens_match_the_cpu),
+        cmocka_unit_test(the_persistent_step_kernel_matches_the_cpu),
         cmocka_unit_test(observer_rows_match_the_cpu),
         cmocka_unit_test(switching_devices_mid_context_keeps_the_conversation),
         cmocka_unit_test(every_reference_fixture_matches_transformers_and_the_cpu),
