@@ -105,6 +105,8 @@ struct cuctx {
      * model's shapes allow */
     bool step_want, step_on;
     int step_stage;         /* bytes per ring stage (ATTNSCOPE_CUDA_STAGE KiB, default 32) */
+    int mv_pre;             /* matvec packs per lane loaded before the wait (ATTNSCOPE_CUDA_PRE, default 8) */
+    int step_inflight;      /* bytes its producer keeps in flight at most (ATTNSCOPE_CUDA_INFLIGHT KiB, 0: no cap) */
     kern::st_args sa;
     size_t step_smem;
     char *trace_path;       /* ATTNSCOPE_CUDA_STEP_TRACE=FILE: k_step's time per phase, appended at the end */
@@ -475,7 +477,7 @@ int step_setup(cuctx *c)
     a.dim = dim; a.hidden = hid; a.vocab = cf->vocab_size; a.nh = cf->n_heads; a.nkv = cf->n_kv_heads; a.hd = hd;
     a.S = c->S; a.n_split = c->n_split; a.min_chunk = c->min_chunk;
     a.eps = cf->norm_eps; a.scale = 1.0f / sqrtf((float)hd);
-    a.ns = ns; a.stage_bytes = stage; a.aux_floats = aux; a.res_off = (int)widest;
+    a.ns = ns; a.stage_bytes = stage; a.inflight = c->step_inflight; a.aux_floats = aux; a.res_off = (int)widest;
     if (c->trace_path) {
         if (alloc_n(c, &a.trace, kern::ST_TRACE_N, "the decode step trace"))
             return c->failed;
@@ -573,6 +575,7 @@ int mv(cuctx *c, kern::mv_args a)
     if (c->mvs && mvs_plan_for(c, a.cols * (int)sizeof(T), two ? 2 : 1, &p))
         return two ? mvs_launch<T, 2>(c, a, p) : mvs_launch<T, 1>(c, a, p);
     a.wpr = pick_wpr(c, a.rows);
+    a.pre = c->mv_pre;
     size_t smem = (size_t)a.cols * sizeof(float);
     if (smem > 48 * 1024)
         CK(c, cudaFuncSetAttribute(two ? kern::k_matvec<T, 2> : kern::k_matvec<T, 1>,
@@ -1064,6 +1067,8 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     if (tp && *tp)
         c->trace_path = strdup(tp);
     c->step_stage = env_int("ATTNSCOPE_CUDA_STAGE", 4, 112, 32) * 1024;
+    c->mv_pre = env_int("ATTNSCOPE_CUDA_PRE", 0, 8, 8);
+    c->step_inflight = env_int("ATTNSCOPE_CUDA_INFLIGHT", 0, 4096, 0) * 1024;
     c->mvs = env_is("ATTNSCOPE_CUDA_MV", "mvs");
     c->min_chunk_env = env_int("ATTNSCOPE_CUDA_MINCHUNK", 1, 4096, 0);
     c->attn_head = env_is("ATTNSCOPE_CUDA_ATTN", "head");

@@ -181,6 +181,7 @@ struct mv_args {
     int rows;             /* all segments' rows (MV_SWIGLU: one segment's) */
     int wpr;              /* warps per row: 1, 2, 4 or 8 */
     int mode;             /* MV_STORE: y = Wx + b; MV_ADD: y += Wx; MV_SWIGLU: y0 = silu(G x) * (U x) */
+    int pre;              /* 16-byte packs per lane and row loaded before the wait (at most 8 / NR) */
     l2_pf pf;             /* the next kernel's weights, into L2 */
 };
 
@@ -271,7 +272,7 @@ __global__ void __launch_bounds__(MV_THREADS, 4) k_matvec(mv_args a)
         for (int u = 0; u < U; u++)
 #pragma unroll
             for (int i = 0; i < NR; i++)
-                if (first + u * step < nv)
+                if (u < a.pre && first + u * step < nv)
                     pre[i][u] = ld_stream(w[i] + first + u * step);
     }
     pdl_wait();
@@ -290,13 +291,14 @@ __global__ void __launch_bounds__(MV_THREADS, 4) k_matvec(mv_args a)
             if (vec) {
                 int k = first;
                 if (have_pre) {
+                    int np = a.pre < U ? a.pre : U;
 #pragma unroll
                     for (int u = 0; u < U; u++)
 #pragma unroll
                         for (int i = 0; i < NR; i++)
-                            if (k + u * step < nv)
+                            if (u < np && k + u * step < nv)
                                 acc[i] += dot16(pre[i][u], xs + (size_t)(k + u * step) * V, T{});
-                    k += U * step;
+                    k += np * step;
                 }
                 for (; k + (U - 1) * step < nv; k += U * step) {
                     uint4 p[NR][U];

@@ -54,6 +54,7 @@ struct st_args {
     int dim, hidden, vocab, nh, nkv, hd, S, n_split, min_chunk;
     float eps, scale;
     int ns, stage_bytes;        /* the ring: stages and bytes per stage */
+    int inflight;               /* bytes the producer keeps in flight at most (0: the whole ring) */
     int aux_floats;             /* shared floats after the ring: inputs, attention scratch */
     int res_off;                /* in aux: the block's rows of x (o and down add into them) */
     unsigned long long *trace;  /* NULL, or ST_TRACE_N sums of ns (ATTNSCOPE_CUDA_STEP_TRACE) */
@@ -211,19 +212,32 @@ __device__ void st_input(float *xs, const float *x, const T *emb, float *x_out, 
         const float4 *x4 = reinterpret_cast<const float4 *>(x);
         float4 *xs4 = reinterpret_cast<float4 *>(xs);
         int n4 = n / 4;
+        const float4 *g4 = reinterpret_cast<const float4 *>(norm);
         for (int base = threadIdx.x; base < n4; base += B * NT) {
-            float4 v[B];
-#pragma unroll
-            for (int u = 0; u < B; u++)
-                if (base + u * NT < n4)
-                    v[u] = __ldcg(&x4[base + u * NT]);
+            float4 v[B], g[B];   /* x and the norm weights, loaded together */
 #pragma unroll
             for (int u = 0; u < B; u++)
                 if (base + u * NT < n4) {
-                    xs4[base + u * NT] = v[u];
+                    v[u] = __ldcg(&x4[base + u * NT]);
+                    g[u] = norm ? __ldg(&g4[base + u * NT]) : make_float4(1.f, 1.f, 1.f, 1.f);
+                }
+#pragma unroll
+            for (int u = 0; u < B; u++)
+                if (base + u * NT < n4) {
+                    xs4[base + u * NT] = make_float4(g[u].x * v[u].x, g[u].y * v[u].y, g[u].z * v[u].z, g[u].w * v[u].w);
                     ss += v[u].x * v[u].x + v[u].y * v[u].y + v[u].z * v[u].z + v[u].w * v[u].w;
                 }
         }
+        if (norm) {   /* xs holds norm * x: scale by 1 / rms */
+            ss = cons_sum(ss, red) / (float)n;
+            float r = 1.0f / sqrtf(ss + eps);
+            for (int i = threadIdx.x; i < n4; i += NT) {
+                float4 w = xs4[i];
+                xs4[i] = make_float4(w.x * r, w.y * r, w.z * r, w.w * r);
+            }
+        }
+        cons_sync();
+        return;
     } else {
         for (int i = threadIdx.x; i < n; i += NT) {
             float v = emb ? to_f32(emb[i]) : __ldcg(&x[i]);
@@ -411,18 +425,33 @@ __global__ void __launch_bounds__(ST_THREADS, 1) k_step(st_args a)
     if (warp == ST_CW) {   /* the producer */
         if (lane != 0)
             return;
-        int c = 0;
+        /* Bytes in flight are capped (a.inflight): beyond what keeps the
+         * memory busy, more requests only lengthen the queues that the
+         * consumers' own small loads (inputs, barrier polls, attention) wait
+         * in. done: the oldest stage not yet seen complete. */
+        int c = 0, done = 0;
+        long fl = 0;
+        int bytes_of[ST_MAX_STAGES];
         for (int j = 0; j < n_jobs; j++) {
             st_job J = st_job_of(a, j, esz);
             int row_bytes = J.cols * esz, u0, u1, upc;
             st_share(J, row_bytes * J.nr, a.stage_bytes, u0, u1, upc);
             for (int u = u0; u < u1; u += upc, c++) {
-                int st = c % a.ns;
+                int st = c % a.ns, n = min(upc, u1 - u), bytes = n * J.nr * row_bytes;
                 if (c >= a.ns) {
                     mbar_wait(&empty[st], (unsigned)((c / a.ns) - 1) & 1u);
                     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
                 }
-                st_issue(J, row_bytes, upc, st_sm + (size_t)st * a.stage_bytes, &full[st], u, min(upc, u1 - u));
+                for (; done <= c - a.ns; done++)   /* stages being refilled were consumed */
+                    fl -= bytes_of[done % a.ns];
+                while (a.inflight && done < c && fl + bytes > a.inflight) {
+                    mbar_wait(&full[done % a.ns], (unsigned)(done / a.ns) & 1u);
+                    fl -= bytes_of[done % a.ns];
+                    done++;
+                }
+                st_issue(J, row_bytes, upc, st_sm + (size_t)st * a.stage_bytes, &full[st], u, n);
+                bytes_of[st] = bytes;
+                fl += bytes;
             }
         }
         return;
