@@ -22,6 +22,7 @@
  * later call then fails the same way and outputs are NaN. */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <algorithm>
 #include <initializer_list>
 #include <math.h>
 #include <stdint.h>
@@ -51,6 +52,8 @@ struct dlayer {
     float *attn_norm, *ffn_norm, *bq, *bk, *bv, *qn, *kn;
     float *K, *V;   /* (n_kv_heads, S, head_dim) */
 };
+
+enum { TL_MAX = 1024, TL_SLOT = 4096 };   /* decode timeline: kernels, blocks per kernel */
 
 struct cuctx {
     cudaStream_t st;
@@ -111,6 +114,14 @@ struct cuctx {
     size_t step_smem;
     char *trace_path;       /* ATTNSCOPE_CUDA_STEP_TRACE=FILE: k_step's time per phase, appended at the end */
 
+    /* ATTNSCOPE_CUDA_TIMELINE=FILE: every decode kernel's blocks stamp their
+     * start, the end of their wait and their end (the last step's stamps
+     * stay); a table per kernel kind goes to FILE at the end. */
+    char *tl_path;
+    unsigned long long *tl;   /* device: (5 n_layers + 2, TL_SLOT, 3) */
+    int tl_k;                 /* kernels stamped in the step so far */
+    const char *tl_kind[TL_MAX];
+
     /* ATTNSCOPE_CUDA_PROFILE=FILE: decode steps run uncaptured with an event
      * after every kernel; the time per kernel kind goes to FILE at the end. */
     char *prof_path;
@@ -150,6 +161,85 @@ void mark(cuctx *c, const char *name)
         return;
     cudaEventRecord(c->ev[c->n_ev], c->st);
     c->ev_name[c->n_ev++] = name;
+}
+
+/* The stamps of the step's next kernel (kind: its name), or NULL. */
+unsigned long long *tl_next(cuctx *c, const char *kind, long grid)
+{
+    if (!c->tl || c->tl_k >= TL_MAX || c->tl_k >= 5 * c->m->cfg.n_layers + 2 || grid > TL_SLOT)
+        return NULL;
+    c->tl_kind[c->tl_k] = kind;
+    return c->tl + (size_t)c->tl_k++ * TL_SLOT * 3;
+}
+
+/* The timeline of the last decode step, per kernel kind, in us: how long
+ * after the previous kernel's last block ended this kernel's first block
+ * started (launch: negative when it started early) and passed its wait
+ * (release), its body (first release to last end), its tail (median end
+ * to last end) and its span (previous kernel's end to its end; the spans
+ * add up to the step). */
+void tl_write(cuctx *c)
+{
+    FILE *f;
+    size_t n = (size_t)c->tl_k * TL_SLOT * 3;
+    unsigned long long *h = (unsigned long long *)malloc(n * sizeof *h + 1);
+    if (!h || cudaMemcpy(h, c->tl, n * sizeof *h, cudaMemcpyDeviceToHost) != cudaSuccess ||
+        !(f = fopen(c->tl_path, "a"))) {
+        free(h);
+        return;
+    }
+    const char *kinds[16];
+    double sum[16][5] = {{0}};
+    int cnt[16] = {0}, cntp[16] = {0}, nk = 0;
+    double prev_end = -1, t0 = -1, total = 0;
+    static unsigned long long ends[4096];
+    for (int k = 0; k < c->tl_k; k++) {
+        const unsigned long long *s = h + (size_t)k * TL_SLOT * 3;
+        unsigned long long smin = ~0ull, wmin = ~0ull, emax = 0;
+        int ne = 0;
+        for (int b = 0; b < TL_SLOT; b++) {
+            if (s[b * 3] && s[b * 3] < smin) smin = s[b * 3];
+            if (s[b * 3 + 1] && s[b * 3 + 1] < wmin) wmin = s[b * 3 + 1];
+            if (s[b * 3 + 2]) {
+                ends[ne++] = s[b * 3 + 2];
+                if (s[b * 3 + 2] > emax) emax = s[b * 3 + 2];
+            }
+        }
+        if (!ne || wmin == ~0ull)
+            continue;
+        std::sort(ends, ends + ne);
+        double emed = (double)ends[ne / 2];
+        if (t0 < 0)
+            t0 = (double)smin;
+        int i = 0;
+        while (i < nk && strcmp(kinds[i], c->tl_kind[k]) != 0)
+            i++;
+        if (i == nk) {
+            if (nk == 16)
+                continue;
+            kinds[nk++] = c->tl_kind[k];
+        }
+        if (prev_end >= 0) {
+            sum[i][0] += ((double)smin - prev_end) / 1e3;
+            sum[i][1] += ((double)wmin - prev_end) / 1e3;
+            sum[i][4] += ((double)emax - prev_end) / 1e3;
+            total += ((double)emax - prev_end) / 1e3;
+            cntp[i]++;
+        }
+        sum[i][2] += ((double)emax - (double)wmin) / 1e3;
+        sum[i][3] += ((double)emax - emed) / 1e3;
+        cnt[i]++;
+        prev_end = (double)emax;
+    }
+    fprintf(f, "decode timeline, last step: %d kernels, %.1f us from the first kernel's end to the last's\n"
+               "kind          count   launch  release     body     tail     span   (us, mean per kernel)\n",
+            c->tl_k, total);
+    for (int i = 0; i < nk; i++)
+        fprintf(f, "%-12s %6d %8.2f %8.2f %8.2f %8.2f %8.2f\n", kinds[i], cnt[i], sum[i][0] / (cntp[i] ? cntp[i] : 1),
+                sum[i][1] / (cntp[i] ? cntp[i] : 1), sum[i][2] / cnt[i], sum[i][3] / cnt[i], sum[i][4] / (cntp[i] ? cntp[i] : 1));
+    fclose(f);
+    free(h);
+    (void)t0;
 }
 
 /* After a profiled step (stream synchronized): time between marks by kind. */
@@ -618,6 +708,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
     const config_t *cf = &c->m->cfg;
     int dim = cf->dim, hd = cf->head_dim, nh = cf->n_heads, nkv = cf->n_kv_heads;
     float eps = cf->norm_eps, scale = 1.0f / sqrtf((float)hd);
+    c->tl_k = 0;
     mark(c, "start");
     kern::k_embed_rope<T><<<1, 256, 0, c->st>>>(c->x, (const T *)c->embed.p, c->tok, dim, c->inv_freq, c->pos,
                                                  c->rope_cs, hd / 2);
@@ -633,6 +724,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.n_seg = 3;
         a.rows = d->wq.rows + d->wk.rows + d->wv.rows;
         a.pf = pf_of(c, {&d->wo});
+        a.tl = tl_next(c, "qkv", 0);
         if (mv<T>(c, a))
             return c->failed;
         mark(c, "qkv");
@@ -653,6 +745,8 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
             if (c->attn_head) {
                 da.n_split = c->head_split;
                 da.min_chunk = c->head_chunk;
+            } else {
+                da.tl = tl_next(c, "attention", (long)nkv * c->n_split);
             }
             if (!c->skip_attn &&
                 (c->attn_head ? launch(c, attn_head_kernel(hd), dim3((unsigned)nh, (unsigned)c->head_split), dim3(256),
@@ -668,6 +762,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.n_seg = 1;
         a.rows = d->wo.rows;
         a.pf = pf_of(c, {&d->wg, &d->wu});
+        a.tl = tl_next(c, "o", 0);
         if (mv<T>(c, a))
             return c->failed;
         mark(c, "o");
@@ -678,6 +773,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.n_seg = 2;
         a.rows = d->wg.rows;
         a.pf = pf_of(c, {&d->wd});
+        a.tl = tl_next(c, "gate_up", 0);
         if (mv<T>(c, a))
             return c->failed;
         mark(c, "gate_up");
@@ -692,6 +788,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         } else {
             a.pf = pf_of(c, {&c->lm});
         }
+        a.tl = tl_next(c, "down", 0);
         if (mv<T>(c, a))
             return c->failed;
         mark(c, "down");
@@ -701,6 +798,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
     a.seg[0] = {c->lm.p, NULL, c->logits, c->lm.rows};
     a.n_seg = 1;
     a.rows = c->lm.rows;
+    a.tl = tl_next(c, "lm_head", 0);
     int rc = mv<T>(c, a);
     mark(c, "lm_head");
     return rc;
@@ -728,6 +826,12 @@ template <typename T>
 int decode(cuctx *c, const bk_forward *f)
 {
     bool observed = f->probs != NULL;
+    if (c->tl_path && !c->step_on) {   /* the timeline: stamps of this step only */
+        size_t n = (size_t)(5 * c->m->cfg.n_layers + 2) * TL_SLOT * 3;
+        if (!c->tl && alloc_n(c, &c->tl, n, "the decode timeline"))
+            return c->failed;
+        CK(c, cudaMemsetAsync(c->tl, 0, n * sizeof *c->tl, c->st), "the decode timeline");
+    }
     c->h_tokpos[0] = f->tokens[0];
     c->h_tokpos[1] = f->pos0;
     if (observed || c->prof_path) {
@@ -998,6 +1102,11 @@ void cu_free(void *ctx)
         step_trace_write(c);
         free(c->trace_path);
     }
+    if (c->tl_path) {
+        if (c->tl)
+            tl_write(c);
+        free(c->tl_path);
+    }
     if (c->graph)
         cudaGraphExecDestroy(c->graph);
     if (c->pinned_out)
@@ -1063,6 +1172,9 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     c->bps = env_int("ATTNSCOPE_CUDA_BPS", 1, 16, 4);
     c->pf_bytes = (size_t)env_int("ATTNSCOPE_CUDA_PF", 0, 1024, 0) << 20;
     c->step_want = env_is("ATTNSCOPE_CUDA_STEP", "1");   /* measured slower: docs/cuda.md */
+    const char *tlp = getenv("ATTNSCOPE_CUDA_TIMELINE");
+    if (tlp && *tlp)
+        c->tl_path = strdup(tlp);
     const char *tp = getenv("ATTNSCOPE_CUDA_STEP_TRACE");
     if (tp && *tp)
         c->trace_path = strdup(tp);

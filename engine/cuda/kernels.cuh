@@ -62,6 +62,22 @@ __device__ float block_sum(float v, float *red)
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void pdl_launch_next() { asm volatile("griddepcontrol.launch_dependents;" :::); }
 
+/* The global timer (ns) and the decode timeline (ATTNSCOPE_CUDA_TIMELINE):
+ * thread 0 of each block stamps its start, the end of its wait for the
+ * previous kernel and its end into tl[block * 3 + 0|1|2]; tl NULL: off. */
+__device__ __forceinline__ unsigned long long gtimer()
+{
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+enum { TL_START = 0, TL_WAITED = 1, TL_END = 2 };
+__device__ __forceinline__ void tl_mark(unsigned long long *tl, int what)
+{
+    if (tl && threadIdx.x == 0)
+        tl[(blockIdx.y * gridDim.x + blockIdx.x) * 3 + what] = gtimer();
+}
+
 /* ---- the next kernel's weights, fetched into L2 ahead of it ----
  * A decode kernel asks the L2 for (the start of) the weights the kernel
  * after it will read: they do not depend on any result, so the memory keeps
@@ -182,6 +198,7 @@ struct mv_args {
     int wpr;              /* warps per row: 1, 2, 4 or 8 */
     int mode;             /* MV_STORE: y = Wx + b; MV_ADD: y += Wx; MV_SWIGLU: y0 = silu(G x) * (U x) */
     int pre;              /* 16-byte packs per lane and row loaded before the wait (at most 8 / NR) */
+    unsigned long long *tl;   /* timeline stamps, or NULL */
     l2_pf pf;             /* the next kernel's weights, into L2 */
 };
 
@@ -261,6 +278,7 @@ __global__ void __launch_bounds__(MV_THREADS, 4) k_matvec(mv_args a)
     bool vec = a.cols % V == 0;
     int nv = a.cols / V;
 
+    tl_mark(a.tl, TL_START);
     issue_l2_pf(a.pf);
     uint4 pre[NR][U];
     int pre_row = blockIdx.x * rpb + warp / a.wpr;
@@ -276,6 +294,7 @@ __global__ void __launch_bounds__(MV_THREADS, 4) k_matvec(mv_args a)
                     pre[i][u] = ld_stream(w[i] + first + u * step);
     }
     pdl_wait();
+    tl_mark(a.tl, TL_WAITED);
     pdl_launch_next();
     load_x(xs, a.x, a.norm, a.eps, a.cols, &red[0][0]);
 
@@ -358,6 +377,10 @@ __global__ void __launch_bounds__(MV_THREADS, 4) k_matvec(mv_args a)
         row_block(blockIdx.x, true);
     for (int b = blockIdx.x + gridDim.x; b < n_blocks; b += gridDim.x)
         row_block(b, false);
+    if (a.tl) {
+        __syncthreads();
+        tl_mark(a.tl, TL_END);
+    }
 }
 
 /* ---- matrix-vector, streamed: the copy engine fills a shared-memory ring ----
@@ -624,6 +647,7 @@ struct dec_args {
     const float *rope_cs;      /* cos then sin at the token's position (head_dim/2 each) */
     int vstage;                /* copy the chunk's values to shared memory while scoring */
     l2_pf pf;                  /* the next kernel's weights, into L2 */
+    unsigned long long *tl;    /* timeline stamps, or NULL */                  /* the next kernel's weights, into L2 */
 };
 
 /* q . k over one head (HD: head_dim unrolled, or 0: hd at run time), the
@@ -676,6 +700,7 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
         chunk = a.min_chunk;
     int n_active = (nk + chunk - 1) / chunk;
     int j0 = split * chunk, j1 = min(nk, j0 + chunk), n = j1 - j0;
+    tl_mark(a.tl, TL_START);
     issue_l2_pf(a.pf);
     pdl_launch_next();   /* the o matvec may start streaming its weights */
     float *qs = sm, *ps = qs + G * hd, *wts = ps + G * chunk;
@@ -708,6 +733,7 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
     if (split >= n_active)
         return;
     pdl_wait();
+    tl_mark(a.tl, TL_WAITED);
     const float *cs = stage ? csm : a.rope_cs;
     float *po = a.part_o + ((size_t)g * a.n_split + split) * G * hd;
     float *pml = a.part_ml + ((size_t)g * a.n_split + split) * G * 2;
@@ -789,8 +815,10 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
     if (threadIdx.x == 0)
         last = atomicAdd(&a.ticket[g], 1u) == (unsigned)n_active - 1;
     __syncthreads();
-    if (!last)
+    if (!last) {
+        tl_mark(a.tl, TL_END);
         return;
+    }
     __threadfence();
     const float *ml0 = a.part_ml + (size_t)g * a.n_split * G * 2;
     const float *o0 = a.part_o + (size_t)g * a.n_split * G * hd;
@@ -821,6 +849,10 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
     }
     if (threadIdx.x == 0)
         a.ticket[g] = 0;
+    if (a.tl) {
+        __syncthreads();
+        tl_mark(a.tl, TL_END);
+    }
 }
 
 /* Max over the block (every thread gets it); red holds one float per warp. */
