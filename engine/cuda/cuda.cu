@@ -88,6 +88,8 @@ struct cuctx {
     cudaGraphExec_t graph;  /* one decode step, captured after the upload */
     float *pinned_out;      /* a host logits buffer registered for fast copies */
     int wpr_override;       /* ATTNSCOPE_CUDA_WPR: warps per row, for tuning */
+    int kbps[5], kwpr[5];   /* per matrix kind (mv_kind): blocks per SM and warps per row, 0: the default
+                               (ATTNSCOPE_CUDA_MVCFG=qkv=B/W,o=B/W,gate_up=B/W,down=B/W,lm_head=B/W) */
     bool pdl;               /* programmatic dependent launch (ATTNSCOPE_CUDA_PDL=0: off) */
     int bps;                /* matvec blocks per multiprocessor (ATTNSCOPE_CUDA_BPS) */
     bool mvs;               /* streamed matvec k_mvs (ATTNSCOPE_CUDA_MV=mvs; default k_matvec,
@@ -594,26 +596,57 @@ int step_launch(cuctx *c)
 
 /* ---------------------------------------------------------------- decode */
 
+enum mv_kind { MVK_QKV, MVK_O, MVK_GU, MVK_DOWN, MVK_LM };
+const char *const mv_kind_name[5] = {"qkv", "o", "gate_up", "down", "lm_head"};
+
+/* Blocks per multiprocessor for a matvec of this kind. */
+int mv_bps(const cuctx *c, int kind)
+{
+    return c->kbps[kind] ? c->kbps[kind] : c->bps;
+}
+
 /* Blocks of a matvec launch: bps per multiprocessor (or fewer when the
- * rows run out), so that the next kernel's blocks fit beside them. */
-long mv_grid(const cuctx *c, int rows, int wpr)
+ * rows run out). */
+long mv_grid(const cuctx *c, int rows, int wpr, int kind)
 {
     int rpb = kern::MV_WARPS / wpr;
-    long need = ((long)rows + rpb - 1) / rpb, most = (long)c->sms * c->bps;
+    long need = ((long)rows + rpb - 1) / rpb, most = (long)c->sms * mv_bps(c, kind);
     return need < most ? need : most;
 }
 
 /* Warps per row: more than one only when rows are too few to give every
  * warp of the grid at least one. */
-int pick_wpr(const cuctx *c, int rows)
+int pick_wpr(const cuctx *c, int rows, int kind)
 {
+    if (c->kwpr[kind])
+        return c->kwpr[kind];
     if (c->wpr_override)
         return c->wpr_override;
-    long warps = (long)c->sms * c->bps * kern::MV_WARPS;
+    long warps = (long)c->sms * mv_bps(c, kind) * kern::MV_WARPS;
     int wpr = 1;
     while (wpr < kern::MV_WARPS && (long)rows * wpr * 2 <= warps)
         wpr *= 2;
     return wpr;
+}
+
+/* ATTNSCOPE_CUDA_MVCFG: "kind=B/W,..." (tuning). */
+void parse_mvcfg(cuctx *c, const char *v)
+{
+    while (v && *v) {
+        for (int k = 0; k < 5; k++) {
+            size_t n = strlen(mv_kind_name[k]);
+            int b = 0, w = 0;
+            if (!strncmp(v, mv_kind_name[k], n) && v[n] == '=' && sscanf(v + n + 1, "%d/%d", &b, &w) == 2) {
+                if (b >= 0 && b <= 16)
+                    c->kbps[k] = b;
+                if (w == 0 || w == 1 || w == 2 || w == 4 || w == 8)
+                    c->kwpr[k] = w;
+            }
+        }
+        v = strchr(v, ',');
+        if (v)
+            v++;
+    }
 }
 
 /* Shared memory the streamed matvec may take (its limit is raised once, at
@@ -658,19 +691,19 @@ int mvs_launch(cuctx *c, const kern::mv_args &a, const kern::mvs_plan &p)
 }
 
 template <typename T>
-int mv(cuctx *c, kern::mv_args a)
+int mv(cuctx *c, kern::mv_args a, int kind)
 {
     bool two = a.mode == kern::MV_SWIGLU;
     kern::mvs_plan p;
     if (c->mvs && mvs_plan_for(c, a.cols * (int)sizeof(T), two ? 2 : 1, &p))
         return two ? mvs_launch<T, 2>(c, a, p) : mvs_launch<T, 1>(c, a, p);
-    a.wpr = pick_wpr(c, a.rows);
+    a.wpr = pick_wpr(c, a.rows, kind);
     a.pre = c->mv_pre;
     size_t smem = (size_t)a.cols * sizeof(float);
     if (smem > 48 * 1024)
         CK(c, cudaFuncSetAttribute(two ? kern::k_matvec<T, 2> : kern::k_matvec<T, 1>,
                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), "matvec shared memory");
-    dim3 grid((unsigned)mv_grid(c, a.rows, a.wpr));
+    dim3 grid((unsigned)mv_grid(c, a.rows, a.wpr, kind));
     return two ? launch(c, kern::k_matvec<T, 2>, grid, dim3(kern::MV_THREADS), smem, "matvec launch", a)
                : launch(c, kern::k_matvec<T, 1>, grid, dim3(kern::MV_THREADS), smem, "matvec launch", a);
 }
@@ -725,7 +758,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.rows = d->wq.rows + d->wk.rows + d->wv.rows;
         a.pf = pf_of(c, {&d->wo});
         a.tl = tl_next(c, "qkv", 0);
-        if (mv<T>(c, a))
+        if (mv<T>(c, a, MVK_QKV))
             return c->failed;
         mark(c, "qkv");
         if (observed) {
@@ -763,7 +796,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.rows = d->wo.rows;
         a.pf = pf_of(c, {&d->wg, &d->wu});
         a.tl = tl_next(c, "o", 0);
-        if (mv<T>(c, a))
+        if (mv<T>(c, a, MVK_O))
             return c->failed;
         mark(c, "o");
         a = kern::mv_args{};
@@ -774,7 +807,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.rows = d->wg.rows;
         a.pf = pf_of(c, {&d->wd});
         a.tl = tl_next(c, "gate_up", 0);
-        if (mv<T>(c, a))
+        if (mv<T>(c, a, MVK_GU))
             return c->failed;
         mark(c, "gate_up");
         a = kern::mv_args{};
@@ -789,7 +822,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
             a.pf = pf_of(c, {&c->lm});
         }
         a.tl = tl_next(c, "down", 0);
-        if (mv<T>(c, a))
+        if (mv<T>(c, a, MVK_DOWN))
             return c->failed;
         mark(c, "down");
     }
@@ -799,7 +832,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
     a.n_seg = 1;
     a.rows = c->lm.rows;
     a.tl = tl_next(c, "lm_head", 0);
-    int rc = mv<T>(c, a);
+    int rc = mv<T>(c, a, MVK_LM);
     mark(c, "lm_head");
     return rc;
 }
@@ -1200,6 +1233,7 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
             *err = e;
         return rc;
     }
+    parse_mvcfg(c, getenv("ATTNSCOPE_CUDA_MVCFG"));
     const char *w = getenv("ATTNSCOPE_CUDA_WPR");
     if (w && (atoi(w) == 1 || atoi(w) == 2 || atoi(w) == 4 || atoi(w) == 8))
         c->wpr_override = atoi(w);
