@@ -88,6 +88,7 @@ struct cuctx {
     cudaGraphExec_t graph;  /* one decode step, captured after the upload */
     float *pinned_out;      /* a host logits buffer registered for fast copies */
     int wpr_override;       /* ATTNSCOPE_CUDA_WPR: warps per row, for tuning */
+    int waves;              /* ATTNSCOPE_CUDA_WAVES=1: matvec grids sized so that every block gets as many rows */
     int kbps[5], kwpr[5];   /* per matrix kind (mv_kind): blocks per SM and warps per row, 0: the default
                                (ATTNSCOPE_CUDA_MVCFG=qkv=B/W,o=B/W,gate_up=B/W,down=B/W,lm_head=B/W) */
     bool pdl;               /* programmatic dependent launch (ATTNSCOPE_CUDA_PDL=0: off) */
@@ -611,7 +612,12 @@ long mv_grid(const cuctx *c, int rows, int wpr, int kind)
 {
     int rpb = kern::MV_WARPS / wpr;
     long need = ((long)rows + rpb - 1) / rpb, most = (long)c->sms * mv_bps(c, kind);
-    return need < most ? need : most;
+    if (need <= most)
+        return need;
+    if (!c->waves)
+        return most;
+    long waves = (need + most - 1) / most;   /* every block the same number of row blocks */
+    return (need + waves - 1) / waves;
 }
 
 /* Warps per row: more than one only when rows are too few to give every
@@ -1234,6 +1240,7 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
         return rc;
     }
     parse_mvcfg(c, getenv("ATTNSCOPE_CUDA_MVCFG"));
+    c->waves = env_is("ATTNSCOPE_CUDA_WAVES", "1");
     const char *w = getenv("ATTNSCOPE_CUDA_WPR");
     if (w && (atoi(w) == 1 || atoi(w) == 2 || atoi(w) == 4 || atoi(w) == 8))
         c->wpr_override = atoi(w);

@@ -839,27 +839,13 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
             wts[h * a.n_split + s] /= den;
     }
     __syncthreads();
-    /* each thread's outputs (up to four) summed together, so that all their
-     * loads of a split are in flight at once */
-    int gh = G * hd;
-    for (int i0 = threadIdx.x; i0 < gh; i0 += 4 * blockDim.x) {
-        float acc[4] = {0.f, 0.f, 0.f, 0.f};
-        const float *w[4];
-#pragma unroll
-        for (int r = 0; r < 4; r++)
-            w[r] = wts + (min(i0 + r * (int)blockDim.x, gh - 1) / hd) * a.n_split;
-#pragma unroll 4
-        for (int s = 0; s < n_active; s++) {
-            const float *os = o0 + (size_t)s * gh;
-#pragma unroll
-            for (int r = 0; r < 4; r++)
-                if (i0 + r * (int)blockDim.x < gh)
-                    acc[r] += w[r][s] * __ldcg(&os[i0 + r * blockDim.x]);
-        }
-#pragma unroll
-        for (int r = 0; r < 4; r++)
-            if (i0 + r * (int)blockDim.x < gh)
-                a.out[(size_t)g * gh + i0 + r * blockDim.x] = acc[r];
+    for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
+        const float *w = wts + (i / hd) * a.n_split;
+        float acc = 0.f;
+#pragma unroll 8
+        for (int s = 0; s < n_active; s++)
+            acc += w[s] * __ldcg(&o0[(size_t)s * G * hd + i]);
+        a.out[(size_t)g * G * hd + i] = acc;
     }
     if (threadIdx.x == 0)
         a.ticket[g] = 0;
