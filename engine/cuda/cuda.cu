@@ -88,6 +88,8 @@ struct cuctx {
     cudaGraphExec_t graph;  /* one decode step, captured after the upload */
     float *pinned_out;      /* a host logits buffer registered for fast copies */
     int wpr_override;       /* ATTNSCOPE_CUDA_WPR: warps per row, for tuning */
+    bool mvr;               /* ATTNSCOPE_CUDA_MV=mvr: matvecs through k_mvr (a warp-specialized ring) */
+    int mvr_ring, mvr_stage;   /* its ring and stage bytes (ATTNSCOPE_CUDA_MVR_RING, _MVR_STAGE KiB) */
     int waves;              /* matvec grids sized so that every block gets as many row blocks (ATTNSCOPE_CUDA_WAVES=0: off) */
     int kbps[5], kwpr[5];   /* per matrix kind (mv_kind): blocks per SM and warps per row, 0: the default
                                (ATTNSCOPE_CUDA_MVCFG=qkv=B/W,o=B/W,gate_up=B/W,down=B/W,lm_head=B/W) */
@@ -672,6 +674,35 @@ int mvs_allow(cuctx *c)
     return ENG_OK;
 }
 
+template <typename T>
+int mvr_allow(cuctx *c)
+{
+    CK(c, cudaFuncSetAttribute(kern::k_mvr<T, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)MVS_SMEM_MAX),
+       "matvec shared memory");
+    CK(c, cudaFuncSetAttribute(kern::k_mvr<T, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)MVS_SMEM_MAX),
+       "matvec shared memory");
+    return ENG_OK;
+}
+
+/* k_mvr for a matvec (ATTNSCOPE_CUDA_MV=mvr): 1 when launched, 0 where it
+ * does not apply (rows not a multiple of 16 bytes, fewer than two stages). */
+template <typename T>
+int mvr_launch(cuctx *c, const kern::mv_args &a, bool two)
+{
+    int row_bytes = a.cols * (int)sizeof(T), unit = row_bytes * (two ? 2 : 1);
+    int stage = c->mvr_stage > unit ? c->mvr_stage : (unit + 127) / 128 * 128;
+    int ns = c->mvr_ring / stage;
+    if (ns > kern::ST_MAX_STAGES)
+        ns = kern::ST_MAX_STAGES;
+    size_t smem = (size_t)ns * stage + (size_t)a.cols * sizeof(float);
+    if (row_bytes % 16 || ns < 2 || smem > MVS_SMEM_MAX)
+        return 0;
+    dim3 grid((unsigned)c->sms), block(kern::MVR_THREADS);
+    int rc = two ? launch(c, kern::k_mvr<T, 2>, grid, block, smem, "matvec launch", a, ns, stage)
+                 : launch(c, kern::k_mvr<T, 1>, grid, block, smem, "matvec launch", a, ns, stage);
+    return rc ? -1 : 1;
+}
+
 /* The streamed matvec's chunking for rows of row_bytes (NR rows a unit), or
  * false where it does not apply (rows not a multiple of 16 bytes, or a unit
  * too large for two stages of the ring). */
@@ -706,6 +737,11 @@ int mv(cuctx *c, kern::mv_args a, int kind)
     kern::mvs_plan p;
     if (c->mvs && mvs_plan_for(c, a.cols * (int)sizeof(T), two ? 2 : 1, &p))
         return two ? mvs_launch<T, 2>(c, a, p) : mvs_launch<T, 1>(c, a, p);
+    if (c->mvr) {
+        int r = mvr_launch<T>(c, a, two);
+        if (r)
+            return r < 0 ? c->failed : ENG_OK;
+    }
     a.wpr = pick_wpr(c, a.rows, kind);
     a.pre = c->mv_pre;
     size_t smem = (size_t)a.cols * sizeof(float);
@@ -1224,16 +1260,27 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     c->mv_pre = env_int("ATTNSCOPE_CUDA_PRE", 0, 8, 8);
     c->step_inflight = env_int("ATTNSCOPE_CUDA_INFLIGHT", 0, 4096, 0) * 1024;
     c->mvs = env_is("ATTNSCOPE_CUDA_MV", "mvs");
+    c->mvr = env_is("ATTNSCOPE_CUDA_MV", "mvr");
+    c->mvr_ring = env_int("ATTNSCOPE_CUDA_MVR_RING", 16, 200, 64) * 1024;
+    c->mvr_stage = env_int("ATTNSCOPE_CUDA_MVR_STAGE", 2, 64, 16) * 1024;
     c->min_chunk_env = env_int("ATTNSCOPE_CUDA_MINCHUNK", 1, 4096, 0);
     c->attn_head = env_is("ATTNSCOPE_CUDA_ATTN", "head");
     c->skip_attn = env_is("ATTNSCOPE_CUDA_SKIP_ATTN", "1");
     c->vstage = !env_is("ATTNSCOPE_CUDA_VSTAGE", "0");
     c->mvs_dry = env_is("ATTNSCOPE_CUDA_MVS_DRY", "1");
     /* the kernel-per-matrix switches apply to that path only */
-    c->step_want = c->step_want && !c->mvs && !c->attn_head && !c->skip_attn && !c->pf_bytes;
+    c->step_want = c->step_want && !c->mvs && !c->mvr && !c->attn_head && !c->skip_attn && !c->pf_bytes;
     c->mvs_chunk = env_int("ATTNSCOPE_CUDA_MVS_CHUNK", 1, 64, 16) * 1024;
     c->mvs_bps = env_int("ATTNSCOPE_CUDA_MVS_BPS", 1, 4, 1);
     c->mvs_ring = env_int("ATTNSCOPE_CUDA_MVS_RING", 8, 160, 72) * 1024;
+    if (c->mvr && (mvr_allow<kern::f32w>(c) || mvr_allow<kern::bf16w>(c) || mvr_allow<kern::f16w>(c))) {
+        eng_err e = c->err;
+        int rc = c->failed;
+        cu_free(c);
+        if (err)
+            *err = e;
+        return rc;
+    }
     if (c->mvs && (mvs_allow<kern::f32w>(c) || mvs_allow<kern::bf16w>(c) || mvs_allow<kern::f16w>(c))) {
         eng_err e = c->err;
         int rc = c->failed;

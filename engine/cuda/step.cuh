@@ -570,4 +570,156 @@ __global__ void __launch_bounds__(ST_THREADS, 1) k_step(st_args a)
     }
 }
 
+/* ---- matvec through a warp-specialized ring, one kernel per matrix ----
+ *
+ * k_mvr: k_step's streaming for one matrix (ATTNSCOPE_CUDA_MV=mvr). One
+ * block per multiprocessor; its producer warp streams the block's
+ * contiguous share of units (rows; gate + up rows) through a ring of
+ * shared-memory stages (cp.async.bulk on mbarriers) from the moment the
+ * block is resident, before griddepcontrol.wait, since the weights do not
+ * depend on the previous kernel; MVR_CW consumer warps wait for it, load
+ * the input and take the stages in turn, releasing each to the producer.
+ * The block holds under half a multiprocessor's registers and shared
+ * memory, so the next kernel's block becomes resident beside it and starts
+ * its own stream while this one finishes: the stream does not stop at the
+ * kernel boundary, and the boundary costs what programmatic dependent
+ * launch costs instead of a grid barrier. */
+constexpr int MVR_CW = 8;
+constexpr int MVR_THREADS = (MVR_CW + 1) * 32;
+
+__device__ __forceinline__ void mvr_sync() { asm volatile("bar.sync 1, %0;" ::"n"(MVR_CW * 32) : "memory"); }
+
+/* Consumers: x into xs, RMS-normed by norm when set (as load_x). */
+__device__ void mvr_input(float *xs, const float *x, const float *norm, float eps, int n, float *red)
+{
+    constexpr int NT = MVR_CW * 32;
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    float ss = 0.f;
+    if (n % 4 == 0) {
+        const float4 *x4 = reinterpret_cast<const float4 *>(x);
+        float4 *xs4 = reinterpret_cast<float4 *>(xs);
+#pragma unroll 8
+        for (int i = threadIdx.x; i < n / 4; i += NT) {
+            float4 v = x4[i];
+            xs4[i] = v;
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+    } else {
+        for (int i = threadIdx.x; i < n; i += NT) {
+            float v = x[i];
+            xs[i] = v;
+            ss += v * v;
+        }
+    }
+    if (norm) {
+        ss = warp_sum(ss);
+        if (lane == 0)
+            red[w] = ss;
+        mvr_sync();
+        float t = 0.f;
+        for (int i = 0; i < MVR_CW; i++)
+            t += red[i];
+        float r = 1.0f / sqrtf(t / (float)n + eps);
+        for (int i = threadIdx.x; i < n; i += NT)
+            xs[i] = norm[i] * (xs[i] * r);
+    }
+    mvr_sync();
+}
+
+template <typename T, int NR>
+__global__ void __launch_bounds__(MVR_THREADS, 1) k_mvr(mv_args a, int ns, int stage_bytes)
+{
+    constexpr int V = 16 / (int)sizeof(T);
+    extern __shared__ __align__(128) unsigned char mvr_sm[];
+    __shared__ __align__(8) uint64_t full[ST_MAX_STAGES], empty[ST_MAX_STAGES];
+    __shared__ float red[MVR_CW];
+    float *xs = reinterpret_cast<float *>(mvr_sm + (size_t)ns * stage_bytes);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    st_job J = {};
+    J.nr = NR;
+    J.cols = a.cols;
+    J.n_seg = NR == 2 ? 1 : a.n_seg;
+    for (int s = 0; s < a.n_seg && s < 3; s++) {
+        J.w[s] = (const char *)a.seg[s].w;
+        J.bias[s] = a.seg[s].bias;
+        J.y[s] = a.seg[s].y;
+        J.rows[s] = a.seg[s].rows;
+    }
+    J.units = a.rows;
+    int row_bytes = a.cols * (int)sizeof(T), u0, u1, upc;
+    st_share(J, row_bytes * NR, stage_bytes, u0, u1, upc);
+
+    tl_mark(a.tl, TL_START);
+    if (threadIdx.x == 0) {
+        for (int i = 0; i < ns; i++) {
+            mbar_init(&full[i], 1);
+            mbar_init(&empty[i], MVR_CW);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+    if (warp == MVR_CW) {   /* the producer: needs nothing from the previous kernel */
+        if (lane == 0) {
+            int c = 0;
+            for (int u = u0; u < u1; u += upc, c++) {
+                int st = c % ns;
+                if (c >= ns) {
+                    mbar_wait(&empty[st], (unsigned)((c / ns) - 1) & 1u);
+                    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+                }
+                st_issue(J, row_bytes, upc, mvr_sm + (size_t)st * stage_bytes, &full[st], u, min(upc, u1 - u));
+            }
+        }
+        return;
+    }
+    pdl_wait();
+    tl_mark(a.tl, TL_WAITED);
+    pdl_launch_next();
+    mvr_input(xs, a.x, a.norm, a.eps, a.cols, red);
+    int nv = row_bytes / 16, c = 0;
+    for (int u = u0; u < u1; u += upc, c++) {
+        int st = c % ns, n = min(upc, u1 - u);
+        mbar_wait(&full[st], (unsigned)(c / ns) & 1u);
+        const unsigned char *stage = mvr_sm + (size_t)st * stage_bytes;
+        /* unit u0 + k of the share goes to warp k % MVR_CW */
+        for (int i = (warp - (u - u0) % MVR_CW + MVR_CW) % MVR_CW; i < n; i += MVR_CW) {
+            const uint4 *w0 = reinterpret_cast<const uint4 *>(stage + (size_t)i * row_bytes);
+            const uint4 *w1 = reinterpret_cast<const uint4 *>(stage + (size_t)(upc + i) * row_bytes);
+            float acc0 = 0.f, acc1 = 0.f;
+#pragma unroll 4
+            for (int k = lane; k < nv; k += 32) {
+                const float *xk = xs + (size_t)k * V;
+                acc0 += dot16(w0[k], xk, T{});
+                if constexpr (NR == 2)
+                    acc1 += dot16(w1[k], xk, T{});
+            }
+            acc0 = warp_sum(acc0);
+            if constexpr (NR == 2)
+                acc1 = warp_sum(acc1);
+            if (lane == 0) {
+                int r = u + i, s = 0;
+                if (a.mode == MV_SWIGLU) {
+                    a.seg[0].y[r] = acc0 / (1.0f + expf(-acc0)) * acc1;
+                } else {
+                    while (s + 1 < a.n_seg && r >= a.seg[s].rows) {
+                        r -= a.seg[s].rows;
+                        s++;
+                    }
+                    if (a.mode == MV_ADD)
+                        a.seg[s].y[r] += acc0;
+                    else
+                        a.seg[s].y[r] = acc0 + (a.seg[s].bias ? a.seg[s].bias[r] : 0.f);
+                }
+            }
+        }
+        __syncwarp();
+        if (lane == 0)
+            mbar_arrive(&empty[st]);
+    }
+    if (a.tl) {
+        mvr_sync();
+        tl_mark(a.tl, TL_END);
+    }
+}
+
 }  // namespace kern
