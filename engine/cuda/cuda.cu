@@ -89,6 +89,7 @@ struct cuctx {
     float *pinned_out;      /* a host logits buffer registered for fast copies */
     int wpr_override;       /* ATTNSCOPE_CUDA_WPR: warps per row, for tuning */
     bool mvr;               /* ATTNSCOPE_CUDA_MV=mvr: matvecs through k_mvr (a warp-specialized ring) */
+    bool mvr_kind[5];       /* the kinds that take it (ATTNSCOPE_CUDA_MVR_KINDS=qkv,o,...; default all) */
     int mvr_ring, mvr_stage;   /* its ring and stage bytes (ATTNSCOPE_CUDA_MVR_RING, _MVR_STAGE KiB) */
     int waves;              /* matvec grids sized so that every block gets as many row blocks (ATTNSCOPE_CUDA_WAVES=0: off) */
     int kbps[5], kwpr[5];   /* per matrix kind (mv_kind): blocks per SM and warps per row, 0: the default
@@ -737,7 +738,7 @@ int mv(cuctx *c, kern::mv_args a, int kind)
     kern::mvs_plan p;
     if (c->mvs && mvs_plan_for(c, a.cols * (int)sizeof(T), two ? 2 : 1, &p))
         return two ? mvs_launch<T, 2>(c, a, p) : mvs_launch<T, 1>(c, a, p);
-    if (c->mvr) {
+    if (c->mvr && c->mvr_kind[kind]) {
         int r = mvr_launch<T>(c, a, two);
         if (r)
             return r < 0 ? c->failed : ENG_OK;
@@ -1261,6 +1262,9 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     c->step_inflight = env_int("ATTNSCOPE_CUDA_INFLIGHT", 0, 4096, 0) * 1024;
     c->mvs = env_is("ATTNSCOPE_CUDA_MV", "mvs");
     c->mvr = env_is("ATTNSCOPE_CUDA_MV", "mvr");
+    const char *mk = getenv("ATTNSCOPE_CUDA_MVR_KINDS");
+    for (int k = 0; k < 5; k++)
+        c->mvr_kind[k] = !mk || !*mk || strstr(mk, mv_kind_name[k]) != NULL;
     c->mvr_ring = env_int("ATTNSCOPE_CUDA_MVR_RING", 16, 200, 64) * 1024;
     c->mvr_stage = env_int("ATTNSCOPE_CUDA_MVR_STAGE", 2, 64, 16) * 1024;
     c->min_chunk_env = env_int("ATTNSCOPE_CUDA_MINCHUNK", 1, 4096, 0);
