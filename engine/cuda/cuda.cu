@@ -1263,8 +1263,13 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     c->mvs = env_is("ATTNSCOPE_CUDA_MV", "mvs");
     c->mvr = env_is("ATTNSCOPE_CUDA_MV", "mvr");
     const char *mk = getenv("ATTNSCOPE_CUDA_MVR_KINDS");
-    for (int k = 0; k < 5; k++)
-        c->mvr_kind[k] = !mk || !*mk || strstr(mk, mv_kind_name[k]) != NULL;
+    for (int k = 0; k < 5; k++) {   /* whole names in a comma-separated list */
+        size_t n = strlen(mv_kind_name[k]);
+        c->mvr_kind[k] = !mk || !*mk;
+        for (const char *t = mk; t && *t; t = strchr(t, ',') ? strchr(t, ',') + 1 : NULL)
+            if (!strncmp(t, mv_kind_name[k], n) && (t[n] == ',' || t[n] == 0))
+                c->mvr_kind[k] = true;
+    }
     c->mvr_ring = env_int("ATTNSCOPE_CUDA_MVR_RING", 16, 200, 64) * 1024;
     c->mvr_stage = env_int("ATTNSCOPE_CUDA_MVR_STAGE", 2, 64, 16) * 1024;
     c->min_chunk_env = env_int("ATTNSCOPE_CUDA_MINCHUNK", 1, 4096, 0);
