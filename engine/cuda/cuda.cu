@@ -91,6 +91,7 @@ struct cuctx {
     bool mvr;               /* ATTNSCOPE_CUDA_MV=mvr: matvecs through k_mvr (a warp-specialized ring) */
     bool mvr_kind[5];       /* the kinds that take it (ATTNSCOPE_CUDA_MVR_KINDS=qkv,o,...; default all) */
     int mvr_ring, mvr_stage;   /* its ring and stage bytes (ATTNSCOPE_CUDA_MVR_RING, _MVR_STAGE KiB) */
+    int wide_combine;       /* decode attention's combine, 16 splits' loads at a time (ATTNSCOPE_CUDA_COMBINE=0: off) */
     int waves;              /* matvec grids sized so that every block gets as many row blocks (ATTNSCOPE_CUDA_WAVES=0: off) */
     int kbps[5], kwpr[5];   /* per matrix kind (mv_kind): blocks per SM and warps per row, 0: the default
                                (ATTNSCOPE_CUDA_MVCFG=qkv=B/W,o=B/W,gate_up=B/W,down=B/W,lm_head=B/W) */
@@ -821,6 +822,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
             kern::dec_args da = {c->q, c->k, c->v, d->qn, d->kn, d->K, d->V, c->inv_freq, c->pos, c->part_o,
                                  c->part_ml, c->ticket, c->att, eps, scale, nh, nkv, hd, c->S, c->n_split,
                                  c->min_chunk, c->rope_cs, c->vstage, pf_of(c, {&d->wg, &d->wu})};
+            da.wide_combine = c->wide_combine;
             if (c->attn_head) {
                 da.n_split = c->head_split;
                 da.min_chunk = c->head_chunk;
@@ -1299,6 +1301,7 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
         return rc;
     }
     parse_mvcfg(c, getenv("ATTNSCOPE_CUDA_MVCFG"));
+    c->wide_combine = !env_is("ATTNSCOPE_CUDA_COMBINE", "0");
     c->waves = !env_is("ATTNSCOPE_CUDA_WAVES", "0");   /* measured 3% faster on tinyllama-1.1b: docs/cuda.md */
     const char *w = getenv("ATTNSCOPE_CUDA_WPR");
     if (w && (atoi(w) == 1 || atoi(w) == 2 || atoi(w) == 4 || atoi(w) == 8))

@@ -647,7 +647,8 @@ struct dec_args {
     const float *rope_cs;      /* cos then sin at the token's position (head_dim/2 each) */
     int vstage;                /* copy the chunk's values to shared memory while scoring */
     l2_pf pf;                  /* the next kernel's weights, into L2 */
-    unsigned long long *tl;    /* timeline stamps, or NULL */                  /* the next kernel's weights, into L2 */
+    unsigned long long *tl;    /* timeline stamps, or NULL */
+    int wide_combine;          /* the combine loads 16 splits at a time (0: 8, one output at a time) */
 };
 
 /* q . k over one head (HD: head_dim unrolled, or 0: hd at run time), the
@@ -839,13 +840,51 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
             wts[h * a.n_split + s] /= den;
     }
     __syncthreads();
-    for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
-        const float *w = wts + (i / hd) * a.n_split;
-        float acc = 0.f;
+    int gh = G * hd, nt = blockDim.x;
+    if (a.wide_combine && gh <= 2 * nt) {
+        /* one or two outputs a thread, the splits' values loaded 16 at a
+         * time before they are summed (in split order, as below): the
+         * combine is a chain of round trips to L2, 63 splits deep at 2000
+         * tokens, so the loads in flight set its time */
+        int i0 = threadIdx.x, i1 = threadIdx.x + nt;
+        bool one = i0 < gh, two = i1 < gh;
+        if (!one)
+            i0 = 0;   /* loads in bounds, nothing stored */
+        const float *w0 = wts + (i0 / hd) * a.n_split, *w1 = wts + ((two ? i1 : i0) / hd) * a.n_split;
+        float acc0 = 0.f, acc1 = 0.f;
+        int s = 0;
+        for (; s + 16 <= n_active; s += 16) {
+            float v0[16], v1[16];
+#pragma unroll
+            for (int j = 0; j < 16; j++)
+                v0[j] = __ldcg(&o0[(size_t)(s + j) * gh + i0]);
+#pragma unroll
+            for (int j = 0; j < 16; j++)
+                v1[j] = two ? __ldcg(&o0[(size_t)(s + j) * gh + i1]) : 0.f;
+#pragma unroll
+            for (int j = 0; j < 16; j++) {
+                acc0 += w0[s + j] * v0[j];
+                acc1 += w1[s + j] * v1[j];
+            }
+        }
+        for (; s < n_active; s++) {
+            acc0 += w0[s] * __ldcg(&o0[(size_t)s * gh + i0]);
+            if (two)
+                acc1 += w1[s] * __ldcg(&o0[(size_t)s * gh + i1]);
+        }
+        if (one)
+            a.out[(size_t)g * gh + i0] = acc0;
+        if (two)
+            a.out[(size_t)g * gh + i1] = acc1;
+    } else {
+        for (int i = threadIdx.x; i < gh; i += nt) {
+            const float *w = wts + (i / hd) * a.n_split;
+            float acc = 0.f;
 #pragma unroll 8
-        for (int s = 0; s < n_active; s++)
-            acc += w[s] * __ldcg(&o0[(size_t)s * G * hd + i]);
-        a.out[(size_t)g * G * hd + i] = acc;
+            for (int s = 0; s < n_active; s++)
+                acc += w[s] * __ldcg(&o0[(size_t)s * gh + i]);
+            a.out[(size_t)g * gh + i] = acc;
+        }
     }
     if (threadIdx.x == 0)
         a.ticket[g] = 0;
