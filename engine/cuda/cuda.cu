@@ -676,6 +676,8 @@ int mvs_allow(cuctx *c)
     return ENG_OK;
 }
 
+long mvr_launches;   /* k_mvr launches, captured or not (cuda_mvr_launches) */
+
 template <typename T>
 int mvr_allow(cuctx *c)
 {
@@ -700,6 +702,7 @@ int mvr_launch(cuctx *c, const kern::mv_args &a, bool two)
     if (row_bytes % 16 || ns < 2 || smem > MVS_SMEM_MAX)
         return 0;
     dim3 grid((unsigned)c->sms), block(kern::MVR_THREADS);
+    mvr_launches++;
     int rc = two ? launch(c, kern::k_mvr<T, 2>, grid, block, smem, "matvec launch", a, ns, stage)
                  : launch(c, kern::k_mvr<T, 1>, grid, block, smem, "matvec launch", a, ns, stage);
     return rc ? -1 : 1;
@@ -1321,6 +1324,11 @@ int cu_threads(const void *ctx)
 extern "C" long cuda_step_graphs(void)
 {
     return step_graphs;
+}
+
+extern "C" long cuda_mvr_launches(void)
+{
+    return mvr_launches;
 }
 
 extern "C" int cuda_probe(eng_err *err)

@@ -28,6 +28,10 @@ int cuda_ctx_status(const void *ctx, eng_err *err);
  * was captured into since the program started: tests check that it ran. */
 long cuda_step_graphs(void);
 
+/* How many matvecs went through k_mvr (ATTNSCOPE_CUDA_MV=mvr) since the
+ * program started: tests check that it ran. */
+long cuda_mvr_launches(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -180,6 +180,22 @@ static void the_persistent_step_kernel_matches_the_cpu(void **state)
     assert_true(cuda_step_graphs() - before >= 5);
 }
 
+/* The warp-specialized ring matvec (opt-in), every matrix kind through it. */
+static void the_ring_matvec_matches_the_cpu(void **state)
+{
+    (void)state;
+    long before = cuda_mvr_launches();
+    setenv("ATTNSCOPE_CUDA_MV", "mvr", 1);
+    compare_devices("tiny", DT_F32, 37, 8, true, F32_TOL);
+    compare_devices("tiny", DT_BF16, 37, 8, true, BF16_TOL);
+    compare_devices("tiny", DT_F32, 700, 4, true, F32_TOL);
+    compare_devices("tiny-qwen2", DT_F32, 19, 4, true, F32_TOL);
+    compare_devices("tiny-qwen3", DT_BF16, 19, 4, true, BF16_TOL);
+    unsetenv("ATTNSCOPE_CUDA_MV");
+    printf("  matvecs through k_mvr: %ld\n", cuda_mvr_launches() - before);
+    assert_true(cuda_mvr_launches() - before >= 5);
+}
+
 static void a_rewind_and_new_tokens_match_the_cpu(void **state)
 {
     (void)state;
@@ -393,6 +409,7 @@ int main(void)
         cmocka_unit_test(qwen_shaped_models_match_the_cpu),
         cmocka_unit_test(a_rewind_and_new_tokens_match_the_cpu),
         cmocka_unit_test(the_persistent_step_kernel_matches_the_cpu),
+        cmocka_unit_test(the_ring_matvec_matches_the_cpu),
         cmocka_unit_test(observer_rows_match_the_cpu),
         cmocka_unit_test(switching_devices_mid_context_keeps_the_conversation),
         cmocka_unit_test(every_reference_fixture_matches_transformers_and_the_cpu),
