@@ -1,5 +1,6 @@
-/* step.cuh - one decode step as one persistent kernel (included by
- * kernels.cuh).
+/* step.cuh - one decode step as one persistent kernel, and the same
+ * warp-specialized ring for one matrix per kernel (included by kernels.cuh;
+ * both opt-in, both measured slower than the kernel-per-matrix path).
  *
  * Decode reads every weight byte once per token, and a 1B model's matrices
  * are small: at the copy bandwidth a 2048 x 2048 BF16 matrix takes 2 us, less
@@ -583,7 +584,9 @@ __global__ void __launch_bounds__(ST_THREADS, 1) k_step(st_args a)
  * memory, so the next kernel's block becomes resident beside it and starts
  * its own stream while this one finishes: the stream does not stop at the
  * kernel boundary, and the boundary costs what programmatic dependent
- * launch costs instead of a grid barrier. */
+ * launch costs instead of a grid barrier. Opt-in: at the ring sizes that
+ * leave room for the next block (48-96 KiB) it streams at 1.8-2.3 TB/s,
+ * 0.7-0.99x the register matvec (docs/performance.md). */
 constexpr int MVR_CW = 8;
 constexpr int MVR_THREADS = (MVR_CW + 1) * 32;
 
