@@ -38,15 +38,29 @@ __device__ __forceinline__ float warp_max(float v)
     return v;
 }
 
-/* Sum over the block (every thread gets it); red holds one float per warp. */
+/* A barrier of the block (NT = 0: __syncthreads) or of its first NT
+ * threads only (named barrier 1: for blocks with a warp that never joins,
+ * like a producer warp). */
+template <int NT = 0>
+__device__ __forceinline__ void group_sync()
+{
+    if constexpr (NT == 0)
+        __syncthreads();
+    else
+        asm volatile("bar.sync 1, %0;" ::"n"(NT) : "memory");
+}
+
+/* Sum over the block, or over its first NT threads (every one of them gets
+ * it); red holds one float per warp. */
+template <int NT = 0>
 __device__ float block_sum(float v, float *red)
 {
-    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = NT ? NT / 32 : (blockDim.x + 31) >> 5;
     v = warp_sum(v);
-    __syncthreads();   /* red may still be read from a previous call */
+    group_sync<NT>();   /* red may still be read from a previous call */
     if (lane == 0)
         red[wid] = v;
-    __syncthreads();
+    group_sync<NT>();
     float r = 0.f;
     for (int i = 0; i < nw; i++)
         r += red[i];
@@ -204,33 +218,36 @@ struct mv_args {
 
 /* Copies x into shared memory, RMS-normed when a.norm is set:
  * xs = norm * (x / sqrt(mean(x^2) + eps)), as the CPU computes it. One pass
- * over x in global memory; the scaling runs in shared memory. */
+ * over x in global memory; the scaling runs in shared memory. Run by the
+ * whole block, or (NT) by its first NT threads only. */
+template <int NT = 0>
 __device__ void load_x(float *xs, const float *x, const float *norm, float eps, int n, float *red)
 {
+    unsigned nt = NT ? NT : blockDim.x;
     float ss = 0.f;
     if (n % 4 == 0) {   /* 16-byte loads, all issued before the first use */
         const float4 *x4 = reinterpret_cast<const float4 *>(x);
         float4 *xs4 = reinterpret_cast<float4 *>(xs);
 #pragma unroll 8
-        for (int i = threadIdx.x; i < n / 4; i += blockDim.x) {
+        for (int i = threadIdx.x; i < n / 4; i += nt) {
             float4 v = x4[i];
             xs4[i] = v;
             ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
         }
     } else {
-        for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        for (int i = threadIdx.x; i < n; i += nt) {
             float v = x[i];
             xs[i] = v;
             ss += v * v;
         }
     }
     if (norm) {
-        ss = block_sum(ss, red) / (float)n;   /* its barriers also order the xs writes */
+        ss = block_sum<NT>(ss, red) / (float)n;   /* its barriers also order the xs writes */
         float r = 1.0f / sqrtf(ss + eps);
-        for (int i = threadIdx.x; i < n; i += blockDim.x)
+        for (int i = threadIdx.x; i < n; i += nt)
             xs[i] = norm[i] * (xs[i] * r);
     }
-    __syncthreads();
+    group_sync<NT>();
 }
 
 /* Row r of segment s, moved on to the segment that holds it (rows of a

@@ -144,36 +144,8 @@ __device__ __forceinline__ void mbar_arrive(uint64_t *b)
     asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(b)) : "memory");
 }
 
-/* The consumer warps only (the producer never joins): barrier 1. */
-__device__ __forceinline__ void cons_sync() { asm volatile("bar.sync 1, %0;" ::"n"(ST_CW * 32) : "memory"); }
-
-__device__ float cons_sum(float v, float *red)
-{
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    v = warp_sum(v);
-    cons_sync();
-    if (lane == 0)
-        red[w] = v;
-    cons_sync();
-    float r = 0.f;
-    for (int i = 0; i < ST_CW; i++)
-        r += red[i];
-    return r;
-}
-
-__device__ float cons_max(float v, float *red)
-{
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    v = warp_max(v);
-    cons_sync();
-    if (lane == 0)
-        red[w] = v;
-    cons_sync();
-    float r = -INFINITY;
-    for (int i = 0; i < ST_CW; i++)
-        r = fmaxf(r, red[i]);
-    return r;
-}
+/* The consumer warps only (the producer never joins). */
+__device__ __forceinline__ void cons_sync() { group_sync<ST_CW * 32>(); }
 
 /* Grid barrier number k of the step (k = 1, 2, ...): every block's
  * consumers have finished what they wrote before it. */
@@ -230,7 +202,7 @@ __device__ void st_input(float *xs, const float *x, const T *emb, float *x_out, 
                 }
         }
         if (norm) {   /* xs holds norm * x: scale by 1 / rms */
-            ss = cons_sum(ss, red) / (float)n;
+            ss = block_sum<ST_CW * 32>(ss, red) / (float)n;
             float r = 1.0f / sqrtf(ss + eps);
             for (int i = threadIdx.x; i < n4; i += NT) {
                 float4 w = xs4[i];
@@ -249,7 +221,7 @@ __device__ void st_input(float *xs, const float *x, const T *emb, float *x_out, 
         }
     }
     if (norm) {
-        ss = cons_sum(ss, red) / (float)n;
+        ss = block_sum<ST_CW * 32>(ss, red) / (float)n;
         float r = 1.0f / sqrtf(ss + eps);
         for (int i = threadIdx.x; i < n; i += NT)
             xs[i] = norm[i] * (xs[i] * r);
@@ -401,10 +373,101 @@ __device__ void st_issue(const st_job &J, int row_bytes, int upc, unsigned char 
     }
 }
 
+/* A block's ring of shared-memory stages: the producer fills stage c % ns
+ * (full: one arrival and the stage's bytes), the consumer warps release it
+ * (empty: one arrival per consumer warp). */
+struct st_ring {
+    unsigned char *sm;          /* ns stages of stage_bytes */
+    uint64_t *full, *empty;     /* (ns) each, in shared memory */
+    int ns, stage_bytes;
+};
+
+/* Thread 0, before a __syncthreads: the ring's barriers. */
+__device__ void ring_init(const st_ring &R, int consumer_warps)
+{
+    for (int i = 0; i < R.ns; i++) {
+        mbar_init(&R.full[i], 1);
+        mbar_init(&R.empty[i], consumer_warps);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+}
+
+/* The producer's place in the ring, carried from one job to the next: c
+ * stages issued, the oldest (done) not yet seen complete, and the bytes in
+ * flight. */
+struct st_prod {
+    int c, done;
+    long fl;
+    int bytes_of[ST_MAX_STAGES];
+};
+
+/* Producer (one thread): units [u0, u1) of J into the ring, upc a stage.
+ * Bytes in flight are capped at inflight (0: the whole ring): beyond what
+ * keeps the memory busy, more requests only lengthen the queues that the
+ * consumers' own small loads (inputs, barrier polls, attention) wait in. */
+__device__ void ring_produce(const st_ring &R, st_prod &P, const st_job &J, int row_bytes, int u0, int u1, int upc,
+                             int inflight)
+{
+    for (int u = u0; u < u1; u += upc, P.c++) {
+        int c = P.c, st = c % R.ns, n = min(upc, u1 - u), bytes = n * J.nr * row_bytes;
+        if (c >= R.ns) {
+            mbar_wait(&R.empty[st], (unsigned)((c / R.ns) - 1) & 1u);
+            asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+        }
+        for (; P.done <= c - R.ns; P.done++)   /* stages being refilled were consumed */
+            P.fl -= P.bytes_of[P.done % R.ns];
+        while (inflight && P.done < c && P.fl + bytes > inflight) {
+            mbar_wait(&R.full[P.done % R.ns], (unsigned)(P.done / R.ns) & 1u);
+            P.fl -= P.bytes_of[P.done % R.ns];
+            P.done++;
+        }
+        st_issue(J, row_bytes, upc, R.sm + (size_t)st * R.stage_bytes, &R.full[st], u, n);
+        P.bytes_of[st] = bytes;
+        P.fl += bytes;
+    }
+}
+
+/* Consumers (CW warps): units [u0, u1) from the ring, upc a stage (two:
+ * gate rows then up rows), each unit's products with xs (shared memory)
+ * handed by lane 0 of the warp that owns it (unit u0 + k: warp k % CW) to
+ * out(unit, gate or only product, up product); every warp releases every
+ * stage. c: stages taken, carried from one job to the next. */
+template <typename T, int CW, typename Out>
+__device__ void ring_consume(const st_ring &R, int &c, int u0, int u1, int upc, int row_bytes, bool two,
+                             const float *xs, Out out)
+{
+    constexpr int V = 16 / (int)sizeof(T);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nv = row_bytes / 16;
+    for (int u = u0; u < u1; u += upc, c++) {
+        int st = c % R.ns, n = min(upc, u1 - u);
+        mbar_wait(&R.full[st], (unsigned)(c / R.ns) & 1u);
+        const unsigned char *stage = R.sm + (size_t)st * R.stage_bytes;
+        for (int i = (warp - (u - u0) % CW + CW) % CW; i < n; i += CW) {
+            const uint4 *w0 = reinterpret_cast<const uint4 *>(stage + (size_t)i * row_bytes);
+            const uint4 *w1 = reinterpret_cast<const uint4 *>(stage + (size_t)(upc + i) * row_bytes);
+            float acc0 = 0.f, acc1 = 0.f;
+#pragma unroll 4
+            for (int k = lane; k < nv; k += 32) {
+                const float *xk = xs + (size_t)k * V;
+                acc0 += dot16(w0[k], xk, T{});
+                if (two)
+                    acc1 += dot16(w1[k], xk, T{});
+            }
+            acc0 = warp_sum(acc0);
+            if (two)
+                acc1 = warp_sum(acc1);
+            if (lane == 0)
+                out(u + i, acc0, acc1);
+        }
+        __syncwarp();
+        if (lane == 0)
+            mbar_arrive(&R.empty[st]);
+    }
+}
+
 template <typename T>
 __global__ void __launch_bounds__(ST_THREADS, 1) k_step(st_args a)
 {
-    constexpr int V = 16 / (int)sizeof(T);
     extern __shared__ __align__(128) unsigned char st_sm[];
     __shared__ __align__(8) uint64_t full[ST_MAX_STAGES], empty[ST_MAX_STAGES];
     __shared__ float red[32];
@@ -414,46 +477,20 @@ __global__ void __launch_bounds__(ST_THREADS, 1) k_step(st_args a)
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int n_jobs = 4 * a.n_layers + 1, esz = (int)sizeof(T);
 
-    if (threadIdx.x == 0) {
-        for (int i = 0; i < a.ns; i++) {
-            mbar_init(&full[i], 1);
-            mbar_init(&empty[i], ST_CW);
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    }
+    const st_ring R = {st_sm, full, empty, a.ns, a.stage_bytes};
+    if (threadIdx.x == 0)
+        ring_init(R, ST_CW);
     __syncthreads();
 
     if (warp == ST_CW) {   /* the producer */
         if (lane != 0)
             return;
-        /* Bytes in flight are capped (a.inflight): beyond what keeps the
-         * memory busy, more requests only lengthen the queues that the
-         * consumers' own small loads (inputs, barrier polls, attention) wait
-         * in. done: the oldest stage not yet seen complete. */
-        int c = 0, done = 0;
-        long fl = 0;
-        int bytes_of[ST_MAX_STAGES];
+        st_prod P = {};
         for (int j = 0; j < n_jobs; j++) {
             st_job J = st_job_of(a, j, esz);
             int row_bytes = J.cols * esz, u0, u1, upc;
             st_share(J, row_bytes * J.nr, a.stage_bytes, u0, u1, upc);
-            for (int u = u0; u < u1; u += upc, c++) {
-                int st = c % a.ns, n = min(upc, u1 - u), bytes = n * J.nr * row_bytes;
-                if (c >= a.ns) {
-                    mbar_wait(&empty[st], (unsigned)((c / a.ns) - 1) & 1u);
-                    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-                }
-                for (; done <= c - a.ns; done++)   /* stages being refilled were consumed */
-                    fl -= bytes_of[done % a.ns];
-                while (a.inflight && done < c && fl + bytes > a.inflight) {
-                    mbar_wait(&full[done % a.ns], (unsigned)(done / a.ns) & 1u);
-                    fl -= bytes_of[done % a.ns];
-                    done++;
-                }
-                st_issue(J, row_bytes, upc, st_sm + (size_t)st * a.stage_bytes, &full[st], u, n);
-                bytes_of[st] = bytes;
-                fl += bytes;
-            }
+            ring_produce(R, P, J, row_bytes, u0, u1, upc, a.inflight);
         }
         return;
     }
@@ -507,50 +544,26 @@ __global__ void __launch_bounds__(ST_THREADS, 1) k_step(st_args a)
             norm = a.final_norm;
         }
         lap(J.kind, ST_T_WAIT);
-        int row_bytes = J.cols * esz, nv = row_bytes / 16, u0, u1, upc;
+        int row_bytes = J.cols * esz, u0, u1, upc;
         st_share(J, row_bytes * J.nr, a.stage_bytes, u0, u1, upc);
         bool adds = J.kind == ST_O || J.kind == ST_DOWN;
         float *res = aux + a.res_off;
         st_input<T>(aux, in, emb, x_out, norm, a.eps, J.cols, red, adds ? res : NULL, a.x, u0, u1);
         lap(J.kind, ST_T_INPUT);
-        for (int u = u0; u < u1; u += upc, c++) {
-            int st = c % a.ns, n = min(upc, u1 - u);
-            mbar_wait(&full[st], (unsigned)(c / a.ns) & 1u);
-            const unsigned char *stage = st_sm + (size_t)st * a.stage_bytes;
-            /* unit i of the share goes to warp (i - u0) % ST_CW */
-            for (int i = (warp - (u - u0) % ST_CW + ST_CW) % ST_CW; i < n; i += ST_CW) {
-                const uint4 *w0 = reinterpret_cast<const uint4 *>(stage + (size_t)i * row_bytes);
-                const uint4 *w1 = reinterpret_cast<const uint4 *>(stage + (size_t)(upc + i) * row_bytes);
-                float acc0 = 0.f, acc1 = 0.f;
-#pragma unroll 4
-                for (int k = lane; k < nv; k += 32) {
-                    const float *xk = aux + (size_t)k * V;
-                    acc0 += dot16(w0[k], xk, T{});
-                    if (J.nr == 2)
-                        acc1 += dot16(w1[k], xk, T{});
+        ring_consume<T, ST_CW>(R, c, u0, u1, upc, row_bytes, J.nr == 2, aux, [&](int r, float acc0, float acc1) {
+            int s = 0;
+            if (J.kind == ST_GU) {
+                J.y[0][r] = acc0 / (1.0f + expf(-acc0)) * acc1;
+            } else if (adds) {
+                J.y[0][r] = res[r - u0] + acc0;
+            } else {
+                while (s + 1 < J.n_seg && r >= J.rows[s]) {
+                    r -= J.rows[s];
+                    s++;
                 }
-                acc0 = warp_sum(acc0);
-                if (J.nr == 2)
-                    acc1 = warp_sum(acc1);
-                if (lane == 0) {
-                    int r = u + i, s = 0;
-                    if (J.kind == ST_GU) {
-                        J.y[0][r] = acc0 / (1.0f + expf(-acc0)) * acc1;
-                    } else if (adds) {
-                        J.y[0][r] = res[r - u0] + acc0;
-                    } else {
-                        while (s + 1 < J.n_seg && r >= J.rows[s]) {
-                            r -= J.rows[s];
-                            s++;
-                        }
-                        J.y[s][r] = acc0 + (J.bias[s] ? J.bias[s][r] : 0.f);
-                    }
-                }
+                J.y[s][r] = acc0 + (J.bias[s] ? J.bias[s][r] : 0.f);
             }
-            __syncwarp();
-            if (lane == 0)
-                mbar_arrive(&empty[st]);
-        }
+        });
         cons_sync();   /* aux is read: the next job may overwrite it */
         lap(J.kind, ST_T_MV);
     }
@@ -590,62 +603,19 @@ __global__ void __launch_bounds__(ST_THREADS, 1) k_step(st_args a)
 constexpr int MVR_CW = 8;
 constexpr int MVR_THREADS = (MVR_CW + 1) * 32;
 
-__device__ __forceinline__ void mvr_sync() { asm volatile("bar.sync 1, %0;" ::"n"(MVR_CW * 32) : "memory"); }
-
-/* Consumers: x into xs, RMS-normed by norm when set (as load_x). */
-__device__ void mvr_input(float *xs, const float *x, const float *norm, float eps, int n, float *red)
-{
-    constexpr int NT = MVR_CW * 32;
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    float ss = 0.f;
-    if (n % 4 == 0) {
-        const float4 *x4 = reinterpret_cast<const float4 *>(x);
-        float4 *xs4 = reinterpret_cast<float4 *>(xs);
-#pragma unroll 8
-        for (int i = threadIdx.x; i < n / 4; i += NT) {
-            float4 v = x4[i];
-            xs4[i] = v;
-            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-        }
-    } else {
-        for (int i = threadIdx.x; i < n; i += NT) {
-            float v = x[i];
-            xs[i] = v;
-            ss += v * v;
-        }
-    }
-    if (norm) {
-        ss = warp_sum(ss);
-        if (lane == 0)
-            red[w] = ss;
-        mvr_sync();
-        float t = 0.f;
-        for (int i = 0; i < MVR_CW; i++)
-            t += red[i];
-        float r = 1.0f / sqrtf(t / (float)n + eps);
-        for (int i = threadIdx.x; i < n; i += NT)
-            xs[i] = norm[i] * (xs[i] * r);
-    }
-    mvr_sync();
-}
-
 template <typename T, int NR>
 __global__ void __launch_bounds__(MVR_THREADS, 1) k_mvr(mv_args a, int ns, int stage_bytes)
 {
-    constexpr int V = 16 / (int)sizeof(T);
     extern __shared__ __align__(128) unsigned char mvr_sm[];
     __shared__ __align__(8) uint64_t full[ST_MAX_STAGES], empty[ST_MAX_STAGES];
     __shared__ float red[MVR_CW];
     float *xs = reinterpret_cast<float *>(mvr_sm + (size_t)ns * stage_bytes);
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     st_job J = {};
     J.nr = NR;
     J.cols = a.cols;
     J.n_seg = NR == 2 ? 1 : a.n_seg;
     for (int s = 0; s < a.n_seg && s < 3; s++) {
         J.w[s] = (const char *)a.seg[s].w;
-        J.bias[s] = a.seg[s].bias;
-        J.y[s] = a.seg[s].y;
         J.rows[s] = a.seg[s].rows;
     }
     J.units = a.rows;
@@ -653,74 +623,36 @@ __global__ void __launch_bounds__(MVR_THREADS, 1) k_mvr(mv_args a, int ns, int s
     st_share(J, row_bytes * NR, stage_bytes, u0, u1, upc);
 
     tl_mark(a.tl, TL_START);
-    if (threadIdx.x == 0) {
-        for (int i = 0; i < ns; i++) {
-            mbar_init(&full[i], 1);
-            mbar_init(&empty[i], MVR_CW);
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    }
+    const st_ring R = {mvr_sm, full, empty, ns, stage_bytes};
+    if (threadIdx.x == 0)
+        ring_init(R, MVR_CW);
     __syncthreads();
-    if (warp == MVR_CW) {   /* the producer: needs nothing from the previous kernel */
-        if (lane == 0) {
-            int c = 0;
-            for (int u = u0; u < u1; u += upc, c++) {
-                int st = c % ns;
-                if (c >= ns) {
-                    mbar_wait(&empty[st], (unsigned)((c / ns) - 1) & 1u);
-                    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-                }
-                st_issue(J, row_bytes, upc, mvr_sm + (size_t)st * stage_bytes, &full[st], u, min(upc, u1 - u));
-            }
+    if (threadIdx.x >> 5 == MVR_CW) {   /* the producer: needs nothing from the previous kernel */
+        if ((threadIdx.x & 31) == 0) {
+            st_prod P = {};
+            ring_produce(R, P, J, row_bytes, u0, u1, upc, 0);
         }
         return;
     }
     pdl_wait();
     tl_mark(a.tl, TL_WAITED);
     pdl_launch_next();
-    mvr_input(xs, a.x, a.norm, a.eps, a.cols, red);
-    int nv = row_bytes / 16, c = 0;
-    for (int u = u0; u < u1; u += upc, c++) {
-        int st = c % ns, n = min(upc, u1 - u);
-        mbar_wait(&full[st], (unsigned)(c / ns) & 1u);
-        const unsigned char *stage = mvr_sm + (size_t)st * stage_bytes;
-        /* unit u0 + k of the share goes to warp k % MVR_CW */
-        for (int i = (warp - (u - u0) % MVR_CW + MVR_CW) % MVR_CW; i < n; i += MVR_CW) {
-            const uint4 *w0 = reinterpret_cast<const uint4 *>(stage + (size_t)i * row_bytes);
-            const uint4 *w1 = reinterpret_cast<const uint4 *>(stage + (size_t)(upc + i) * row_bytes);
-            float acc0 = 0.f, acc1 = 0.f;
-#pragma unroll 4
-            for (int k = lane; k < nv; k += 32) {
-                const float *xk = xs + (size_t)k * V;
-                acc0 += dot16(w0[k], xk, T{});
-                if constexpr (NR == 2)
-                    acc1 += dot16(w1[k], xk, T{});
-            }
-            acc0 = warp_sum(acc0);
-            if constexpr (NR == 2)
-                acc1 = warp_sum(acc1);
-            if (lane == 0) {
-                int r = u + i, s = 0;
-                if (a.mode == MV_SWIGLU) {
-                    a.seg[0].y[r] = acc0 / (1.0f + expf(-acc0)) * acc1;
-                } else {
-                    while (s + 1 < a.n_seg && r >= a.seg[s].rows) {
-                        r -= a.seg[s].rows;
-                        s++;
-                    }
-                    if (a.mode == MV_ADD)
-                        a.seg[s].y[r] += acc0;
-                    else
-                        a.seg[s].y[r] = acc0 + (a.seg[s].bias ? a.seg[s].bias[r] : 0.f);
-                }
-            }
+    load_x<MVR_CW * 32>(xs, a.x, a.norm, a.eps, a.cols, red);
+    int c = 0;
+    ring_consume<T, MVR_CW>(R, c, u0, u1, upc, row_bytes, NR == 2, xs, [&](int r, float acc0, float acc1) {
+        if (a.mode == MV_SWIGLU) {
+            a.seg[0].y[r] = acc0 / (1.0f + expf(-acc0)) * acc1;
+            return;
         }
-        __syncwarp();
-        if (lane == 0)
-            mbar_arrive(&empty[st]);
-    }
+        int s = 0;
+        seg_locate(a, s, r);
+        if (a.mode == MV_ADD)
+            a.seg[s].y[r] += acc0;
+        else
+            a.seg[s].y[r] = acc0 + (a.seg[s].bias ? a.seg[s].bias[r] : 0.f);
+    });
     if (a.tl) {
-        mvr_sync();
+        group_sync<MVR_CW * 32>();
         tl_mark(a.tl, TL_END);
     }
 }
