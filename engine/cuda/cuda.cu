@@ -93,7 +93,7 @@ struct cuctx {
     int mvr_ring, mvr_stage;   /* its ring and stage bytes (ATTNSCOPE_CUDA_MVR_RING, _MVR_STAGE KiB) */
     int wide_combine;       /* decode attention's combine, 16 splits' loads at a time (ATTNSCOPE_CUDA_COMBINE=0: off) */
     int waves;              /* matvec grids sized so that every block gets as many row blocks (ATTNSCOPE_CUDA_WAVES=0: off) */
-    int kbps[5], kwpr[5];   /* per matrix kind (mv_kind): blocks per SM and warps per row, 0: the default
+    int kbps[5], kwpr[5];   /* per matrix kind (kern::ST_QKV ..): blocks per SM and warps per row, 0: the default
                                (ATTNSCOPE_CUDA_MVCFG=qkv=B/W,o=B/W,gate_up=B/W,down=B/W,lm_head=B/W) */
     bool pdl;               /* programmatic dependent launch (ATTNSCOPE_CUDA_PDL=0: off) */
     int bps;                /* matvec blocks per multiprocessor (ATTNSCOPE_CUDA_BPS) */
@@ -199,7 +199,7 @@ void tl_write(cuctx *c)
     double sum[16][5] = {{0}};
     int cnt[16] = {0}, cntp[16] = {0}, nk = 0;
     double prev_end = -1, t0 = -1, total = 0;
-    static unsigned long long ends[4096];
+    static unsigned long long ends[TL_SLOT];
     for (int k = 0; k < c->tl_k; k++) {
         const unsigned long long *s = h + (size_t)k * TL_SLOT * 3;
         unsigned long long smin = ~0ull, wmin = ~0ull, emax = 0;
@@ -601,7 +601,7 @@ int step_launch(cuctx *c)
 
 /* ---------------------------------------------------------------- decode */
 
-enum mv_kind { MVK_QKV, MVK_O, MVK_GU, MVK_DOWN, MVK_LM };
+/* The decode matrices by kind, in kern's order (ST_QKV .. ST_LM). */
 const char *const mv_kind_name[5] = {"qkv", "o", "gate_up", "down", "lm_head"};
 
 /* Blocks per multiprocessor for a matvec of this kind. */
@@ -666,25 +666,25 @@ void parse_mvcfg(cuctx *c, const char *v)
  * start, not while a graph is being captured). */
 constexpr size_t MVS_SMEM_MAX = 200 * 1024;
 
-template <typename T>
-int mvs_allow(cuctx *c)
-{
-    CK(c, cudaFuncSetAttribute(kern::k_mvs<T, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)MVS_SMEM_MAX),
-       "matvec shared memory");
-    CK(c, cudaFuncSetAttribute(kern::k_mvs<T, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)MVS_SMEM_MAX),
-       "matvec shared memory");
-    return ENG_OK;
-}
-
 long mvr_launches;   /* k_mvr launches, captured or not (cuda_mvr_launches) */
 
+/* Raises the shared-memory limit of the opt-in streamed matvecs that are on
+ * (k_mvs: ATTNSCOPE_CUDA_MV=mvs, k_mvr: =mvr) for element type T. */
 template <typename T>
-int mvr_allow(cuctx *c)
+int ring_mv_allow(cuctx *c)
 {
-    CK(c, cudaFuncSetAttribute(kern::k_mvr<T, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)MVS_SMEM_MAX),
-       "matvec shared memory");
-    CK(c, cudaFuncSetAttribute(kern::k_mvr<T, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)MVS_SMEM_MAX),
-       "matvec shared memory");
+    const void *k[2] = {NULL, NULL};
+    if (c->mvs) {
+        k[0] = (const void *)kern::k_mvs<T, 1>;
+        k[1] = (const void *)kern::k_mvs<T, 2>;
+    } else if (c->mvr) {
+        k[0] = (const void *)kern::k_mvr<T, 1>;
+        k[1] = (const void *)kern::k_mvr<T, 2>;
+    }
+    for (const void *f : k)
+        if (f)
+            CK(c, cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)MVS_SMEM_MAX),
+               "matvec shared memory");
     return ENG_OK;
 }
 
@@ -808,7 +808,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.rows = d->wq.rows + d->wk.rows + d->wv.rows;
         a.pf = pf_of(c, {&d->wo});
         a.tl = tl_next(c, "qkv", 0);
-        if (mv<T>(c, a, MVK_QKV))
+        if (mv<T>(c, a, kern::ST_QKV))
             return c->failed;
         mark(c, "qkv");
         if (observed) {
@@ -847,7 +847,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.rows = d->wo.rows;
         a.pf = pf_of(c, {&d->wg, &d->wu});
         a.tl = tl_next(c, "o", 0);
-        if (mv<T>(c, a, MVK_O))
+        if (mv<T>(c, a, kern::ST_O))
             return c->failed;
         mark(c, "o");
         a = kern::mv_args{};
@@ -858,7 +858,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.rows = d->wg.rows;
         a.pf = pf_of(c, {&d->wd});
         a.tl = tl_next(c, "gate_up", 0);
-        if (mv<T>(c, a, MVK_GU))
+        if (mv<T>(c, a, kern::ST_GU))
             return c->failed;
         mark(c, "gate_up");
         a = kern::mv_args{};
@@ -873,7 +873,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
             a.pf = pf_of(c, {&c->lm});
         }
         a.tl = tl_next(c, "down", 0);
-        if (mv<T>(c, a, MVK_DOWN))
+        if (mv<T>(c, a, kern::ST_DOWN))
             return c->failed;
         mark(c, "down");
     }
@@ -883,7 +883,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
     a.n_seg = 1;
     a.rows = c->lm.rows;
     a.tl = tl_next(c, "lm_head", 0);
-    int rc = mv<T>(c, a, MVK_LM);
+    int rc = mv<T>(c, a, kern::ST_LM);
     mark(c, "lm_head");
     return rc;
 }
@@ -1159,11 +1159,10 @@ void step_trace_write(cuctx *c)
         !t[kern::ST_TRACE_STEPS] || !(f = fopen(c->trace_path, "a")))
         return;
     double per = 1e3 * (double)t[kern::ST_TRACE_STEPS] * (double)c->sms;   /* ns -> us per step and block */
-    static const char *kinds[] = {"qkv", "o", "gate_up", "down", "lm_head"};
     fprintf(f, "k_step, %llu steps: us per step (mean over blocks)\nphase      barrier  attention   input  products\n",
             t[kern::ST_TRACE_STEPS]);
     for (int k = 0; k < 5; k++)
-        fprintf(f, "%-9s %8.1f %10.1f %7.1f %9.1f\n", kinds[k], t[k * 4] / per, t[k * 4 + 1] / per, t[k * 4 + 2] / per,
+        fprintf(f, "%-9s %8.1f %10.1f %7.1f %9.1f\n", mv_kind_name[k], t[k * 4] / per, t[k * 4 + 1] / per, t[k * 4 + 2] / per,
                 t[k * 4 + 3] / per);
     fprintf(f, "kernel    %8.1f us per step\n", t[kern::ST_TRACE_TOTAL] / per);
     fclose(f);
@@ -1287,15 +1286,7 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     c->mvs_chunk = env_int("ATTNSCOPE_CUDA_MVS_CHUNK", 1, 64, 16) * 1024;
     c->mvs_bps = env_int("ATTNSCOPE_CUDA_MVS_BPS", 1, 4, 1);
     c->mvs_ring = env_int("ATTNSCOPE_CUDA_MVS_RING", 8, 160, 72) * 1024;
-    if (c->mvr && (mvr_allow<kern::f32w>(c) || mvr_allow<kern::bf16w>(c) || mvr_allow<kern::f16w>(c))) {
-        eng_err e = c->err;
-        int rc = c->failed;
-        cu_free(c);
-        if (err)
-            *err = e;
-        return rc;
-    }
-    if (c->mvs && (mvs_allow<kern::f32w>(c) || mvs_allow<kern::bf16w>(c) || mvs_allow<kern::f16w>(c))) {
+    if (ring_mv_allow<kern::f32w>(c) || ring_mv_allow<kern::bf16w>(c) || ring_mv_allow<kern::f16w>(c)) {
         eng_err e = c->err;
         int rc = c->failed;
         cu_free(c);

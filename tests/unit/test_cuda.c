@@ -163,37 +163,36 @@ static void qwen_shaped_models_match_the_cpu(void **state)
     compare_devices("tiny-llama3", DT_F32, 19, 4, true, F32_TOL);
 }
 
-/* The persistent decode kernel (opt-in): the same comparisons with it on,
- * including a context long enough for attention over many blocks. */
-static void the_persistent_step_kernel_matches_the_cpu(void **state)
+/* The CPU comparisons above with one opt-in decode path switched on by
+ * setting var to val (including a context long enough for attention over
+ * many blocks); launches() counts how often that path ran, and it must
+ * have run. */
+static void compare_with_switch(const char *var, const char *val, long (*launches)(void), const char *what)
 {
-    (void)state;
-    long before = cuda_step_graphs();
-    setenv("ATTNSCOPE_CUDA_STEP", "1", 1);
+    long before = launches();
+    setenv(var, val, 1);
     compare_devices("tiny", DT_F32, 37, 8, true, F32_TOL);
     compare_devices("tiny", DT_BF16, 37, 8, true, BF16_TOL);
     compare_devices("tiny", DT_F32, 700, 4, true, F32_TOL);
     compare_devices("tiny-qwen2", DT_F32, 19, 4, true, F32_TOL);
     compare_devices("tiny-qwen3", DT_BF16, 19, 4, true, BF16_TOL);
-    unsetenv("ATTNSCOPE_CUDA_STEP");
-    printf("  decode graphs with the step kernel: %ld\n", cuda_step_graphs() - before);
-    assert_true(cuda_step_graphs() - before >= 5);
+    unsetenv(var);
+    printf("  %s: %ld\n", what, launches() - before);
+    assert_true(launches() - before >= 5);
+}
+
+/* The persistent decode kernel (opt-in). */
+static void the_persistent_step_kernel_matches_the_cpu(void **state)
+{
+    (void)state;
+    compare_with_switch("ATTNSCOPE_CUDA_STEP", "1", cuda_step_graphs, "decode graphs with the step kernel");
 }
 
 /* The warp-specialized ring matvec (opt-in), every matrix kind through it. */
 static void the_ring_matvec_matches_the_cpu(void **state)
 {
     (void)state;
-    long before = cuda_mvr_launches();
-    setenv("ATTNSCOPE_CUDA_MV", "mvr", 1);
-    compare_devices("tiny", DT_F32, 37, 8, true, F32_TOL);
-    compare_devices("tiny", DT_BF16, 37, 8, true, BF16_TOL);
-    compare_devices("tiny", DT_F32, 700, 4, true, F32_TOL);
-    compare_devices("tiny-qwen2", DT_F32, 19, 4, true, F32_TOL);
-    compare_devices("tiny-qwen3", DT_BF16, 19, 4, true, BF16_TOL);
-    unsetenv("ATTNSCOPE_CUDA_MV");
-    printf("  matvecs through k_mvr: %ld\n", cuda_mvr_launches() - before);
-    assert_true(cuda_mvr_launches() - before >= 5);
+    compare_with_switch("ATTNSCOPE_CUDA_MV", "mvr", cuda_mvr_launches, "matvecs through k_mvr");
 }
 
 static void a_rewind_and_new_tokens_match_the_cpu(void **state)
