@@ -6,12 +6,7 @@
 # per phase (ATTNSCOPE_CUDA_STEP_TRACE), and racecheck on a tiny model.
 #   bash tools/gpu_step.sh [CTXS]        (default: 128 2000)
 set -u
-PB=/tmp/attnscope-cuda-prebuilt
-rm -rf "$PB"; mkdir -p "$PB"; tar -xJf .cache/cuda-prebuilt.tar.xz -C "$PB" || exit 1
-CUBLAS=$(python3 -c "import nvidia.cublas as m,os;print(os.path.join(list(m.__path__)[0],'lib'))" 2>/dev/null)
-export LD_LIBRARY_PATH=$PB/cuda/lib:/usr/local/cuda/lib64:$CUBLAS
-BIN=$PB/cuda/bin/attnscope TEST=$PB/cuda/bin/test_cuda
-echo "commit $(cat $PB/cuda/COMMIT)"
+. "$(dirname "$0")/gpu_prebuilt.sh"
 for s in 1 0; do
     ATTNSCOPE_CUDA_STEP=$s ATTNSCOPE_CUDA_INFLIGHT=${STEP_TEST_INFLIGHT:-32} timeout 120 "$TEST" > /tmp/test_step$s.txt 2>&1
     echo "test_cuda STEP=$s rc=$? $(grep -c ' ok$' /tmp/test_step$s.txt) fixtures ok; $(grep -E 'PASSED|FAILED' /tmp/test_step$s.txt | tail -n 1)"

@@ -7,14 +7,7 @@
 # tail, span; us, the last step of the run).
 #   TL_VARIANTS="default:X=1 wpr4:ATTNSCOPE_CUDA_WPR=4+ATTNSCOPE_CUDA_PRE=4" bash tools/gpu_timeline.sh [MODELS] [CTXS]
 set -u
-PB=/tmp/attnscope-cuda-prebuilt
-if [ ! -x "$PB/cuda/bin/attnscope" ]; then
-    rm -rf "$PB"; mkdir -p "$PB"; tar -xJf .cache/cuda-prebuilt.tar.xz -C "$PB" || exit 1
-fi
-CUBLAS=$(python3 -c "import nvidia.cublas as m,os;print(os.path.join(list(m.__path__)[0],'lib'))" 2>/dev/null)
-export LD_LIBRARY_PATH=$PB/cuda/lib:/usr/local/cuda/lib64:$CUBLAS
-BIN=$PB/cuda/bin/attnscope
-echo "commit $(cat $PB/cuda/COMMIT)"
+. "$(dirname "$0")/gpu_prebuilt.sh"
 for m in ${1:-tinyllama-1.1b llama-3.2-1b}; do
     for P in ${2:-128}; do
         for v in ${TL_VARIANTS:-default:X=1}; do
