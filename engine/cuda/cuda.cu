@@ -170,6 +170,21 @@ void mark(cuctx *c, const char *name)
     c->ev_name[c->n_ev++] = name;
 }
 
+/* The index of name in names[0..*n) (16 at most), added when new; -1 when
+ * the table is full. */
+int kind_index(const char **names, int *n, const char *name)
+{
+    int k = 0;
+    while (k < *n && strcmp(names[k], name) != 0)
+        k++;
+    if (k == *n) {
+        if (k == 16)
+            return -1;
+        names[(*n)++] = name;
+    }
+    return k;
+}
+
 /* The stamps of the step's next kernel (kind: its name), or NULL. */
 unsigned long long *tl_next(cuctx *c, const char *kind, long grid)
 {
@@ -198,7 +213,7 @@ void tl_write(cuctx *c)
     const char *kinds[16];
     double sum[16][5] = {{0}};
     int cnt[16] = {0}, cntp[16] = {0}, nk = 0;
-    double prev_end = -1, t0 = -1, total = 0;
+    double prev_end = -1, total = 0;
     static unsigned long long ends[TL_SLOT];
     for (int k = 0; k < c->tl_k; k++) {
         const unsigned long long *s = h + (size_t)k * TL_SLOT * 3;
@@ -216,16 +231,9 @@ void tl_write(cuctx *c)
             continue;
         std::sort(ends, ends + ne);
         double emed = (double)ends[ne / 2];
-        if (t0 < 0)
-            t0 = (double)smin;
-        int i = 0;
-        while (i < nk && strcmp(kinds[i], c->tl_kind[k]) != 0)
-            i++;
-        if (i == nk) {
-            if (nk == 16)
-                continue;
-            kinds[nk++] = c->tl_kind[k];
-        }
+        int i = kind_index(kinds, &nk, c->tl_kind[k]);
+        if (i < 0)
+            continue;
         if (prev_end >= 0) {
             sum[i][0] += ((double)smin - prev_end) / 1e3;
             sum[i][1] += ((double)wmin - prev_end) / 1e3;
@@ -246,7 +254,6 @@ void tl_write(cuctx *c)
                 sum[i][1] / (cntp[i] ? cntp[i] : 1), sum[i][2] / cnt[i], sum[i][3] / cnt[i], sum[i][4] / (cntp[i] ? cntp[i] : 1));
     fclose(f);
     free(h);
-    (void)t0;
 }
 
 /* After a profiled step (stream synchronized): time between marks by kind. */
@@ -255,14 +262,9 @@ void prof_collect(cuctx *c)
     for (int i = 1; i < c->n_ev; i++) {
         float ms = 0.f;
         cudaEventElapsedTime(&ms, c->ev[i - 1], c->ev[i]);
-        int k = 0;
-        while (k < c->n_kind && strcmp(c->kind[k], c->ev_name[i]) != 0)
-            k++;
-        if (k == c->n_kind) {
-            if (k == 16)
-                continue;
-            c->kind[c->n_kind++] = c->ev_name[i];
-        }
+        int k = kind_index(c->kind, &c->n_kind, c->ev_name[i]);
+        if (k < 0)
+            continue;
         c->kind_ms[k] += ms;
         c->kind_n[k]++;
     }
