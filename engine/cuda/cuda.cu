@@ -45,6 +45,7 @@ using kern::f32w;
 struct dmat {
     const void *p;
     int rows, cols;
+    bool tr;   /* stored transposed, (cols, rows): down_proj for the fused MLP */
 };
 
 struct dlayer {
@@ -73,6 +74,7 @@ struct cuctx {
 
     /* activations for up to sz.max_rows positions */
     float *x, *q, *k, *v, *att, *g, *u, *logits, *P;
+    float *xn;              /* decode: the residual after o, the fused MLP's input (it adds into x) */
     size_t n_P;             /* floats in P (grown on demand) */
     void *xa;               /* GEMM input in the weights' dtype */
     int *tok, *pos;         /* device: token ids, the decode position */
@@ -116,6 +118,10 @@ struct cuctx {
     bool step_want, step_on;
     int step_stage;         /* bytes per ring stage (ATTNSCOPE_CUDA_STAGE KiB, default 32) */
     int mv_pre;             /* matvec packs per lane loaded before the wait (ATTNSCOPE_CUDA_PRE, default 8) */
+    bool mlp_want, mlp;     /* gate/up/down in one kernel (kern::k_mlp; ATTNSCOPE_CUDA_MLP=0: off); on once
+                               the model's shapes allow it and down_proj is stored transposed */
+    int mlp_threads;        /* its block size (ATTNSCOPE_CUDA_MLP_THREADS: 256, 512 or 1024) */
+    int mlp_bps;            /* its blocks per multiprocessor (ATTNSCOPE_CUDA_MLP_BPS, default 1024 / threads) */
     int step_inflight;      /* bytes its producer keeps in flight at most (ATTNSCOPE_CUDA_INFLIGHT KiB, 0: no cap) */
     kern::st_args sa;
     size_t step_smem;
@@ -354,7 +360,39 @@ size_t tensor_elems(const tensor_t *t)
     return n;
 }
 
-int upload_mat(cuctx *c, dmat *d, const tensor_t *t, const char *name)
+void dev_free(cuctx *c, void *p);
+
+/* The fused MLP (kern::k_mlp) fits a model when its rows split into 16-byte
+ * packs that one block covers (dim / V <= threads) and the hidden rows
+ * spread over the grid at most MLP_MAX_ROWS a block; the opt-in decode paths
+ * that read down_proj as stored (k_step, k_mvs, k_mvr) keep it off. */
+constexpr size_t MLP_SMEM_MAX = 96 * 1024;
+
+long mlp_grid(const cuctx *c, const config_t *cf)
+{
+    long grid = (long)c->sms * c->mlp_bps;
+    return grid > cf->hidden_dim ? cf->hidden_dim : grid;
+}
+
+/* x, then g and u of the block's rows, then one sum of the down products
+ * per group of threads. */
+size_t mlp_smem(const cuctx *c, const config_t *cf)
+{
+    int groups = c->mlp_threads / (cf->dim / (16 / (int)dtype_size(c->dt)));
+    return ((size_t)cf->dim * (1 + groups) + 2 * kern::MLP_MAX_ROWS) * sizeof(float);
+}
+
+bool mlp_fits(const cuctx *c, const config_t *cf)
+{
+    int V = 16 / (int)dtype_size(c->dt);
+    long grid = mlp_grid(c, cf);
+    return !c->step_want && !c->mvs && !c->mvr && cf->dim % V == 0 && cf->dim / V <= c->mlp_threads &&
+           (cf->hidden_dim + grid - 1) / grid <= kern::MLP_MAX_ROWS && mlp_smem(c, cf) <= MLP_SMEM_MAX;
+}
+
+/* Uploads a matrix in its stored dtype; transpose: stored as (cols, rows)
+ * instead (d keeps the logical rows and cols, d->tr says so). */
+int upload_mat(cuctx *c, dmat *d, const tensor_t *t, const char *name, bool transpose = false)
 {
     if (t->dtype != c->dt) {
         if (!c->failed)
@@ -366,8 +404,23 @@ int upload_mat(cuctx *c, dmat *d, const tensor_t *t, const char *name)
     void *p;
     if (dev_alloc(c, &p, bytes, name))
         return c->failed;
-    CK(c, cudaMemcpy(p, t->data, bytes, cudaMemcpyHostToDevice), "uploading a weight");
-    *d = dmat{p, (int)t->shape[0], t->ndim > 1 ? (int)t->shape[1] : 1};
+    *d = dmat{p, (int)t->shape[0], t->ndim > 1 ? (int)t->shape[1] : 1, transpose};
+    if (!transpose) {
+        CK(c, cudaMemcpy(p, t->data, bytes, cudaMemcpyHostToDevice), "uploading a weight");
+        return ENG_OK;
+    }
+    void *tmp;
+    if (dev_alloc(c, &tmp, bytes, name))
+        return c->failed;
+    CK(c, cudaMemcpy(tmp, t->data, bytes, cudaMemcpyHostToDevice), "uploading a weight");
+    dim3 grid((unsigned)((d->cols + 31) / 32), (unsigned)((d->rows + 31) / 32)), block(32, 8);
+    if (dtype_size(t->dtype) == 4)
+        kern::k_transpose<float><<<grid, block, 0, c->st>>>((float *)p, (const float *)tmp, d->rows, d->cols);
+    else
+        kern::k_transpose<uint16_t><<<grid, block, 0, c->st>>>((uint16_t *)p, (const uint16_t *)tmp, d->rows, d->cols);
+    CK(c, cudaGetLastError(), "transposing a weight");
+    CK(c, cudaStreamSynchronize(c->st), "transposing a weight");
+    dev_free(c, tmp);
     return ENG_OK;
 }
 
@@ -424,13 +477,14 @@ int upload_model(cuctx *c, const bk_forward *f)
     if (upload_vec(c, &c->final_norm, &w->final_norm, "norm"))
         return c->failed;
     size_t kv_floats = (size_t)nkv * c->S * hd;
+    c->mlp = c->mlp_want && mlp_fits(c, cf);
     for (int l = 0; l < cf->n_layers; l++) {
         const layer_weights_t *lw = &w->layers[l];
         dlayer *d = &c->L[l];
         if (upload_mat(c, &d->wq, &lw->wq, "q_proj") || upload_mat(c, &d->wk, &lw->wk, "k_proj") ||
             upload_mat(c, &d->wv, &lw->wv, "v_proj") || upload_mat(c, &d->wo, &lw->wo, "o_proj") ||
             upload_mat(c, &d->wg, &lw->w_gate, "gate_proj") || upload_mat(c, &d->wu, &lw->w_up, "up_proj") ||
-            upload_mat(c, &d->wd, &lw->w_down, "down_proj") ||
+            upload_mat(c, &d->wd, &lw->w_down, "down_proj", c->mlp) ||
             upload_vec(c, &d->attn_norm, &lw->attn_norm, "input_layernorm") ||
             upload_vec(c, &d->ffn_norm, &lw->ffn_norm, "post_attention_layernorm") ||
             upload_vec(c, &d->bq, &lw->bq, "q_proj.bias") || upload_vec(c, &d->bk, &lw->bk, "k_proj.bias") ||
@@ -472,7 +526,8 @@ int upload_model(cuctx *c, const bk_forward *f)
         CK(c, cudaFuncSetAttribute(attn_head_kernel(hd), cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c->head_smem),
            "decode attention shared memory");
     int parts = c->attn_head && c->head_split > c->n_split ? c->head_split : c->n_split;
-    if (alloc_n(c, &c->x, (size_t)C * cf->dim, "activations") || alloc_n(c, &c->q, (size_t)C * q_dim, "activations") ||
+    if (alloc_n(c, &c->x, (size_t)C * cf->dim, "activations") || alloc_n(c, &c->xn, (size_t)cf->dim, "activations") ||
+        alloc_n(c, &c->q, (size_t)C * q_dim, "activations") ||
         alloc_n(c, &c->k, (size_t)C * kv_dim, "activations") || alloc_n(c, &c->v, (size_t)C * kv_dim, "activations") ||
         alloc_n(c, &c->att, (size_t)C * q_dim, "activations") ||
         alloc_n(c, &c->g, (size_t)C * cf->hidden_dim, "activations") ||
@@ -785,6 +840,40 @@ kern::l2_pf pf_of(const cuctx *c, std::initializer_list<const dmat *> m)
 template <typename T>
 int copy_probs(cuctx *c, const bk_forward *f, int l, int T_, int nk);
 
+long mlp_launches;   /* k_mlp launches, captured or not (cuda_mlp_launches) */
+
+/* y += W_down silu(W_gate n) * (W_up n), n = RMSNorm(x): the fused MLP. */
+template <typename T>
+int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long *tl)
+{
+    const config_t *cf = &c->m->cfg;
+    long grid = mlp_grid(c, cf);
+    size_t smem = mlp_smem(c, cf);
+    kern::mlp_args a = {x, d->ffn_norm, cf->norm_eps, d->wg.p, d->wu.p, d->wd.p, y, cf->dim, cf->hidden_dim, tl};
+    mlp_launches++;
+    switch (c->mlp_threads) {
+    case 256:
+        return launch(c, kern::k_mlp<T, 256>, dim3((unsigned)grid), dim3(256), smem, "mlp launch", a);
+    case 512:
+        return launch(c, kern::k_mlp<T, 512>, dim3((unsigned)grid), dim3(512), smem, "mlp launch", a);
+    default:
+        return launch(c, kern::k_mlp<T, 1024>, dim3((unsigned)grid), dim3(1024), smem, "mlp launch", a);
+    }
+}
+
+/* Lets k_mlp take the shared memory it needs (raised once, at start: not
+ * while a graph is being captured). */
+template <typename T>
+int mlp_allow(cuctx *c)
+{
+    const void *k[3] = {(const void *)kern::k_mlp<T, 256>, (const void *)kern::k_mlp<T, 512>,
+                        (const void *)kern::k_mlp<T, 1024>};
+    for (const void *f : k)
+        CK(c, cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)MLP_SMEM_MAX),
+           "mlp shared memory");
+    return ENG_OK;
+}
+
 /* One token (f->T == 1) at position f->pos0, token in c->tok, position in
  * c->pos. observed: exact attention with probabilities (not capturable). */
 template <typename T>
@@ -848,10 +937,17 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.n_seg = 1;
         a.rows = d->wo.rows;
         a.pf = pf_of(c, {&d->wg, &d->wu});
+        a.y2 = c->mlp ? c->xn : NULL;
         a.tl = tl_next(c, "o", 0);
         if (mv<T>(c, a, kern::ST_O))
             return c->failed;
         mark(c, "o");
+        if (c->mlp) {
+            if (mlp<T>(c, d, c->xn, c->x, tl_next(c, "mlp", 0)))
+                return c->failed;
+            mark(c, "mlp");
+            continue;
+        }
         a = kern::mv_args{};
         a.x = c->x; a.norm = d->ffn_norm; a.eps = eps; a.cols = dim; a.mode = kern::MV_SWIGLU;
         a.seg[0] = {d->wg.p, NULL, c->g, d->wg.rows};
@@ -963,9 +1059,11 @@ int gemm(cuctx *c, float *y, const void *x, int T, const dmat &w, float beta)
     const float one = 1.f;
     cudaDataType_t t = cuda_type(c->dt);
     cublasComputeType_t ct = c->dt == DT_F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
-    /* Row-major Y = X W^T is column-major Y' = W'^T X' with W' = (cols x rows). */
-    cublasStatus_t st = cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w.rows, T, w.cols, &one, w.p, t, w.cols, x, t,
-                                     w.cols, &beta, y, CUDA_R_32F, w.rows, ct, CUBLAS_GEMM_DEFAULT);
+    /* Row-major Y = X W^T is column-major Y' = W'^T X' with W' = (cols x rows);
+     * W stored transposed is column-major (rows x cols) as it is. */
+    cublasStatus_t st = cublasGemmEx(c->blas, w.tr ? CUBLAS_OP_N : CUBLAS_OP_T, CUBLAS_OP_N, w.rows, T, w.cols, &one,
+                                     w.p, t, w.tr ? w.rows : w.cols, x, t, w.cols, &beta, y, CUDA_R_32F, w.rows, ct,
+                                     CUBLAS_GEMM_DEFAULT);
     if (st != CUBLAS_STATUS_SUCCESS)
         return fail_blas(c, st, "cublasGemmEx");
     return ENG_OK;
@@ -1296,6 +1394,19 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
             *err = e;
         return rc;
     }
+    c->mlp_want = !env_is("ATTNSCOPE_CUDA_MLP", "0");
+    c->mlp_threads = env_int("ATTNSCOPE_CUDA_MLP_THREADS", 256, 1024, 1024);
+    if (c->mlp_threads != 256 && c->mlp_threads != 512)
+        c->mlp_threads = 1024;
+    c->mlp_bps = env_int("ATTNSCOPE_CUDA_MLP_BPS", 1, 4, 1024 / c->mlp_threads);
+    if (mlp_allow<kern::f32w>(c) || mlp_allow<kern::bf16w>(c) || mlp_allow<kern::f16w>(c)) {
+        eng_err e = c->err;
+        int rc = c->failed;
+        cu_free(c);
+        if (err)
+            *err = e;
+        return rc;
+    }
     parse_mvcfg(c, getenv("ATTNSCOPE_CUDA_MVCFG"));
     c->wide_combine = !env_is("ATTNSCOPE_CUDA_COMBINE", "0");
     c->waves = !env_is("ATTNSCOPE_CUDA_WAVES", "0");   /* measured 3% faster on tinyllama-1.1b: docs/cuda.md */
@@ -1322,6 +1433,11 @@ extern "C" long cuda_step_graphs(void)
 extern "C" long cuda_mvr_launches(void)
 {
     return mvr_launches;
+}
+
+extern "C" long cuda_mlp_launches(void)
+{
+    return mlp_launches;
 }
 
 extern "C" int cuda_probe(eng_err *err)

@@ -32,6 +32,11 @@ long cuda_step_graphs(void);
  * program started: tests check that it ran. */
 long cuda_mvr_launches(void);
 
+/* How many fused MLP kernels (gate/up/down in one, the default decode path
+ * where the shapes allow; ATTNSCOPE_CUDA_MLP=0: off) were launched since
+ * the program started: tests check which path ran. */
+long cuda_mlp_launches(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -212,6 +212,7 @@ struct mv_args {
     int wpr;              /* warps per row: 1, 2, 4 or 8 */
     int mode;             /* MV_STORE: y = Wx + b; MV_ADD: y += Wx; MV_SWIGLU: y0 = silu(G x) * (U x) */
     int pre;              /* 16-byte packs per lane and row loaded before the wait (at most 8 / NR) */
+    float *y2;            /* MV_ADD: the new y also stored here (the fused MLP's input), or NULL */
     unsigned long long *tl;   /* timeline stamps, or NULL */
     l2_pf pf;             /* the next kernel's weights, into L2 */
 };
@@ -385,7 +386,10 @@ __global__ void __launch_bounds__(MV_THREADS, 4) k_matvec(mv_args a)
             float g = acc[0];
             a.seg[0].y[row] = g / (1.0f + expf(-g)) * acc[1];
         } else if (a.mode == MV_ADD) {
-            a.seg[s].y[r] += acc[0];
+            float v = a.seg[s].y[r] + acc[0];
+            a.seg[s].y[r] = v;
+            if (a.y2)
+                a.y2[r] = v;
         } else {
             a.seg[s].y[r] = acc[0] + (a.seg[s].bias ? a.seg[s].bias[r] : 0.f);
         }
@@ -397,6 +401,227 @@ __global__ void __launch_bounds__(MV_THREADS, 4) k_matvec(mv_args a)
     if (a.tl) {
         __syncthreads();
         tl_mark(a.tl, TL_END);
+    }
+}
+
+/* ---- the MLP in one kernel: gate/up, SwiGLU and down, split over the hidden rows ----
+ *
+ * Block b owns hidden rows [r0, r1) (the rows spread evenly over the grid):
+ * it computes g and u for them (x RMS-normed on the way in), h = silu(g) * u
+ * in shared memory, and then its share of the down projection,
+ * W_down[:, r0:r1] h[r0:r1], which it adds into y with vector reductions
+ * (red.global.add.v4.f32). The down weights are stored transposed, (hidden,
+ * dim), so each block reads three contiguous spans: its gate rows, its up
+ * rows and its down rows. No product waits for another block, so the weight
+ * stream does not drain between gate/up and down as it does at a kernel
+ * boundary; the price is that the f32 additions into y arrive in an order
+ * that varies from run to run (last-bit differences, as with split-K GEMMs).
+ *
+ * y must not be x: blocks add into y while others may still be reading x.
+ * Gate/up: the block's rows x 32-pack chunks are "units", spread evenly
+ * over its warps; a warp sums its partial dot products per row and adds
+ * them into shared memory. Down: thread t owns 16-byte pack t % nv of each
+ * down row (nv packs a row), and the NT / nv groups of threads take every
+ * group-th row; the groups' sums meet in shared memory before the
+ * reduction into y. */
+constexpr int MLP_MAX_ROWS = 128;   /* hidden rows per block at most */
+
+struct mlp_args {
+    const float *x;       /* (dim) the residual, RMS-normed on the way in */
+    const float *norm;    /* RMSNorm weight */
+    float eps;
+    const void *wg, *wu;  /* (hidden, dim) */
+    const void *wdt;      /* (hidden, dim): down_proj transposed */
+    float *y;             /* (dim): += W_down h */
+    int dim, hidden;
+    unsigned long long *tl;   /* timeline stamps, or NULL */
+};
+
+/* acc[0..V) += h * the V weights of one 16-byte pack. */
+__device__ __forceinline__ void axpy16(float *acc, float h, uint4 p, f32w)
+{
+    acc[0] += h * __uint_as_float(p.x);
+    acc[1] += h * __uint_as_float(p.y);
+    acc[2] += h * __uint_as_float(p.z);
+    acc[3] += h * __uint_as_float(p.w);
+}
+
+__device__ __forceinline__ void axpy16(float *acc, float h, uint4 p, bf16w)
+{
+    uint32_t w[4] = {p.x, p.y, p.z, p.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        acc[2 * i] += h * __uint_as_float(w[i] << 16);
+        acc[2 * i + 1] += h * __uint_as_float(w[i] & 0xffff0000u);
+    }
+}
+
+__device__ __forceinline__ void axpy16(float *acc, float h, uint4 p, f16w)
+{
+    uint32_t w[4] = {p.x, p.y, p.z, p.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 f = __half22float2(*reinterpret_cast<__half2 *>(&w[i]));
+        acc[2 * i] += h * f.x;
+        acc[2 * i + 1] += h * f.y;
+    }
+}
+
+/* *p += v, four floats at once, in the L2 (no value comes back). */
+__device__ __forceinline__ void red_add4(float *p, float4 v)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};" ::"l"(p), "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w)
+                 : "memory");
+#else
+    atomicAdd(p, v.x);
+    atomicAdd(p + 1, v.y);
+    atomicAdd(p + 2, v.z);
+    atomicAdd(p + 3, v.w);
+#endif
+}
+
+template <typename T, int NT>
+__global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
+{
+    constexpr int V = 16 / (int)sizeof(T), NW = NT / 32, UB = 4, DB = 8;
+    extern __shared__ float sm[];
+    __shared__ float red[NW];
+    int nv = a.dim / V, groups = NT / nv;
+    float *xs = sm, *gs = xs + a.dim, *us = gs + MLP_MAX_ROWS, *buf = us + MLP_MAX_ROWS;   /* buf: (groups, dim) */
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int r0 = (int)((long)a.hidden * blockIdx.x / gridDim.x), r1 = (int)((long)a.hidden * (blockIdx.x + 1) / gridDim.x);
+    int S = r1 - r0, nch = (nv + 31) / 32, nu = S * nch;
+    int u0 = (int)((long)nu * warp / NW), u1 = (int)((long)nu * (warp + 1) / NW);
+    const uint4 *G = reinterpret_cast<const uint4 *>((const T *)a.wg + (size_t)r0 * a.dim);
+    const uint4 *U = reinterpret_cast<const uint4 *>((const T *)a.wu + (size_t)r0 * a.dim);
+
+    uint4 pg[UB], pu[UB];
+    auto load_units = [&](int u) {
+#pragma unroll
+        for (int i = 0; i < UB; i++) {
+            int j = (u + i) / nch, k = (u + i) % nch * 32 + lane;
+            if (u + i < u1 && k < nv) {
+                pg[i] = ld_stream(G + (size_t)j * nv + k);
+                pu[i] = ld_stream(U + (size_t)j * nv + k);
+            }
+        }
+    };
+    tl_mark(a.tl, TL_START);
+    load_units(u0);   /* the weights do not wait for the previous kernel */
+    for (int i = threadIdx.x; i < 2 * MLP_MAX_ROWS; i += NT)
+        gs[i] = 0.f;   /* gs and us */
+    pdl_wait();
+    tl_mark(a.tl, TL_WAITED);
+    pdl_launch_next();
+    load_x(xs, a.x, a.norm, a.eps, a.dim, red);   /* its barriers order the zeroing too */
+
+    float ag = 0.f, au = 0.f;
+    int cur = -1;   /* the row being summed (warp-uniform) */
+    auto flush = [&]() {
+        ag = warp_sum(ag);
+        au = warp_sum(au);
+        if (lane == 0) {
+            atomicAdd(&gs[cur], ag);
+            atomicAdd(&us[cur], au);
+        }
+        ag = au = 0.f;
+    };
+    for (int u = u0; u < u1; u += UB) {
+        if (u != u0)
+            load_units(u);
+#pragma unroll
+        for (int i = 0; i < UB; i++) {
+            if (u + i >= u1)
+                break;
+            int j = (u + i) / nch, k = (u + i) % nch * 32 + lane;
+            if (j != cur) {
+                if (cur >= 0)
+                    flush();
+                cur = j;
+            }
+            if (k < nv) {
+                ag += dot16(pg[i], xs + (size_t)k * V, T{});
+                au += dot16(pu[i], xs + (size_t)k * V, T{});
+            }
+        }
+    }
+    if (cur >= 0)
+        flush();
+
+    /* down: this thread's pack k of rows q, q + groups, ... */
+    int k = threadIdx.x % nv, q = threadIdx.x / nv;
+    int mine = q < groups && q < S ? (S - q + groups - 1) / groups : 0;
+    const uint4 *D = reinterpret_cast<const uint4 *>((const T *)a.wdt + (size_t)r0 * a.dim) + k;
+    uint4 pd[DB];
+    auto load_down = [&](int b) {
+#pragma unroll
+        for (int i = 0; i < DB; i++)
+            if (b + i < mine)
+                pd[i] = ld_stream(D + (size_t)(q + (b + i) * groups) * nv);
+    };
+    load_down(0);   /* before the products of gate/up are complete */
+    __syncthreads();
+    for (int j = threadIdx.x; j < S; j += NT) {
+        float g = gs[j];
+        gs[j] = g / (1.0f + expf(-g)) * us[j];   /* h */
+    }
+    __syncthreads();
+    float acc[V];
+#pragma unroll
+    for (int v = 0; v < V; v++)
+        acc[v] = 0.f;
+    for (int b = 0; b < mine; b += DB) {
+        if (b)
+            load_down(b);
+#pragma unroll
+        for (int i = 0; i < DB; i++)
+            if (b + i < mine)
+                axpy16(acc, gs[q + (b + i) * groups], pd[i], T{});
+    }
+    if (q < groups) {
+        float4 *o = reinterpret_cast<float4 *>(buf + (size_t)q * a.dim + (size_t)k * V);
+#pragma unroll
+        for (int v = 0; v < V / 4; v++)
+            o[v] = make_float4(acc[4 * v], acc[4 * v + 1], acc[4 * v + 2], acc[4 * v + 3]);
+    }
+    __syncthreads();
+    const float4 *b4 = reinterpret_cast<const float4 *>(buf);
+    int n4 = a.dim / 4, used = groups < S ? groups : S;
+    for (int i = threadIdx.x; i < n4; i += NT) {
+        float4 s = b4[i];
+        for (int g = 1; g < used; g++) {
+            float4 t = b4[(size_t)g * n4 + i];
+            s.x += t.x;
+            s.y += t.y;
+            s.z += t.z;
+            s.w += t.w;
+        }
+        red_add4(a.y + 4 * i, s);
+    }
+    if (a.tl) {
+        __syncthreads();
+        tl_mark(a.tl, TL_END);
+    }
+}
+
+/* dst (cols, rows) = src (rows, cols) transposed, elements of type E
+ * (32 x 32 tiles through shared memory; blocks of 32 x 8 threads). */
+template <typename E>
+__global__ void k_transpose(E *dst, const E *src, int rows, int cols)
+{
+    __shared__ E tile[32][33];
+    int c0 = blockIdx.x * 32, r0 = blockIdx.y * 32;
+    for (int i = threadIdx.y; i < 32; i += 8) {
+        int r = r0 + i, c = c0 + threadIdx.x;
+        if (r < rows && c < cols)
+            tile[i][threadIdx.x] = src[(size_t)r * cols + c];
+    }
+    __syncthreads();
+    for (int i = threadIdx.y; i < 32; i += 8) {
+        int c = c0 + i, r = r0 + threadIdx.x;
+        if (r < rows && c < cols)
+            dst[(size_t)c * rows + r] = tile[threadIdx.x][i];
     }
 }
 

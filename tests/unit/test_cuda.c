@@ -163,11 +163,11 @@ static void qwen_shaped_models_match_the_cpu(void **state)
     compare_devices("tiny-llama3", DT_F32, 19, 4, true, F32_TOL);
 }
 
-/* The CPU comparisons above with one opt-in decode path switched on by
+/* The CPU comparisons above with one decode path switched on or off by
  * setting var to val (including a context long enough for attention over
- * many blocks); launches() counts how often that path ran, and it must
- * have run. */
-static void compare_with_switch(const char *var, const char *val, long (*launches)(void), const char *what)
+ * many blocks); launches() counts how often a path ran: it must have run
+ * (runs) or not at all (!runs). */
+static void compare_with_switch(const char *var, const char *val, long (*launches)(void), const char *what, bool runs)
 {
     long before = launches();
     setenv(var, val, 1);
@@ -178,21 +178,34 @@ static void compare_with_switch(const char *var, const char *val, long (*launche
     compare_devices("tiny-qwen3", DT_BF16, 19, 4, true, BF16_TOL);
     unsetenv(var);
     printf("  %s: %ld\n", what, launches() - before);
-    assert_true(launches() - before >= 5);
+    if (runs)
+        assert_true(launches() - before >= 5);
+    else
+        assert_int_equal(launches() - before, 0);
 }
 
 /* The persistent decode kernel (opt-in). */
 static void the_persistent_step_kernel_matches_the_cpu(void **state)
 {
     (void)state;
-    compare_with_switch("ATTNSCOPE_CUDA_STEP", "1", cuda_step_graphs, "decode graphs with the step kernel");
+    compare_with_switch("ATTNSCOPE_CUDA_STEP", "1", cuda_step_graphs, "decode graphs with the step kernel", true);
 }
 
 /* The warp-specialized ring matvec (opt-in), every matrix kind through it. */
 static void the_ring_matvec_matches_the_cpu(void **state)
 {
     (void)state;
-    compare_with_switch("ATTNSCOPE_CUDA_MV", "mvr", cuda_mvr_launches, "matvecs through k_mvr");
+    compare_with_switch("ATTNSCOPE_CUDA_MV", "mvr", cuda_mvr_launches, "matvecs through k_mvr", true);
+}
+
+/* The fused MLP (gate/up/down in one kernel) is the default decode path on
+ * these shapes; with it switched off, gate/up and down run as two matvecs
+ * and down_proj is stored as it is. Both must match the CPU. */
+static void the_fused_mlp_and_the_two_kernel_mlp_match_the_cpu(void **state)
+{
+    (void)state;
+    compare_with_switch("ATTNSCOPE_CUDA_MLP", "1", cuda_mlp_launches, "fused MLP kernels", true);
+    compare_with_switch("ATTNSCOPE_CUDA_MLP", "0", cuda_mlp_launches, "fused MLP kernels with it off", false);
 }
 
 static void a_rewind_and_new_tokens_match_the_cpu(void **state)
@@ -409,6 +422,7 @@ int main(void)
         cmocka_unit_test(a_rewind_and_new_tokens_match_the_cpu),
         cmocka_unit_test(the_persistent_step_kernel_matches_the_cpu),
         cmocka_unit_test(the_ring_matvec_matches_the_cpu),
+        cmocka_unit_test(the_fused_mlp_and_the_two_kernel_mlp_match_the_cpu),
         cmocka_unit_test(observer_rows_match_the_cpu),
         cmocka_unit_test(switching_devices_mid_context_keeps_the_conversation),
         cmocka_unit_test(every_reference_fixture_matches_transformers_and_the_cpu),
