@@ -122,6 +122,9 @@ struct cuctx {
                                the model's shapes allow it and down_proj is stored transposed */
     int mlp_threads;        /* its block size (ATTNSCOPE_CUDA_MLP_THREADS: 256, 512 or 1024) */
     int mlp_bps;            /* its blocks per multiprocessor (ATTNSCOPE_CUDA_MLP_BPS, default 1024 / threads) */
+    bool mlp_qkv_want, mlp_qkv;   /* k_mlp also computes the next layer's q/k/v after a grid barrier
+                                     (ATTNSCOPE_CUDA_MLP_QKV=0: off); on where its blocks all fit at once */
+    unsigned long long *mlp_bar;  /* that barrier's counter */
     int step_inflight;      /* bytes its producer keeps in flight at most (ATTNSCOPE_CUDA_INFLIGHT KiB, 0: no cap) */
     kern::st_args sa;
     size_t step_smem;
@@ -366,7 +369,7 @@ void dev_free(cuctx *c, void *p);
  * packs that one block covers (dim / V <= threads) and the hidden rows
  * spread over the grid at most MLP_MAX_ROWS a block; the opt-in decode paths
  * that read down_proj as stored (k_step, k_mvs, k_mvr) keep it off. */
-constexpr size_t MLP_SMEM_MAX = 96 * 1024;
+constexpr size_t MLP_SMEM_MAX = 112 * 1024;
 
 long mlp_grid(const cuctx *c, const config_t *cf)
 {
@@ -375,11 +378,17 @@ long mlp_grid(const cuctx *c, const config_t *cf)
 }
 
 /* x, then g and u of the block's rows, then one sum of the down products
- * per group of threads. */
-size_t mlp_smem(const cuctx *c, const config_t *cf)
+ * per group of threads; with the next q/k/v fused (qkv), the block's share
+ * of those rows. */
+size_t mlp_smem(const cuctx *c, const config_t *cf, bool qkv)
 {
     int groups = c->mlp_threads / (cf->dim / (16 / (int)dtype_size(c->dt)));
-    return ((size_t)cf->dim * (1 + groups) + 2 * kern::MLP_MAX_ROWS) * sizeof(float);
+    size_t bytes = ((size_t)cf->dim * (1 + groups) + 2 * kern::MLP_MAX_ROWS) * sizeof(float);
+    if (qkv) {
+        long rows = config_q_dim(cf) + 2L * config_kv_dim(cf), grid = mlp_grid(c, cf);
+        bytes += (size_t)((rows + grid - 1) / grid) * cf->dim * dtype_size(c->dt);
+    }
+    return bytes;
 }
 
 bool mlp_fits(const cuctx *c, const config_t *cf)
@@ -387,7 +396,7 @@ bool mlp_fits(const cuctx *c, const config_t *cf)
     int V = 16 / (int)dtype_size(c->dt);
     long grid = mlp_grid(c, cf);
     return !c->step_want && !c->mvs && !c->mvr && cf->dim % V == 0 && cf->dim / V <= c->mlp_threads &&
-           (cf->hidden_dim + grid - 1) / grid <= kern::MLP_MAX_ROWS && mlp_smem(c, cf) <= MLP_SMEM_MAX;
+           (cf->hidden_dim + grid - 1) / grid <= kern::MLP_MAX_ROWS && mlp_smem(c, cf, false) <= MLP_SMEM_MAX;
 }
 
 /* Uploads a matrix in its stored dtype; transpose: stored as (cols, rows)
@@ -447,6 +456,8 @@ int upload_vec(cuctx *c, float **d, const tensor_t *t, const char *name)
 
 template <typename T>
 int step_setup(cuctx *c);
+template <typename T>
+int mlp_qkv_setup(cuctx *c);
 
 int upload_model(cuctx *c, const bk_forward *f)
 {
@@ -544,9 +555,9 @@ int upload_model(cuctx *c, const bk_forward *f)
     CK(c, cudaStreamSynchronize(c->st), "uploading the model");
     c->m = m;
     switch (c->dt) {
-    case DT_F32: return step_setup<kern::f32w>(c);
-    case DT_BF16: return step_setup<kern::bf16w>(c);
-    case DT_F16: return step_setup<kern::f16w>(c);
+    case DT_F32: return mlp_qkv_setup<kern::f32w>(c) || step_setup<kern::f32w>(c);
+    case DT_BF16: return mlp_qkv_setup<kern::bf16w>(c) || step_setup<kern::bf16w>(c);
+    case DT_F16: return mlp_qkv_setup<kern::f16w>(c) || step_setup<kern::f16w>(c);
     }
     return ENG_OK;
 }
@@ -840,16 +851,27 @@ kern::l2_pf pf_of(const cuctx *c, std::initializer_list<const dmat *> m)
 template <typename T>
 int copy_probs(cuctx *c, const bk_forward *f, int l, int T_, int nk);
 
-long mlp_launches;   /* k_mlp launches, captured or not (cuda_mlp_launches) */
+long mlp_launches, mlp_qkv_launches;   /* k_mlp launches (and those with the next q/k/v), captured or not */
 
-/* y += W_down silu(W_gate n) * (W_up n), n = RMSNorm(x): the fused MLP. */
+/* y += W_down silu(W_gate n) * (W_up n), n = RMSNorm(x): the fused MLP;
+ * next (when the fusion is on): then the q/k/v product of that layer. */
 template <typename T>
-int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long *tl)
+int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long *tl, const dlayer *next)
 {
     const config_t *cf = &c->m->cfg;
     long grid = mlp_grid(c, cf);
-    size_t smem = mlp_smem(c, cf);
+    size_t smem = mlp_smem(c, cf, next);
     kern::mlp_args a = {x, d->ffn_norm, cf->norm_eps, d->wg.p, d->wu.p, d->wd.p, y, cf->dim, cf->hidden_dim, tl};
+    if (next) {
+        a.qnorm = next->attn_norm;
+        a.seg[0] = {next->wq.p, next->bq, c->q, next->wq.rows};
+        a.seg[1] = {next->wk.p, next->bk, c->k, next->wk.rows};
+        a.seg[2] = {next->wv.p, next->bv, c->v, next->wv.rows};
+        a.n_seg = 3;
+        a.qrows = next->wq.rows + next->wk.rows + next->wv.rows;
+        a.bar = c->mlp_bar;
+        mlp_qkv_launches++;
+    }
     mlp_launches++;
     switch (c->mlp_threads) {
     case 256:
@@ -859,6 +881,31 @@ int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long 
     default:
         return launch(c, kern::k_mlp<T, 1024>, dim3((unsigned)grid), dim3(1024), smem, "mlp launch", a);
     }
+}
+
+/* After the upload: the next layer's q/k/v go into k_mlp when its shared
+ * memory allows and all of its blocks fit on the device at once (the grid
+ * barrier waits for every one of them). */
+template <typename T>
+int mlp_qkv_setup(cuctx *c)
+{
+    const config_t *cf = &c->m->cfg;
+    c->mlp_qkv = false;
+    if (!c->mlp || !c->mlp_qkv_want || cf->n_layers < 2 || mlp_smem(c, cf, true) > MLP_SMEM_MAX)
+        return ENG_OK;
+    int per_sm = 0;
+    const void *k = c->mlp_threads == 256   ? (const void *)kern::k_mlp<T, 256>
+                    : c->mlp_threads == 512 ? (const void *)kern::k_mlp<T, 512>
+                                            : (const void *)kern::k_mlp<T, 1024>;
+    CK(c, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, c->mlp_threads, mlp_smem(c, cf, true)),
+       "mlp occupancy");
+    if ((long)per_sm * c->sms < mlp_grid(c, cf))
+        return ENG_OK;
+    if (alloc_n(c, &c->mlp_bar, 1, "the mlp barrier"))
+        return c->failed;
+    CK(c, cudaMemset(c->mlp_bar, 0, sizeof *c->mlp_bar), "the mlp barrier");
+    c->mlp_qkv = true;
+    return ENG_OK;
 }
 
 /* Lets k_mlp take the shared memory it needs (raised once, at start: not
@@ -891,17 +938,19 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
     for (int l = 0; l < cf->n_layers; l++) {
         const dlayer *d = &c->L[l];
         kern::mv_args a = {};
-        a.x = c->x; a.norm = d->attn_norm; a.eps = eps; a.cols = dim; a.mode = kern::MV_STORE;
-        a.seg[0] = {d->wq.p, d->bq, c->q, d->wq.rows};
-        a.seg[1] = {d->wk.p, d->bk, c->k, d->wk.rows};
-        a.seg[2] = {d->wv.p, d->bv, c->v, d->wv.rows};
-        a.n_seg = 3;
-        a.rows = d->wq.rows + d->wk.rows + d->wv.rows;
-        a.pf = pf_of(c, {&d->wo});
-        a.tl = tl_next(c, "qkv", 0);
-        if (mv<T>(c, a, kern::ST_QKV))
-            return c->failed;
-        mark(c, "qkv");
+        if (l == 0 || !c->mlp_qkv) {   /* else the previous layer's k_mlp computed q/k/v */
+            a.x = c->x; a.norm = d->attn_norm; a.eps = eps; a.cols = dim; a.mode = kern::MV_STORE;
+            a.seg[0] = {d->wq.p, d->bq, c->q, d->wq.rows};
+            a.seg[1] = {d->wk.p, d->bk, c->k, d->wk.rows};
+            a.seg[2] = {d->wv.p, d->bv, c->v, d->wv.rows};
+            a.n_seg = 3;
+            a.rows = d->wq.rows + d->wk.rows + d->wv.rows;
+            a.pf = pf_of(c, {&d->wo});
+            a.tl = tl_next(c, "qkv", 0);
+            if (mv<T>(c, a, kern::ST_QKV))
+                return c->failed;
+            mark(c, "qkv");
+        }
         if (observed) {
             kern::post_args p = {c->q, c->k, c->v, NULL, NULL, NULL, d->qn, d->kn, d->K, d->V, c->inv_freq, eps,
                                  1, f->pos0, nh, nkv, hd, c->S};
@@ -943,7 +992,8 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
             return c->failed;
         mark(c, "o");
         if (c->mlp) {
-            if (mlp<T>(c, d, c->xn, c->x, tl_next(c, "mlp", 0)))
+            const dlayer *next = c->mlp_qkv && l + 1 < cf->n_layers ? &c->L[l + 1] : NULL;
+            if (mlp<T>(c, d, c->xn, c->x, tl_next(c, next ? "mlp_qkv" : "mlp", 0), next))
                 return c->failed;
             mark(c, "mlp");
             continue;
@@ -1395,10 +1445,11 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
         return rc;
     }
     c->mlp_want = !env_is("ATTNSCOPE_CUDA_MLP", "0");
-    c->mlp_threads = env_int("ATTNSCOPE_CUDA_MLP_THREADS", 256, 1024, 1024);
-    if (c->mlp_threads != 256 && c->mlp_threads != 512)
-        c->mlp_threads = 1024;
+    c->mlp_threads = env_int("ATTNSCOPE_CUDA_MLP_THREADS", 256, 1024, 512);   /* 512 measured fastest */
+    if (c->mlp_threads != 256 && c->mlp_threads != 1024)
+        c->mlp_threads = 512;
     c->mlp_bps = env_int("ATTNSCOPE_CUDA_MLP_BPS", 1, 4, 1024 / c->mlp_threads);
+    c->mlp_qkv_want = !env_is("ATTNSCOPE_CUDA_MLP_QKV", "0");
     if (mlp_allow<kern::f32w>(c) || mlp_allow<kern::bf16w>(c) || mlp_allow<kern::f16w>(c)) {
         eng_err e = c->err;
         int rc = c->failed;
@@ -1438,6 +1489,11 @@ extern "C" long cuda_mvr_launches(void)
 extern "C" long cuda_mlp_launches(void)
 {
     return mlp_launches;
+}
+
+extern "C" long cuda_mlp_qkv_launches(void)
+{
+    return mlp_qkv_launches;
 }
 
 extern "C" int cuda_probe(eng_err *err)

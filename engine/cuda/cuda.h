@@ -37,6 +37,10 @@ long cuda_mvr_launches(void);
  * the program started: tests check which path ran. */
 long cuda_mlp_launches(void);
 
+/* How many of those also computed the next layer's q/k/v
+ * (ATTNSCOPE_CUDA_MLP_QKV=0: never). */
+long cuda_mlp_qkv_launches(void);
+
 #ifdef __cplusplus
 }
 #endif

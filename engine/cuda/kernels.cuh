@@ -220,8 +220,9 @@ struct mv_args {
 /* Copies x into shared memory, RMS-normed when a.norm is set:
  * xs = norm * (x / sqrt(mean(x^2) + eps)), as the CPU computes it. One pass
  * over x in global memory; the scaling runs in shared memory. Run by the
- * whole block, or (NT) by its first NT threads only. */
-template <int NT = 0>
+ * whole block, or (NT) by its first NT threads only. L2: x read past L1
+ * (other blocks of this kernel wrote it). */
+template <int NT = 0, bool L2 = false>
 __device__ void load_x(float *xs, const float *x, const float *norm, float eps, int n, float *red)
 {
     unsigned nt = NT ? NT : blockDim.x;
@@ -231,13 +232,13 @@ __device__ void load_x(float *xs, const float *x, const float *norm, float eps, 
         float4 *xs4 = reinterpret_cast<float4 *>(xs);
 #pragma unroll 8
         for (int i = threadIdx.x; i < n / 4; i += nt) {
-            float4 v = x4[i];
+            float4 v = L2 ? __ldcg(x4 + i) : x4[i];
             xs4[i] = v;
             ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
         }
     } else {
         for (int i = threadIdx.x; i < n; i += nt) {
-            float v = x[i];
+            float v = L2 ? __ldcg(x + i) : x[i];
             xs[i] = v;
             ss += v * v;
         }
@@ -253,13 +254,14 @@ __device__ void load_x(float *xs, const float *x, const float *norm, float eps, 
 
 /* Row r of segment s, moved on to the segment that holds it (rows of a
  * multi-segment launch are the segments' rows one after another). */
-__device__ __forceinline__ void seg_locate(const mv_args &a, int &s, int &r)
+__device__ __forceinline__ void seg_locate(const mv_seg *seg, int n_seg, int &s, int &r)
 {
-    while (s + 1 < a.n_seg && r >= a.seg[s].rows) {
-        r -= a.seg[s].rows;
+    while (s + 1 < n_seg && r >= seg[s].rows) {
+        r -= seg[s].rows;
         s++;
     }
 }
+__device__ __forceinline__ void seg_locate(const mv_args &a, int &s, int &r) { seg_locate(a.seg, a.n_seg, s, r); }
 
 /* The NR weight rows of global row `row` (MV_SWIGLU: gate and up), and the
  * segment s and row r within it where the result goes. */
@@ -435,7 +437,47 @@ struct mlp_args {
     float *y;             /* (dim): += W_down h */
     int dim, hidden;
     unsigned long long *tl;   /* timeline stamps, or NULL */
+    /* the next layer's q/k/v product, fused after a grid barrier (n_seg 0: none) */
+    const float *qnorm;   /* its RMSNorm weight */
+    mv_seg seg[3];        /* q, k, v: rows concatenated, outputs + bias stored */
+    int n_seg, qrows;     /* segments, all their rows */
+    unsigned long long *bar;   /* grid barrier counter (only ever grows) */
 };
+
+/* The block's share [q0, q1) of the fused q/k/v rows. */
+__device__ __forceinline__ void qkv_span(const mlp_args &a, int &q0, int &q1)
+{
+    q0 = (int)((long)a.qrows * blockIdx.x / gridDim.x);
+    q1 = (int)((long)a.qrows * (blockIdx.x + 1) / gridDim.x);
+}
+
+/* A wait that gives up: about 2 s at the H200's clock (a broken invariant
+ * traps instead of hanging the GPU). */
+__device__ __forceinline__ void check_time(long long t0)
+{
+    if (clock64() - t0 > (1ll << 32))
+        __trap();
+}
+
+/* Every block of the grid has got here, and what each wrote before is
+ * visible (all blocks resident: the host checks the occupancy). The counter
+ * only grows: this barrier's target is the next multiple of the grid. */
+__device__ void grid_sync(unsigned long long *bar)
+{
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        unsigned long long old = atomicAdd(bar, 1ull), target = (old / gridDim.x + 1) * gridDim.x, seen;
+        long long t0 = clock64();
+        for (;;) {
+            asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(seen) : "l"(bar) : "memory");
+            if (seen >= target)
+                break;
+            check_time(t0);
+        }
+    }
+    __syncthreads();
+}
 
 /* acc[0..V) += h * the V weights of one 16-byte pack. */
 __device__ __forceinline__ void axpy16(float *acc, float h, uint4 p, f32w)
@@ -489,6 +531,7 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
     __shared__ float red[NW];
     int nv = a.dim / V, groups = NT / nv;
     float *xs = sm, *gs = xs + a.dim, *us = gs + MLP_MAX_ROWS, *buf = us + MLP_MAX_ROWS;   /* buf: (groups, dim) */
+    uint4 *ws = reinterpret_cast<uint4 *>(buf + (size_t)groups * a.dim);   /* the q/k/v rows [q0, q1) */
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int r0 = (int)((long)a.hidden * blockIdx.x / gridDim.x), r1 = (int)((long)a.hidden * (blockIdx.x + 1) / gridDim.x);
     int S = r1 - r0, nch = (nv + 31) / 32, nu = S * nch;
@@ -509,6 +552,17 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
     };
     tl_mark(a.tl, TL_START);
     load_units(u0);   /* the weights do not wait for the previous kernel */
+    int q0 = 0, q1 = 0;
+    if (a.n_seg) {   /* nor do the next q/k/v's: all of the block's rows, into shared memory */
+        qkv_span(a, q0, q1);
+        for (int i = threadIdx.x; i < (q1 - q0) * nv; i += NT) {
+            int s = 0, r = q0 + i / nv;
+            seg_locate(a.seg, a.n_seg, s, r);
+            __pipeline_memcpy_async(ws + i, reinterpret_cast<const uint4 *>((const T *)a.seg[s].w + (size_t)r * a.dim) + i % nv,
+                                    16);
+        }
+        __pipeline_commit();
+    }
     for (int i = threadIdx.x; i < 2 * MLP_MAX_ROWS; i += NT)
         gs[i] = 0.f;   /* gs and us */
     pdl_wait();
@@ -598,6 +652,22 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
             s.w += t.w;
         }
         red_add4(a.y + 4 * i, s);
+    }
+    if (a.n_seg) {   /* the next layer's q/k/v once every block's down products are in y */
+        grid_sync(a.bar);
+        __pipeline_wait_prior(0);
+        load_x<0, true>(xs, a.y, a.qnorm, a.eps, a.dim, red);   /* ends with __syncthreads: ws complete too */
+        for (int row = q0 + warp; row < q1; row += NW) {
+            const uint4 *w = ws + (size_t)(row - q0) * nv;
+            float acc = 0.f;
+            for (int k = lane; k < nv; k += 32)
+                acc += dot16(w[k], xs + (size_t)k * V, T{});
+            acc = warp_sum(acc);
+            int s = 0, r = row;
+            seg_locate(a.seg, a.n_seg, s, r);
+            if (lane == 0)
+                a.seg[s].y[r] = acc + (a.seg[s].bias ? a.seg[s].bias[r] : 0.f);
+        }
     }
     if (a.tl) {
         __syncthreads();

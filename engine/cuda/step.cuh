@@ -123,20 +123,13 @@ __device__ __forceinline__ st_job st_job_of(const st_args &a, int j, int esz)
     return J;
 }
 
-/* A wait that gives up: about 2 s at the H200's clock. */
-__device__ __forceinline__ void st_check_time(long long t0)
-{
-    if (clock64() - t0 > (1ll << 32))
-        __trap();
-}
-
 __device__ __forceinline__ void mbar_wait(uint64_t *b, unsigned parity)
 {
     if (mbar_try_wait(b, parity))
         return;
     long long t0 = clock64();
     while (!mbar_try_wait(b, parity))
-        st_check_time(t0);
+        check_time(t0);
 }
 
 __device__ __forceinline__ void mbar_arrive(uint64_t *b)
@@ -161,7 +154,7 @@ __device__ void grid_barrier(unsigned *bar, unsigned k)
             asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(bar) : "memory");
             if (seen >= target)
                 break;
-            st_check_time(t0);
+            check_time(t0);
         }
     }
     cons_sync();

@@ -198,13 +198,16 @@ static void the_ring_matvec_matches_the_cpu(void **state)
     compare_with_switch("ATTNSCOPE_CUDA_MV", "mvr", cuda_mvr_launches, "matvecs through k_mvr", true);
 }
 
-/* The fused MLP (gate/up/down in one kernel) is the default decode path on
- * these shapes; with it switched off, gate/up and down run as two matvecs
- * and down_proj is stored as it is. Both must match the CPU. */
+/* The fused MLP (gate/up/down in one kernel, then the next layer's q/k/v
+ * after a grid barrier) is the default decode path on these shapes; it also
+ * runs without the q/k/v part, and with it switched off gate/up and down
+ * run as two matvecs and down_proj is stored as it is. All must match the
+ * CPU. */
 static void the_fused_mlp_and_the_two_kernel_mlp_match_the_cpu(void **state)
 {
     (void)state;
-    compare_with_switch("ATTNSCOPE_CUDA_MLP", "1", cuda_mlp_launches, "fused MLP kernels", true);
+    compare_with_switch("ATTNSCOPE_CUDA_MLP", "1", cuda_mlp_qkv_launches, "MLP kernels with the next q/k/v", true);
+    compare_with_switch("ATTNSCOPE_CUDA_MLP_QKV", "0", cuda_mlp_launches, "MLP kernels without them", true);
     compare_with_switch("ATTNSCOPE_CUDA_MLP", "0", cuda_mlp_launches, "fused MLP kernels with it off", false);
 }
 
