@@ -84,6 +84,8 @@ struct cuctx {
     /* decode attention's split of the context */
     int n_split, min_chunk;
     size_t dec_smem;
+    int cluster_want;       /* ATTNSCOPE_CUDA_CLUSTER: splits a KV head in one cluster, at most (0: off) */
+    bool cluster;           /* on: n_split blocks a cluster, partials combined in shared memory */
     float *part_o, *part_ml;
     unsigned *ticket;
 
@@ -298,22 +300,49 @@ void prof_write(cuctx *c)
 #define CK(c, call, what) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) return fail_cuda((c), e_, (what)); } while (0)
 
 /* Launches a decode kernel on the context's stream, allowed to start while
- * the previous one finishes (the kernels wait with griddepcontrol.wait). */
+ * the previous one finishes (the kernels wait with griddepcontrol.wait);
+ * cluster_y > 1: in thread-block clusters of (1, cluster_y) blocks. */
 template <typename... KArgs, typename... Args>
-int launch(cuctx *c, void (*k)(KArgs...), dim3 grid, dim3 block, size_t smem, const char *what, Args... args)
+int launch_in(cuctx *c, unsigned cluster_y, void (*k)(KArgs...), dim3 grid, dim3 block, size_t smem, const char *what,
+              Args... args)
 {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
     cfg.blockDim = block;
     cfg.dynamicSmemBytes = smem;
     cfg.stream = c->st;
-    cudaLaunchAttribute at[1];
-    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchAttribute at[2];
+    int n = 0;
+    if (c->pdl) {
+        at[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        at[n++].val.programmaticStreamSerializationAllowed = 1;
+    }
+    if (cluster_y > 1) {
+        at[n].id = cudaLaunchAttributeClusterDimension;
+        at[n++].val.clusterDim = {1, cluster_y, 1};
+    }
     cfg.attrs = at;
-    cfg.numAttrs = c->pdl ? 1 : 0;
+    cfg.numAttrs = n;
     CK(c, cudaLaunchKernelEx(&cfg, k, args...), what);
     return ENG_OK;
+}
+
+template <typename... KArgs, typename... Args>
+int launch(cuctx *c, void (*k)(KArgs...), dim3 grid, dim3 block, size_t smem, const char *what, Args... args)
+{
+    return launch_in(c, 1, k, grid, block, smem, what, args...);
+}
+
+/* Shared memory of the split decode attention for chunks of `chunk` keys:
+ * q, scores, combine weights, alignment, staged values and keys (rows
+ * padded by 4), the rotation table; clustered, split 0's inbox of every
+ * split's partials too. */
+size_t attn_smem(int G, int hd, int chunk, int n_split, bool cluster)
+{
+    size_t f = (size_t)G * (hd + chunk + n_split) + 4 + (size_t)chunk * (2 * hd + 4) + hd;
+    if (cluster)
+        f += 4 + (size_t)n_split * G * (hd + 2);
+    return f * sizeof(float);
 }
 
 /* The decode attention kernel for a head size (unrolled for 64 and 128). */
@@ -459,6 +488,42 @@ int step_setup(cuctx *c);
 template <typename T>
 int mlp_qkv_setup(cuctx *c);
 
+/* Decode attention in clusters (ATTNSCOPE_CUDA_CLUSTER=N): the context of a
+ * KV head split over N blocks of one cluster (16: a non-portable size),
+ * where the chunks fit in shared memory and the device can place such a
+ * cluster; otherwise c->cluster stays off (the ticket combine). */
+int attn_cluster_setup(cuctx *c, int nkv, int G, int hd)
+{
+    int n = c->cluster_want, chunk = (c->S + n - 1) / n;
+    if (chunk < c->min_chunk)
+        chunk = c->min_chunk;
+    size_t smem = attn_smem(G, hd, chunk, n, true);
+    if (smem > 96 * 1024)
+        return ENG_OK;
+    void (*k)(kern::dec_args) = attn_decode_kernel(hd);
+    CK(c, cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), "decode attention shared memory");
+    if (n > 8)
+        CK(c, cudaFuncSetAttribute(k, cudaFuncAttributeNonPortableClusterSizeAllowed, 1), "decode attention clusters");
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3((unsigned)nkv, (unsigned)n);
+    cfg.blockDim = dim3(256);
+    cfg.dynamicSmemBytes = smem;
+    cudaLaunchAttribute at;
+    at.id = cudaLaunchAttributeClusterDimension;
+    at.val.clusterDim = {1, (unsigned)n, 1};
+    cfg.attrs = &at;
+    cfg.numAttrs = 1;
+    int clusters = 0;
+    if (cudaOccupancyMaxActiveClusters(&clusters, k, &cfg) != cudaSuccess || clusters < 1) {
+        cudaGetLastError();
+        return ENG_OK;
+    }
+    c->n_split = n;
+    c->dec_smem = smem;
+    c->cluster = true;
+    return ENG_OK;
+}
+
 int upload_model(cuctx *c, const bk_forward *f)
 {
     const model_t *m = f->m;
@@ -512,12 +577,15 @@ int upload_model(cuctx *c, const bk_forward *f)
      * KV heads, each with at least min_chunk keys */
     c->min_chunk = c->min_chunk_env ? c->min_chunk_env : 32;
     c->n_split = (2 * c->sms + nkv - 1) / nkv;
-    for (;;) {
+    c->cluster = false;
+    if (c->cluster_want > 1 && attn_cluster_setup(c, nkv, G, hd))
+        return c->failed;
+    for (; !c->cluster;) {
         int chunk = (c->S + c->n_split - 1) / c->n_split;
         if (chunk < c->min_chunk) chunk = c->min_chunk;
         /* q, scores, combine weights, alignment, staged values and keys
          * (rows padded by 4), the rotation table */
-        c->dec_smem = ((size_t)G * (hd + chunk + c->n_split) + 4 + (size_t)chunk * (2 * hd + 4) + hd) * sizeof(float);
+        c->dec_smem = attn_smem(G, hd, chunk, c->n_split, false);
         if (c->dec_smem <= 96 * 1024 || c->n_split >= c->S)
             break;
         c->n_split *= 2;
@@ -656,12 +724,16 @@ int step_setup(cuctx *c)
  * them resident (one block fits per multiprocessor, step_setup checked, and
  * nothing else runs on the stream), so its grid barriers cannot wait on a
  * block that never starts; its waits trap after about two seconds. */
-long step_graphs;   /* k_step launches captured (cuda_step_graphs) */
+/* Launches of the decode paths that are not always taken, captured or not
+ * (cuda_launches: tests check which path ran). */
+enum { CNT_STEP, CNT_MVR, CNT_MLP, CNT_MLP_QKV, CNT_CLUSTER, N_COUNTED };
+const char *const counted_name[N_COUNTED] = {"step", "mvr", "mlp", "mlp_qkv", "attn_cluster"};
+long counted[N_COUNTED];
 
 template <typename T>
 int step_launch(cuctx *c)
 {
-    step_graphs++;
+    counted[CNT_STEP]++;
     kern::k_step<T><<<c->sms, kern::ST_THREADS, c->step_smem, c->st>>>(c->sa);
     CK(c, cudaGetLastError(), "decode step launch");
     return ENG_OK;
@@ -734,7 +806,6 @@ void parse_mvcfg(cuctx *c, const char *v)
  * start, not while a graph is being captured). */
 constexpr size_t MVS_SMEM_MAX = 200 * 1024;
 
-long mvr_launches;   /* k_mvr launches, captured or not (cuda_mvr_launches) */
 
 /* Raises the shared-memory limit of the opt-in streamed matvecs that are on
  * (k_mvs: ATTNSCOPE_CUDA_MV=mvs, k_mvr: =mvr) for element type T. */
@@ -770,7 +841,7 @@ int mvr_launch(cuctx *c, const kern::mv_args &a, bool two)
     if (row_bytes % 16 || ns < 2 || smem > MVS_SMEM_MAX)
         return 0;
     dim3 grid((unsigned)c->sms), block(kern::MVR_THREADS);
-    mvr_launches++;
+    counted[CNT_MVR]++;
     int rc = two ? launch(c, kern::k_mvr<T, 2>, grid, block, smem, "matvec launch", a, ns, stage)
                  : launch(c, kern::k_mvr<T, 1>, grid, block, smem, "matvec launch", a, ns, stage);
     return rc ? -1 : 1;
@@ -851,7 +922,6 @@ kern::l2_pf pf_of(const cuctx *c, std::initializer_list<const dmat *> m)
 template <typename T>
 int copy_probs(cuctx *c, const bk_forward *f, int l, int T_, int nk);
 
-long mlp_launches, mlp_qkv_launches;   /* k_mlp launches (and those with the next q/k/v), captured or not */
 
 /* y += W_down silu(W_gate n) * (W_up n), n = RMSNorm(x): the fused MLP;
  * next (when the fusion is on): then the q/k/v product of that layer. */
@@ -870,9 +940,9 @@ int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long 
         a.n_seg = 3;
         a.qrows = next->wq.rows + next->wk.rows + next->wv.rows;
         a.bar = c->mlp_bar;
-        mlp_qkv_launches++;
+        counted[CNT_MLP_QKV]++;
     }
-    mlp_launches++;
+    counted[CNT_MLP]++;
     switch (c->mlp_threads) {
     case 256:
         return launch(c, kern::k_mlp<T, 256>, dim3((unsigned)grid), dim3(256), smem, "mlp launch", a);
@@ -966,6 +1036,8 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
                                  c->part_ml, c->ticket, c->att, eps, scale, nh, nkv, hd, c->S, c->n_split,
                                  c->min_chunk, c->rope_cs, c->vstage, pf_of(c, {&d->wg, &d->wu})};
             da.wide_combine = c->wide_combine;
+            da.cluster = c->cluster;
+            counted[CNT_CLUSTER] += c->cluster && !c->attn_head;
             if (c->attn_head) {
                 da.n_split = c->head_split;
                 da.min_chunk = c->head_chunk;
@@ -975,7 +1047,8 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
             if (!c->skip_attn &&
                 (c->attn_head ? launch(c, attn_head_kernel(hd), dim3((unsigned)nh, (unsigned)c->head_split), dim3(256),
                                        c->head_smem, "decode attention launch", da)
-                              : launch(c, attn_decode_kernel(hd), dim3((unsigned)nkv, (unsigned)c->n_split), dim3(256),
+                              : launch_in(c, c->cluster ? (unsigned)c->n_split : 1, attn_decode_kernel(hd),
+                                          dim3((unsigned)nkv, (unsigned)c->n_split), dim3(256),
                                        c->dec_smem, "decode attention launch", da)))
                 return c->failed;
         }
@@ -1449,7 +1522,8 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     if (c->mlp_threads != 256 && c->mlp_threads != 1024)
         c->mlp_threads = 512;
     c->mlp_bps = env_int("ATTNSCOPE_CUDA_MLP_BPS", 1, 4, 1024 / c->mlp_threads);
-    c->mlp_qkv_want = !env_is("ATTNSCOPE_CUDA_MLP_QKV", "0");
+    c->mlp_qkv_want = env_is("ATTNSCOPE_CUDA_MLP_QKV", "1");   /* measured slower: docs/cuda.md */
+    c->cluster_want = env_int("ATTNSCOPE_CUDA_CLUSTER", 0, 16, 16);
     if (mlp_allow<kern::f32w>(c) || mlp_allow<kern::bf16w>(c) || mlp_allow<kern::f16w>(c)) {
         eng_err e = c->err;
         int rc = c->failed;
@@ -1476,24 +1550,12 @@ int cu_threads(const void *ctx)
 
 }  // namespace
 
-extern "C" long cuda_step_graphs(void)
+extern "C" long cuda_launches(const char *path)
 {
-    return step_graphs;
-}
-
-extern "C" long cuda_mvr_launches(void)
-{
-    return mvr_launches;
-}
-
-extern "C" long cuda_mlp_launches(void)
-{
-    return mlp_launches;
-}
-
-extern "C" long cuda_mlp_qkv_launches(void)
-{
-    return mlp_qkv_launches;
+    for (int i = 0; i < N_COUNTED; i++)
+        if (!strcmp(path, counted_name[i]))
+            return counted[i];
+    return -1;
 }
 
 extern "C" int cuda_probe(eng_err *err)

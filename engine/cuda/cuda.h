@@ -24,22 +24,15 @@ int cuda_probe(eng_err *err);
  * NaN, and every later call of ctx fails the same way). */
 int cuda_ctx_status(const void *ctx, eng_err *err);
 
-/* How many decode graphs the persistent step kernel (ATTNSCOPE_CUDA_STEP=1)
- * was captured into since the program started: tests check that it ran. */
-long cuda_step_graphs(void);
-
-/* How many matvecs went through k_mvr (ATTNSCOPE_CUDA_MV=mvr) since the
- * program started: tests check that it ran. */
-long cuda_mvr_launches(void);
-
-/* How many fused MLP kernels (gate/up/down in one, the default decode path
- * where the shapes allow; ATTNSCOPE_CUDA_MLP=0: off) were launched since
- * the program started: tests check which path ran. */
-long cuda_mlp_launches(void);
-
-/* How many of those also computed the next layer's q/k/v
- * (ATTNSCOPE_CUDA_MLP_QKV=0: never). */
-long cuda_mlp_qkv_launches(void);
+/* How many times a decode path that is not always taken ran since the
+ * program started (tests check which path ran), -1 for an unknown name:
+ * "step" decode graphs with the persistent step kernel (ATTNSCOPE_CUDA_STEP=1),
+ * "mvr" matvecs through k_mvr (ATTNSCOPE_CUDA_MV=mvr), "mlp" fused MLP kernels
+ * (gate/up/down in one; ATTNSCOPE_CUDA_MLP=0: never), "mlp_qkv" those that
+ * also computed the next layer's q/k/v (ATTNSCOPE_CUDA_MLP_QKV=1),
+ * "attn_cluster" decode attention in thread-block clusters
+ * (ATTNSCOPE_CUDA_CLUSTER=0: never). */
+long cuda_launches(const char *path);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cooperative_groups.h>
 #include <cuda_pipeline.h>
 #include <math.h>
 #include <stdint.h>
@@ -745,6 +746,32 @@ __device__ __forceinline__ bool mbar_try_wait(uint64_t *b, unsigned parity)
     return ok != 0;
 }
 
+/* Waits (acquiring at cluster scope) for the phase of parity to complete:
+ * other blocks of the cluster arrived after writing into this one. */
+__device__ __forceinline__ void mbar_wait_cluster(uint64_t *b, unsigned parity)
+{
+    uint32_t ok = 0;
+    long long t0 = clock64();
+    while (!ok) {
+        asm volatile("{\n\t.reg .pred p;\n\t"
+                     "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n\t"
+                     "selp.u32 %0, 1, 0, p;\n\t}"
+                     : "=r"(ok) : "r"(smem_addr(b)), "r"(parity) : "memory");
+        check_time(t0);
+    }
+}
+
+/* Arrives (releasing this thread's and, through the block barrier before
+ * it, the block's writes at cluster scope) on the mbarrier b of the
+ * cluster's block `rank`. */
+__device__ __forceinline__ void mbar_arrive_remote(uint64_t *b, unsigned rank)
+{
+    uint32_t ra;
+    asm volatile("fence.acq_rel.cluster;" ::: "memory");
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(smem_addr(b)), "r"(rank));
+    asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(ra) : "memory");
+}
+
 __device__ __forceinline__ void bulk_load(void *dst, const void *src, unsigned bytes, uint64_t *b)
 {
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
@@ -961,6 +988,8 @@ struct dec_args {
     l2_pf pf;                  /* the next kernel's weights, into L2 */
     unsigned long long *tl;    /* timeline stamps, or NULL */
     int wide_combine;          /* the combine loads 16 splits at a time (0: 8, one output at a time) */
+    int cluster;               /* the splits of a KV head are one thread-block cluster: partials go to
+                                  split 0's shared memory (no ticket, no round trips to L2) */
 };
 
 /* q . k over one head (HD: head_dim unrolled, or 0: hd at run time), the
@@ -1004,6 +1033,7 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
 {
     extern __shared__ float sm[];
     __shared__ bool last;
+    __shared__ uint64_t got;   /* a.cluster, split 0: the other splits' partials have arrived */
     int g = blockIdx.x, split = blockIdx.y, G = a.nh / a.nkv, hd = HD ? HD : a.hd;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
     /* the position was uploaded before the step's first kernel */
@@ -1020,6 +1050,17 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
     float *vs = reinterpret_cast<float *>(((uintptr_t)(wts + G * a.n_split) + 15) & ~(uintptr_t)15);
     int kst = hd + 4;   /* staged key rows padded: conflict-free 16-byte reads */
     float *ks = vs + (size_t)chunk * hd, *csm = ks + (size_t)chunk * kst;
+    /* a.cluster: split 0 receives every split's partial output (n_split, G,
+     * hd) and max / sum (n_split, G, 2) here */
+    float *recv_o = reinterpret_cast<float *>(((uintptr_t)(csm + hd) + 15) & ~(uintptr_t)15);
+    float *recv_ml = recv_o + (size_t)a.n_split * G * hd;
+    if (a.cluster) {   /* split 0's barrier is ready before any split can arrive on it */
+        if (split == 0 && threadIdx.x == 0) {
+            mbar_init(&got, n_active > 1 ? n_active - 1 : 1);
+            asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        }
+        cooperative_groups::this_cluster().sync();
+    }
     /* Staged (a.vstage, rows of 16-byte multiples): the chunk's cached keys
      * and values (positions before this token's: written by earlier steps)
      * and the rotation table (written by the step's first kernel, which has
@@ -1050,6 +1091,11 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
     const float *cs = stage ? csm : a.rope_cs;
     float *po = a.part_o + ((size_t)g * a.n_split + split) * G * hd;
     float *pml = a.part_ml + ((size_t)g * a.n_split + split) * G * 2;
+    if (a.cluster) {   /* straight into split 0's shared memory */
+        cooperative_groups::cluster_group cl = cooperative_groups::this_cluster();
+        po = cl.map_shared_rank(recv_o, 0) + (size_t)split * G * hd;
+        pml = cl.map_shared_rank(recv_ml, 0) + (size_t)split * G * 2;
+    }
 
     for (int i = threadIdx.x; i < G * hd; i += blockDim.x)
         qs[i] = a.q[(size_t)g * G * hd + i];
@@ -1122,29 +1168,47 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
         po[i] = acc;
     }
 
-    /* The last block of this KV head to get here combines the splits. */
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0)
-        last = atomicAdd(&a.ticket[g], 1u) == (unsigned)n_active - 1;
-    __syncthreads();
-    if (!last) {
-        tl_mark(a.tl, TL_END);
-        return;
-    }
-    __threadfence();
+    /* The last block of this KV head to get here combines the splits
+     * (a.cluster: split 0, once the others have arrived). */
     const float *ml0 = a.part_ml + (size_t)g * a.n_split * G * 2;
     const float *o0 = a.part_o + (size_t)g * a.n_split * G * hd;
+    if (a.cluster) {
+        __syncthreads();
+        if (split != 0) {
+            if (threadIdx.x == 0)
+                mbar_arrive_remote(&got, 0);
+            tl_mark(a.tl, TL_END);
+            return;
+        }
+        if (threadIdx.x == 0 && n_active > 1)
+            mbar_wait_cluster(&got, 0);
+        ml0 = recv_ml;
+        o0 = recv_o;
+    } else {
+        __threadfence();
+        __syncthreads();
+        if (threadIdx.x == 0)
+            last = atomicAdd(&a.ticket[g], 1u) == (unsigned)n_active - 1;
+        __syncthreads();
+        if (!last) {
+            tl_mark(a.tl, TL_END);
+            return;
+        }
+        __threadfence();
+    }
+    __syncthreads();
+    /* partials: in L2 (written by other blocks) or in this block's shared memory */
+    auto ld = [&](const float *p) { return a.cluster ? *p : __ldcg(p); };
     for (int h = warp; h < G; h += nw) {   /* weights exp(m_s - M) / sum_s exp(m_s - M) l_s */
         float M = -INFINITY;
         for (int s = lane; s < n_active; s += 32)
-            M = fmaxf(M, __ldcg(&ml0[(s * G + h) * 2]));
+            M = fmaxf(M, ld(&ml0[(s * G + h) * 2]));
         M = warp_max(M);
         float den = 0.f;
         for (int s = lane; s < n_active; s += 32) {
-            float f = expf(__ldcg(&ml0[(s * G + h) * 2]) - M);
+            float f = expf(ld(&ml0[(s * G + h) * 2]) - M);
             wts[h * a.n_split + s] = f;
-            den += f * __ldcg(&ml0[(s * G + h) * 2 + 1]);
+            den += f * ld(&ml0[(s * G + h) * 2 + 1]);
         }
         den = warp_sum(den);
         __syncwarp();
@@ -1169,10 +1233,10 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
             float v0[16], v1[16];
 #pragma unroll
             for (int j = 0; j < 16; j++)
-                v0[j] = __ldcg(&o0[(size_t)(s + j) * gh + i0]);
+                v0[j] = ld(&o0[(size_t)(s + j) * gh + i0]);
 #pragma unroll
             for (int j = 0; j < 16; j++)
-                v1[j] = two ? __ldcg(&o0[(size_t)(s + j) * gh + i1]) : 0.f;
+                v1[j] = two ? ld(&o0[(size_t)(s + j) * gh + i1]) : 0.f;
 #pragma unroll
             for (int j = 0; j < 16; j++) {
                 acc0 += w0[s + j] * v0[j];
@@ -1180,9 +1244,9 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
             }
         }
         for (; s < n_active; s++) {
-            acc0 += w0[s] * __ldcg(&o0[(size_t)s * gh + i0]);
+            acc0 += w0[s] * ld(&o0[(size_t)s * gh + i0]);
             if (two)
-                acc1 += w1[s] * __ldcg(&o0[(size_t)s * gh + i1]);
+                acc1 += w1[s] * ld(&o0[(size_t)s * gh + i1]);
         }
         if (one)
             a.out[(size_t)g * gh + i0] = acc0;
@@ -1194,11 +1258,11 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
             float acc = 0.f;
 #pragma unroll 8
             for (int s = 0; s < n_active; s++)
-                acc += w[s] * __ldcg(&o0[(size_t)s * gh + i]);
+                acc += w[s] * ld(&o0[(size_t)s * gh + i]);
             a.out[(size_t)g * gh + i] = acc;
         }
     }
-    if (threadIdx.x == 0)
+    if (threadIdx.x == 0 && !a.cluster)
         a.ticket[g] = 0;
     if (a.tl) {
         __syncthreads();

@@ -165,11 +165,12 @@ static void qwen_shaped_models_match_the_cpu(void **state)
 
 /* The CPU comparisons above with one decode path switched on or off by
  * setting var to val (including a context long enough for attention over
- * many blocks); launches() counts how often a path ran: it must have run
- * (runs) or not at all (!runs). */
-static void compare_with_switch(const char *var, const char *val, long (*launches)(void), const char *what, bool runs)
+ * many blocks); cuda_launches(path) counts how often a path ran: it must
+ * have run (runs) or not at all (!runs). */
+static void compare_with_switch(const char *var, const char *val, const char *path, bool runs)
 {
-    long before = launches();
+    long before = cuda_launches(path);
+    assert_true(before >= 0);
     setenv(var, val, 1);
     compare_devices("tiny", DT_F32, 37, 8, true, F32_TOL);
     compare_devices("tiny", DT_BF16, 37, 8, true, BF16_TOL);
@@ -177,38 +178,48 @@ static void compare_with_switch(const char *var, const char *val, long (*launche
     compare_devices("tiny-qwen2", DT_F32, 19, 4, true, F32_TOL);
     compare_devices("tiny-qwen3", DT_BF16, 19, 4, true, BF16_TOL);
     unsetenv(var);
-    printf("  %s: %ld\n", what, launches() - before);
+    long ran = cuda_launches(path) - before;
+    printf("  %s=%s: %s ran %ld times\n", var, val, path, ran);
     if (runs)
-        assert_true(launches() - before >= 5);
+        assert_true(ran >= 5);
     else
-        assert_int_equal(launches() - before, 0);
+        assert_int_equal(ran, 0);
 }
 
 /* The persistent decode kernel (opt-in). */
 static void the_persistent_step_kernel_matches_the_cpu(void **state)
 {
     (void)state;
-    compare_with_switch("ATTNSCOPE_CUDA_STEP", "1", cuda_step_graphs, "decode graphs with the step kernel", true);
+    compare_with_switch("ATTNSCOPE_CUDA_STEP", "1", "step", true);
 }
 
 /* The warp-specialized ring matvec (opt-in), every matrix kind through it. */
 static void the_ring_matvec_matches_the_cpu(void **state)
 {
     (void)state;
-    compare_with_switch("ATTNSCOPE_CUDA_MV", "mvr", cuda_mvr_launches, "matvecs through k_mvr", true);
+    compare_with_switch("ATTNSCOPE_CUDA_MV", "mvr", "mvr", true);
 }
 
-/* The fused MLP (gate/up/down in one kernel, then the next layer's q/k/v
- * after a grid barrier) is the default decode path on these shapes; it also
- * runs without the q/k/v part, and with it switched off gate/up and down
- * run as two matvecs and down_proj is stored as it is. All must match the
- * CPU. */
+/* The fused MLP (gate/up/down in one kernel) is the default decode path on
+ * these shapes; it also runs with the next layer's q/k/v after a grid
+ * barrier (opt-in), and with it switched off gate/up and down run as two
+ * matvecs and down_proj is stored as it is. All must match the CPU. */
 static void the_fused_mlp_and_the_two_kernel_mlp_match_the_cpu(void **state)
 {
     (void)state;
-    compare_with_switch("ATTNSCOPE_CUDA_MLP", "1", cuda_mlp_qkv_launches, "MLP kernels with the next q/k/v", true);
-    compare_with_switch("ATTNSCOPE_CUDA_MLP_QKV", "0", cuda_mlp_launches, "MLP kernels without them", true);
-    compare_with_switch("ATTNSCOPE_CUDA_MLP", "0", cuda_mlp_launches, "fused MLP kernels with it off", false);
+    compare_with_switch("ATTNSCOPE_CUDA_MLP", "1", "mlp", true);
+    compare_with_switch("ATTNSCOPE_CUDA_MLP_QKV", "1", "mlp_qkv", true);
+    compare_with_switch("ATTNSCOPE_CUDA_MLP", "0", "mlp", false);
+}
+
+/* Decode attention's splits in one thread-block cluster, combined in shared
+ * memory (the default where it fits), and the ticket combine through L2. */
+static void clustered_and_ticket_attention_match_the_cpu(void **state)
+{
+    (void)state;
+    compare_with_switch("ATTNSCOPE_CUDA_CLUSTER", "16", "attn_cluster", true);
+    compare_with_switch("ATTNSCOPE_CUDA_CLUSTER", "8", "attn_cluster", true);
+    compare_with_switch("ATTNSCOPE_CUDA_CLUSTER", "0", "attn_cluster", false);
 }
 
 static void a_rewind_and_new_tokens_match_the_cpu(void **state)
@@ -426,6 +437,7 @@ int main(void)
         cmocka_unit_test(the_persistent_step_kernel_matches_the_cpu),
         cmocka_unit_test(the_ring_matvec_matches_the_cpu),
         cmocka_unit_test(the_fused_mlp_and_the_two_kernel_mlp_match_the_cpu),
+        cmocka_unit_test(clustered_and_ticket_attention_match_the_cpu),
         cmocka_unit_test(observer_rows_match_the_cpu),
         cmocka_unit_test(switching_devices_mid_context_keeps_the_conversation),
         cmocka_unit_test(every_reference_fixture_matches_transformers_and_the_cpu),
