@@ -127,6 +127,9 @@ struct cuctx {
     bool mlp_qkv_want, mlp_qkv;   /* k_mlp also computes the next layer's q/k/v after a grid barrier
                                      (ATTNSCOPE_CUDA_MLP_QKV=0: off); on where its blocks all fit at once */
     unsigned long long *mlp_bar;  /* that barrier's counter */
+    int mlp_pfd;            /* k_mlp asks the L2 for its weights this many batches ahead (ATTNSCOPE_CUDA_PFD) */
+    int mlp_pf;             /* decode attention asks the L2 for the first mlp_pf / 1024 of the MLP's gate/up
+                               spans (ATTNSCOPE_CUDA_MLP_PF percent) */
     int step_inflight;      /* bytes its producer keeps in flight at most (ATTNSCOPE_CUDA_INFLIGHT KiB, 0: no cap) */
     kern::st_args sa;
     size_t step_smem;
@@ -942,6 +945,7 @@ int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long 
         a.bar = c->mlp_bar;
         counted[CNT_MLP_QKV]++;
     }
+    a.pfd = c->mlp_pfd;
     counted[CNT_MLP]++;
     switch (c->mlp_threads) {
     case 256:
@@ -951,6 +955,17 @@ int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long 
     default:
         return launch(c, kern::k_mlp<T, 1024>, dim3((unsigned)grid), dim3(1024), smem, "mlp launch", a);
     }
+}
+
+/* What decode attention asks the L2 for ahead of layer d's fused MLP. */
+kern::mlp_pf mlp_pf_of(const cuctx *c, const dlayer *d)
+{
+    const config_t *cf = &c->m->cfg;
+    int row_bytes = cf->dim * (int)dtype_size(c->dt);
+    if (!c->mlp || !c->mlp_pf || row_bytes % 512)
+        return kern::mlp_pf{};
+    return kern::mlp_pf{(const char *)d->wg.p, (const char *)d->wu.p, cf->hidden_dim, row_bytes, (int)mlp_grid(c, cf),
+                        c->mlp_threads / 32, c->mlp_pf};
 }
 
 /* After the upload: the next layer's q/k/v go into k_mlp when its shared
@@ -1037,6 +1052,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
                                  c->min_chunk, c->rope_cs, c->vstage, pf_of(c, {&d->wg, &d->wu})};
             da.wide_combine = c->wide_combine;
             da.cluster = c->cluster;
+            da.mpf = mlp_pf_of(c, d);
             counted[CNT_CLUSTER] += c->cluster && !c->attn_head;
             if (c->attn_head) {
                 da.n_split = c->head_split;
@@ -1523,7 +1539,9 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
         c->mlp_threads = 512;
     c->mlp_bps = env_int("ATTNSCOPE_CUDA_MLP_BPS", 1, 4, 1024 / c->mlp_threads);
     c->mlp_qkv_want = env_is("ATTNSCOPE_CUDA_MLP_QKV", "1");   /* measured slower: docs/cuda.md */
-    c->cluster_want = env_int("ATTNSCOPE_CUDA_CLUSTER", 0, 16, 16);
+    c->cluster_want = env_int("ATTNSCOPE_CUDA_CLUSTER", 0, 16, 0);   /* measured slower: docs/cuda.md */
+    c->mlp_pfd = env_int("ATTNSCOPE_CUDA_PFD", 0, 8, 0);
+    c->mlp_pf = env_int("ATTNSCOPE_CUDA_MLP_PF", 0, 100, 0) * 1024 / 100;
     if (mlp_allow<kern::f32w>(c) || mlp_allow<kern::bf16w>(c) || mlp_allow<kern::f16w>(c)) {
         eng_err e = c->err;
         int rc = c->failed;

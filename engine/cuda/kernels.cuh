@@ -116,6 +116,13 @@ __device__ __forceinline__ void prefetch_l2(const void *p, uint32_t bytes)
 #endif
 }
 
+/* Asks the L2 for the 128-byte line holding p (no register waits for it:
+ * bytes in flight beyond what the registers hold). */
+__device__ __forceinline__ void prefetch_line(const void *p)
+{
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
 __device__ void issue_l2_pf(const l2_pf &pf)
 {
     if (threadIdx.x != 0 || pf.n == 0)
@@ -443,7 +450,39 @@ struct mlp_args {
     mv_seg seg[3];        /* q, k, v: rows concatenated, outputs + bias stored */
     int n_seg, qrows;     /* segments, all their rows */
     unsigned long long *bar;   /* grid barrier counter (only ever grows) */
+    int pfd;              /* weights asked of the L2 this many batches ahead of their loads (0: none) */
 };
+
+/* The fused MLP's first rows, asked of the L2 by the kernels before it
+ * (decode attention, whose own reads leave the memory idle): the first
+ * `frac` / 1024 of every warp's span of gate and up rows, as k_mlp with
+ * `grid` blocks of `nw` warps splits them (units of 32 16-byte packs, rows
+ * of nv packs, nv a multiple of 32). */
+struct mlp_pf {
+    const char *wg, *wu;
+    int hidden, row_bytes, grid, nw, frac;
+};
+
+/* This thread's share (thread t of nt) of the lines of p. */
+__device__ void issue_mlp_pf(const mlp_pf &p, long t, long nt)
+{
+    if (!p.frac)
+        return;
+    long spans = (long)p.grid * p.nw;
+    int unit = 512, upr = p.row_bytes / unit;   /* units per row */
+    for (long i = t;; i += nt) {
+        /* i = (span, matrix, line): lines of a span up to its share */
+        long sp = i / 2 / 64, rest = i % 128;   /* at most 64 lines (8 KiB) a span and matrix */
+        if (sp >= spans)
+            return;
+        int b = (int)(sp / p.nw), w = (int)(sp % p.nw), m = (int)(rest / 64), line = (int)(rest % 64);
+        long r0 = (long)p.hidden * b / p.grid, r1 = (long)p.hidden * (b + 1) / p.grid, nu = (r1 - r0) * upr;
+        long u0 = nu * w / p.nw, u1 = nu * (w + 1) / p.nw;
+        long lines = ((u1 - u0) * unit / 128 * p.frac) >> 10;
+        if (line < lines)
+            prefetch_line((m ? p.wu : p.wg) + r0 * p.row_bytes + u0 * unit + (long)line * 128);
+    }
+}
 
 /* The block's share [q0, q1) of the fused q/k/v rows. */
 __device__ __forceinline__ void qkv_span(const mlp_args &a, int &q0, int &q1)
@@ -551,8 +590,16 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
             }
         }
     };
+    /* the lines of the UB units from u on, gate in lanes 0-15, up in 16-31 */
+    auto pf_units = [&](int u) {
+        int li = lane & 15, uu = u + li / 4, j = uu / nch, k = uu % nch * 32 + (li % 4) * 8;
+        if (uu < u1 && k < nv)
+            prefetch_line((lane < 16 ? G : U) + (size_t)j * nv + k);
+    };
     tl_mark(a.tl, TL_START);
     load_units(u0);   /* the weights do not wait for the previous kernel */
+    for (int d = 1; d <= a.pfd; d++)
+        pf_units(u0 + d * UB);
     int q0 = 0, q1 = 0;
     if (a.n_seg) {   /* nor do the next q/k/v's: all of the block's rows, into shared memory */
         qkv_span(a, q0, q1);
@@ -585,6 +632,8 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
     for (int u = u0; u < u1; u += UB) {
         if (u != u0)
             load_units(u);
+        if (a.pfd)
+            pf_units(u + (a.pfd + 1) * UB);
 #pragma unroll
         for (int i = 0; i < UB; i++) {
             if (u + i >= u1)
@@ -615,7 +664,15 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
             if (b + i < mine)
                 pd[i] = ld_stream(D + (size_t)(q + (b + i) * groups) * nv);
     };
+    auto pf_down = [&](int b) {   /* one thread of each 128-byte line */
+        if (k % 8 == 0)
+            for (int i = 0; i < DB; i++)
+                if (b + i < mine)
+                    prefetch_line(D + (size_t)(q + (b + i) * groups) * nv);
+    };
     load_down(0);   /* before the products of gate/up are complete */
+    for (int d = 1; d <= a.pfd; d++)
+        pf_down(d * DB);
     __syncthreads();
     for (int j = threadIdx.x; j < S; j += NT) {
         float g = gs[j];
@@ -629,6 +686,8 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
     for (int b = 0; b < mine; b += DB) {
         if (b)
             load_down(b);
+        if (a.pfd)
+            pf_down(b + a.pfd * DB);
 #pragma unroll
         for (int i = 0; i < DB; i++)
             if (b + i < mine)
@@ -990,6 +1049,7 @@ struct dec_args {
     int wide_combine;          /* the combine loads 16 splits at a time (0: 8, one output at a time) */
     int cluster;               /* the splits of a KV head are one thread-block cluster: partials go to
                                   split 0's shared memory (no ticket, no round trips to L2) */
+    mlp_pf mpf;                /* the fused MLP's first rows, into L2 */
 };
 
 /* q . k over one head (HD: head_dim unrolled, or 0: hd at run time), the
@@ -1045,6 +1105,8 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
     int j0 = split * chunk, j1 = min(nk, j0 + chunk), n = j1 - j0;
     tl_mark(a.tl, TL_START);
     issue_l2_pf(a.pf);
+    issue_mlp_pf(a.mpf, ((long)blockIdx.y * gridDim.x + blockIdx.x) * blockDim.x + threadIdx.x,
+                 (long)gridDim.x * gridDim.y * blockDim.x);
     pdl_launch_next();   /* the o matvec may start streaming its weights */
     float *qs = sm, *ps = qs + G * hd, *wts = ps + G * chunk;
     float *vs = reinterpret_cast<float *>(((uintptr_t)(wts + G * a.n_split) + 15) & ~(uintptr_t)15);

@@ -427,6 +427,9 @@ int main(void)
 {
     if (skip_without_device())
         return 0;
+    const char *only = getenv("ATTNSCOPE_TEST_FILTER");   /* a cmocka pattern: run only these tests */
+    if (only && *only)
+        cmocka_set_test_filter(only);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tiny_f32_prefill_and_decode_match_the_cpu),
         cmocka_unit_test(tiny_bf16_prefill_and_decode_match_the_cpu),
