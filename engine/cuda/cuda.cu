@@ -84,8 +84,6 @@ struct cuctx {
     /* decode attention's split of the context */
     int n_split, min_chunk;
     size_t dec_smem;
-    int cluster_want;       /* ATTNSCOPE_CUDA_CLUSTER: splits a KV head in one cluster, at most (0: off) */
-    bool cluster;           /* on: n_split blocks a cluster, partials combined in shared memory */
     float *part_o, *part_ml;
     unsigned *ticket;
 
@@ -127,9 +125,6 @@ struct cuctx {
     bool mlp_qkv_want, mlp_qkv;   /* k_mlp also computes the next layer's q/k/v after a grid barrier
                                      (ATTNSCOPE_CUDA_MLP_QKV=0: off); on where its blocks all fit at once */
     unsigned long long *mlp_bar;  /* that barrier's counter */
-    int mlp_pfd;            /* k_mlp asks the L2 for its weights this many batches ahead (ATTNSCOPE_CUDA_PFD) */
-    int mlp_pf;             /* decode attention asks the L2 for the first mlp_pf / 1024 of the MLP's gate/up
-                               spans (ATTNSCOPE_CUDA_MLP_PF percent) */
     int step_inflight;      /* bytes its producer keeps in flight at most (ATTNSCOPE_CUDA_INFLIGHT KiB, 0: no cap) */
     kern::st_args sa;
     size_t step_smem;
@@ -303,49 +298,22 @@ void prof_write(cuctx *c)
 #define CK(c, call, what) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) return fail_cuda((c), e_, (what)); } while (0)
 
 /* Launches a decode kernel on the context's stream, allowed to start while
- * the previous one finishes (the kernels wait with griddepcontrol.wait);
- * cluster_y > 1: in thread-block clusters of (1, cluster_y) blocks. */
+ * the previous one finishes (the kernels wait with griddepcontrol.wait). */
 template <typename... KArgs, typename... Args>
-int launch_in(cuctx *c, unsigned cluster_y, void (*k)(KArgs...), dim3 grid, dim3 block, size_t smem, const char *what,
-              Args... args)
+int launch(cuctx *c, void (*k)(KArgs...), dim3 grid, dim3 block, size_t smem, const char *what, Args... args)
 {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
     cfg.blockDim = block;
     cfg.dynamicSmemBytes = smem;
     cfg.stream = c->st;
-    cudaLaunchAttribute at[2];
-    int n = 0;
-    if (c->pdl) {
-        at[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        at[n++].val.programmaticStreamSerializationAllowed = 1;
-    }
-    if (cluster_y > 1) {
-        at[n].id = cudaLaunchAttributeClusterDimension;
-        at[n++].val.clusterDim = {1, cluster_y, 1};
-    }
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = at;
-    cfg.numAttrs = n;
+    cfg.numAttrs = c->pdl ? 1 : 0;
     CK(c, cudaLaunchKernelEx(&cfg, k, args...), what);
     return ENG_OK;
-}
-
-template <typename... KArgs, typename... Args>
-int launch(cuctx *c, void (*k)(KArgs...), dim3 grid, dim3 block, size_t smem, const char *what, Args... args)
-{
-    return launch_in(c, 1, k, grid, block, smem, what, args...);
-}
-
-/* Shared memory of the split decode attention for chunks of `chunk` keys:
- * q, scores, combine weights, alignment, staged values and keys (rows
- * padded by 4), the rotation table; clustered, split 0's inbox of every
- * split's partials too. */
-size_t attn_smem(int G, int hd, int chunk, int n_split, bool cluster)
-{
-    size_t f = (size_t)G * (hd + chunk + n_split) + 4 + (size_t)chunk * (2 * hd + 4) + hd;
-    if (cluster)
-        f += 4 + (size_t)n_split * G * (hd + 2);
-    return f * sizeof(float);
 }
 
 /* The decode attention kernel for a head size (unrolled for 64 and 128). */
@@ -491,42 +459,6 @@ int step_setup(cuctx *c);
 template <typename T>
 int mlp_qkv_setup(cuctx *c);
 
-/* Decode attention in clusters (ATTNSCOPE_CUDA_CLUSTER=N): the context of a
- * KV head split over N blocks of one cluster (16: a non-portable size),
- * where the chunks fit in shared memory and the device can place such a
- * cluster; otherwise c->cluster stays off (the ticket combine). */
-int attn_cluster_setup(cuctx *c, int nkv, int G, int hd)
-{
-    int n = c->cluster_want, chunk = (c->S + n - 1) / n;
-    if (chunk < c->min_chunk)
-        chunk = c->min_chunk;
-    size_t smem = attn_smem(G, hd, chunk, n, true);
-    if (smem > 96 * 1024)
-        return ENG_OK;
-    void (*k)(kern::dec_args) = attn_decode_kernel(hd);
-    CK(c, cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), "decode attention shared memory");
-    if (n > 8)
-        CK(c, cudaFuncSetAttribute(k, cudaFuncAttributeNonPortableClusterSizeAllowed, 1), "decode attention clusters");
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3((unsigned)nkv, (unsigned)n);
-    cfg.blockDim = dim3(256);
-    cfg.dynamicSmemBytes = smem;
-    cudaLaunchAttribute at;
-    at.id = cudaLaunchAttributeClusterDimension;
-    at.val.clusterDim = {1, (unsigned)n, 1};
-    cfg.attrs = &at;
-    cfg.numAttrs = 1;
-    int clusters = 0;
-    if (cudaOccupancyMaxActiveClusters(&clusters, k, &cfg) != cudaSuccess || clusters < 1) {
-        cudaGetLastError();
-        return ENG_OK;
-    }
-    c->n_split = n;
-    c->dec_smem = smem;
-    c->cluster = true;
-    return ENG_OK;
-}
-
 int upload_model(cuctx *c, const bk_forward *f)
 {
     const model_t *m = f->m;
@@ -580,15 +512,14 @@ int upload_model(cuctx *c, const bk_forward *f)
      * KV heads, each with at least min_chunk keys */
     c->min_chunk = c->min_chunk_env ? c->min_chunk_env : 32;
     c->n_split = (2 * c->sms + nkv - 1) / nkv;
-    c->cluster = false;
-    if (c->cluster_want > 1 && attn_cluster_setup(c, nkv, G, hd))
-        return c->failed;
-    for (; !c->cluster;) {
+    for (;;) {
         int chunk = (c->S + c->n_split - 1) / c->n_split;
         if (chunk < c->min_chunk) chunk = c->min_chunk;
         /* q, scores, combine weights, alignment, staged values and keys
          * (rows padded by 4), the rotation table */
-        c->dec_smem = attn_smem(G, hd, chunk, c->n_split, false);
+        /* q, scores, combine weights, alignment, staged values and keys
+         * (rows padded by 4), the rotation table */
+        c->dec_smem = ((size_t)G * (hd + chunk + c->n_split) + 4 + (size_t)chunk * (2 * hd + 4) + hd) * sizeof(float);
         if (c->dec_smem <= 96 * 1024 || c->n_split >= c->S)
             break;
         c->n_split *= 2;
@@ -729,8 +660,8 @@ int step_setup(cuctx *c)
  * block that never starts; its waits trap after about two seconds. */
 /* Launches of the decode paths that are not always taken, captured or not
  * (cuda_launches: tests check which path ran). */
-enum { CNT_STEP, CNT_MVR, CNT_MLP, CNT_MLP_QKV, CNT_CLUSTER, N_COUNTED };
-const char *const counted_name[N_COUNTED] = {"step", "mvr", "mlp", "mlp_qkv", "attn_cluster"};
+enum { CNT_STEP, CNT_MVR, CNT_MLP, CNT_MLP_QKV, N_COUNTED };
+const char *const counted_name[N_COUNTED] = {"step", "mvr", "mlp", "mlp_qkv"};
 long counted[N_COUNTED];
 
 template <typename T>
@@ -945,7 +876,6 @@ int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long 
         a.bar = c->mlp_bar;
         counted[CNT_MLP_QKV]++;
     }
-    a.pfd = c->mlp_pfd;
     counted[CNT_MLP]++;
     switch (c->mlp_threads) {
     case 256:
@@ -955,17 +885,6 @@ int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long 
     default:
         return launch(c, kern::k_mlp<T, 1024>, dim3((unsigned)grid), dim3(1024), smem, "mlp launch", a);
     }
-}
-
-/* What decode attention asks the L2 for ahead of layer d's fused MLP. */
-kern::mlp_pf mlp_pf_of(const cuctx *c, const dlayer *d)
-{
-    const config_t *cf = &c->m->cfg;
-    int row_bytes = cf->dim * (int)dtype_size(c->dt);
-    if (!c->mlp || !c->mlp_pf || row_bytes % 512)
-        return kern::mlp_pf{};
-    return kern::mlp_pf{(const char *)d->wg.p, (const char *)d->wu.p, cf->hidden_dim, row_bytes, (int)mlp_grid(c, cf),
-                        c->mlp_threads / 32, c->mlp_pf};
 }
 
 /* After the upload: the next layer's q/k/v go into k_mlp when its shared
@@ -1051,9 +970,6 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
                                  c->part_ml, c->ticket, c->att, eps, scale, nh, nkv, hd, c->S, c->n_split,
                                  c->min_chunk, c->rope_cs, c->vstage, pf_of(c, {&d->wg, &d->wu})};
             da.wide_combine = c->wide_combine;
-            da.cluster = c->cluster;
-            da.mpf = mlp_pf_of(c, d);
-            counted[CNT_CLUSTER] += c->cluster && !c->attn_head;
             if (c->attn_head) {
                 da.n_split = c->head_split;
                 da.min_chunk = c->head_chunk;
@@ -1063,8 +979,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
             if (!c->skip_attn &&
                 (c->attn_head ? launch(c, attn_head_kernel(hd), dim3((unsigned)nh, (unsigned)c->head_split), dim3(256),
                                        c->head_smem, "decode attention launch", da)
-                              : launch_in(c, c->cluster ? (unsigned)c->n_split : 1, attn_decode_kernel(hd),
-                                          dim3((unsigned)nkv, (unsigned)c->n_split), dim3(256),
+                              : launch(c, attn_decode_kernel(hd), dim3((unsigned)nkv, (unsigned)c->n_split), dim3(256),
                                        c->dec_smem, "decode attention launch", da)))
                 return c->failed;
         }
@@ -1539,9 +1454,6 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
         c->mlp_threads = 512;
     c->mlp_bps = env_int("ATTNSCOPE_CUDA_MLP_BPS", 1, 4, 1024 / c->mlp_threads);
     c->mlp_qkv_want = env_is("ATTNSCOPE_CUDA_MLP_QKV", "1");   /* measured slower: docs/cuda.md */
-    c->cluster_want = env_int("ATTNSCOPE_CUDA_CLUSTER", 0, 16, 0);   /* measured slower: docs/cuda.md */
-    c->mlp_pfd = env_int("ATTNSCOPE_CUDA_PFD", 0, 8, 0);
-    c->mlp_pf = env_int("ATTNSCOPE_CUDA_MLP_PF", 0, 100, 0) * 1024 / 100;
     if (mlp_allow<kern::f32w>(c) || mlp_allow<kern::bf16w>(c) || mlp_allow<kern::f16w>(c)) {
         eng_err e = c->err;
         int rc = c->failed;

@@ -15,7 +15,6 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
-#include <cooperative_groups.h>
 #include <cuda_pipeline.h>
 #include <math.h>
 #include <stdint.h>
@@ -114,13 +113,6 @@ __device__ __forceinline__ void prefetch_l2(const void *p, uint32_t bytes)
     (void)p;
     (void)bytes;
 #endif
-}
-
-/* Asks the L2 for the 128-byte line holding p (no register waits for it:
- * bytes in flight beyond what the registers hold). */
-__device__ __forceinline__ void prefetch_line(const void *p)
-{
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 }
 
 __device__ void issue_l2_pf(const l2_pf &pf)
@@ -450,39 +442,7 @@ struct mlp_args {
     mv_seg seg[3];        /* q, k, v: rows concatenated, outputs + bias stored */
     int n_seg, qrows;     /* segments, all their rows */
     unsigned long long *bar;   /* grid barrier counter (only ever grows) */
-    int pfd;              /* weights asked of the L2 this many batches ahead of their loads (0: none) */
 };
-
-/* The fused MLP's first rows, asked of the L2 by the kernels before it
- * (decode attention, whose own reads leave the memory idle): the first
- * `frac` / 1024 of every warp's span of gate and up rows, as k_mlp with
- * `grid` blocks of `nw` warps splits them (units of 32 16-byte packs, rows
- * of nv packs, nv a multiple of 32). */
-struct mlp_pf {
-    const char *wg, *wu;
-    int hidden, row_bytes, grid, nw, frac;
-};
-
-/* This thread's share (thread t of nt) of the lines of p. */
-__device__ void issue_mlp_pf(const mlp_pf &p, long t, long nt)
-{
-    if (!p.frac)
-        return;
-    long spans = (long)p.grid * p.nw;
-    int unit = 512, upr = p.row_bytes / unit;   /* units per row */
-    for (long i = t;; i += nt) {
-        /* i = (span, matrix, line): lines of a span up to its share */
-        long sp = i / 2 / 64, rest = i % 128;   /* at most 64 lines (8 KiB) a span and matrix */
-        if (sp >= spans)
-            return;
-        int b = (int)(sp / p.nw), w = (int)(sp % p.nw), m = (int)(rest / 64), line = (int)(rest % 64);
-        long r0 = (long)p.hidden * b / p.grid, r1 = (long)p.hidden * (b + 1) / p.grid, nu = (r1 - r0) * upr;
-        long u0 = nu * w / p.nw, u1 = nu * (w + 1) / p.nw;
-        long lines = ((u1 - u0) * unit / 128 * p.frac) >> 10;
-        if (line < lines)
-            prefetch_line((m ? p.wu : p.wg) + r0 * p.row_bytes + u0 * unit + (long)line * 128);
-    }
-}
 
 /* The block's share [q0, q1) of the fused q/k/v rows. */
 __device__ __forceinline__ void qkv_span(const mlp_args &a, int &q0, int &q1)
@@ -590,16 +550,8 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
             }
         }
     };
-    /* the lines of the UB units from u on, gate in lanes 0-15, up in 16-31 */
-    auto pf_units = [&](int u) {
-        int li = lane & 15, uu = u + li / 4, j = uu / nch, k = uu % nch * 32 + (li % 4) * 8;
-        if (uu < u1 && k < nv)
-            prefetch_line((lane < 16 ? G : U) + (size_t)j * nv + k);
-    };
     tl_mark(a.tl, TL_START);
     load_units(u0);   /* the weights do not wait for the previous kernel */
-    for (int d = 1; d <= a.pfd; d++)
-        pf_units(u0 + d * UB);
     int q0 = 0, q1 = 0;
     if (a.n_seg) {   /* nor do the next q/k/v's: all of the block's rows, into shared memory */
         qkv_span(a, q0, q1);
@@ -632,8 +584,6 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
     for (int u = u0; u < u1; u += UB) {
         if (u != u0)
             load_units(u);
-        if (a.pfd)
-            pf_units(u + (a.pfd + 1) * UB);
 #pragma unroll
         for (int i = 0; i < UB; i++) {
             if (u + i >= u1)
@@ -664,15 +614,7 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
             if (b + i < mine)
                 pd[i] = ld_stream(D + (size_t)(q + (b + i) * groups) * nv);
     };
-    auto pf_down = [&](int b) {   /* one thread of each 128-byte line */
-        if (k % 8 == 0)
-            for (int i = 0; i < DB; i++)
-                if (b + i < mine)
-                    prefetch_line(D + (size_t)(q + (b + i) * groups) * nv);
-    };
     load_down(0);   /* before the products of gate/up are complete */
-    for (int d = 1; d <= a.pfd; d++)
-        pf_down(d * DB);
     __syncthreads();
     for (int j = threadIdx.x; j < S; j += NT) {
         float g = gs[j];
@@ -686,8 +628,6 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
     for (int b = 0; b < mine; b += DB) {
         if (b)
             load_down(b);
-        if (a.pfd)
-            pf_down(b + a.pfd * DB);
 #pragma unroll
         for (int i = 0; i < DB; i++)
             if (b + i < mine)
@@ -803,32 +743,6 @@ __device__ __forceinline__ bool mbar_try_wait(uint64_t *b, unsigned parity)
                  "selp.u32 %0, 1, 0, p;\n\t}"
                  : "=r"(ok) : "r"(smem_addr(b)), "r"(parity) : "memory");
     return ok != 0;
-}
-
-/* Waits (acquiring at cluster scope) for the phase of parity to complete:
- * other blocks of the cluster arrived after writing into this one. */
-__device__ __forceinline__ void mbar_wait_cluster(uint64_t *b, unsigned parity)
-{
-    uint32_t ok = 0;
-    long long t0 = clock64();
-    while (!ok) {
-        asm volatile("{\n\t.reg .pred p;\n\t"
-                     "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n\t"
-                     "selp.u32 %0, 1, 0, p;\n\t}"
-                     : "=r"(ok) : "r"(smem_addr(b)), "r"(parity) : "memory");
-        check_time(t0);
-    }
-}
-
-/* Arrives (releasing this thread's and, through the block barrier before
- * it, the block's writes at cluster scope) on the mbarrier b of the
- * cluster's block `rank`. */
-__device__ __forceinline__ void mbar_arrive_remote(uint64_t *b, unsigned rank)
-{
-    uint32_t ra;
-    asm volatile("fence.acq_rel.cluster;" ::: "memory");
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(smem_addr(b)), "r"(rank));
-    asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(ra) : "memory");
 }
 
 __device__ __forceinline__ void bulk_load(void *dst, const void *src, unsigned bytes, uint64_t *b)
@@ -1047,9 +961,6 @@ struct dec_args {
     l2_pf pf;                  /* the next kernel's weights, into L2 */
     unsigned long long *tl;    /* timeline stamps, or NULL */
     int wide_combine;          /* the combine loads 16 splits at a time (0: 8, one output at a time) */
-    int cluster;               /* the splits of a KV head are one thread-block cluster: partials go to
-                                  split 0's shared memory (no ticket, no round trips to L2) */
-    mlp_pf mpf;                /* the fused MLP's first rows, into L2 */
 };
 
 /* q . k over one head (HD: head_dim unrolled, or 0: hd at run time), the
@@ -1093,7 +1004,6 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
 {
     extern __shared__ float sm[];
     __shared__ bool last;
-    __shared__ uint64_t got;   /* a.cluster, split 0: the other splits' partials have arrived */
     int g = blockIdx.x, split = blockIdx.y, G = a.nh / a.nkv, hd = HD ? HD : a.hd;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
     /* the position was uploaded before the step's first kernel */
@@ -1105,24 +1015,11 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
     int j0 = split * chunk, j1 = min(nk, j0 + chunk), n = j1 - j0;
     tl_mark(a.tl, TL_START);
     issue_l2_pf(a.pf);
-    issue_mlp_pf(a.mpf, ((long)blockIdx.y * gridDim.x + blockIdx.x) * blockDim.x + threadIdx.x,
-                 (long)gridDim.x * gridDim.y * blockDim.x);
     pdl_launch_next();   /* the o matvec may start streaming its weights */
     float *qs = sm, *ps = qs + G * hd, *wts = ps + G * chunk;
     float *vs = reinterpret_cast<float *>(((uintptr_t)(wts + G * a.n_split) + 15) & ~(uintptr_t)15);
     int kst = hd + 4;   /* staged key rows padded: conflict-free 16-byte reads */
     float *ks = vs + (size_t)chunk * hd, *csm = ks + (size_t)chunk * kst;
-    /* a.cluster: split 0 receives every split's partial output (n_split, G,
-     * hd) and max / sum (n_split, G, 2) here */
-    float *recv_o = reinterpret_cast<float *>(((uintptr_t)(csm + hd) + 15) & ~(uintptr_t)15);
-    float *recv_ml = recv_o + (size_t)a.n_split * G * hd;
-    if (a.cluster) {   /* split 0's barrier is ready before any split can arrive on it */
-        if (split == 0 && threadIdx.x == 0) {
-            mbar_init(&got, n_active > 1 ? n_active - 1 : 1);
-            asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-        }
-        cooperative_groups::this_cluster().sync();
-    }
     /* Staged (a.vstage, rows of 16-byte multiples): the chunk's cached keys
      * and values (positions before this token's: written by earlier steps)
      * and the rotation table (written by the step's first kernel, which has
@@ -1153,11 +1050,6 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
     const float *cs = stage ? csm : a.rope_cs;
     float *po = a.part_o + ((size_t)g * a.n_split + split) * G * hd;
     float *pml = a.part_ml + ((size_t)g * a.n_split + split) * G * 2;
-    if (a.cluster) {   /* straight into split 0's shared memory */
-        cooperative_groups::cluster_group cl = cooperative_groups::this_cluster();
-        po = cl.map_shared_rank(recv_o, 0) + (size_t)split * G * hd;
-        pml = cl.map_shared_rank(recv_ml, 0) + (size_t)split * G * 2;
-    }
 
     for (int i = threadIdx.x; i < G * hd; i += blockDim.x)
         qs[i] = a.q[(size_t)g * G * hd + i];
@@ -1230,47 +1122,29 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
         po[i] = acc;
     }
 
-    /* The last block of this KV head to get here combines the splits
-     * (a.cluster: split 0, once the others have arrived). */
+    /* The last block of this KV head to get here combines the splits. */
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0)
+        last = atomicAdd(&a.ticket[g], 1u) == (unsigned)n_active - 1;
+    __syncthreads();
+    if (!last) {
+        tl_mark(a.tl, TL_END);
+        return;
+    }
+    __threadfence();
     const float *ml0 = a.part_ml + (size_t)g * a.n_split * G * 2;
     const float *o0 = a.part_o + (size_t)g * a.n_split * G * hd;
-    if (a.cluster) {
-        __syncthreads();
-        if (split != 0) {
-            if (threadIdx.x == 0)
-                mbar_arrive_remote(&got, 0);
-            tl_mark(a.tl, TL_END);
-            return;
-        }
-        if (threadIdx.x == 0 && n_active > 1)
-            mbar_wait_cluster(&got, 0);
-        ml0 = recv_ml;
-        o0 = recv_o;
-    } else {
-        __threadfence();
-        __syncthreads();
-        if (threadIdx.x == 0)
-            last = atomicAdd(&a.ticket[g], 1u) == (unsigned)n_active - 1;
-        __syncthreads();
-        if (!last) {
-            tl_mark(a.tl, TL_END);
-            return;
-        }
-        __threadfence();
-    }
-    __syncthreads();
-    /* partials: in L2 (written by other blocks) or in this block's shared memory */
-    auto ld = [&](const float *p) { return a.cluster ? *p : __ldcg(p); };
     for (int h = warp; h < G; h += nw) {   /* weights exp(m_s - M) / sum_s exp(m_s - M) l_s */
         float M = -INFINITY;
         for (int s = lane; s < n_active; s += 32)
-            M = fmaxf(M, ld(&ml0[(s * G + h) * 2]));
+            M = fmaxf(M, __ldcg(&ml0[(s * G + h) * 2]));
         M = warp_max(M);
         float den = 0.f;
         for (int s = lane; s < n_active; s += 32) {
-            float f = expf(ld(&ml0[(s * G + h) * 2]) - M);
+            float f = expf(__ldcg(&ml0[(s * G + h) * 2]) - M);
             wts[h * a.n_split + s] = f;
-            den += f * ld(&ml0[(s * G + h) * 2 + 1]);
+            den += f * __ldcg(&ml0[(s * G + h) * 2 + 1]);
         }
         den = warp_sum(den);
         __syncwarp();
@@ -1295,10 +1169,10 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
             float v0[16], v1[16];
 #pragma unroll
             for (int j = 0; j < 16; j++)
-                v0[j] = ld(&o0[(size_t)(s + j) * gh + i0]);
+                v0[j] = __ldcg(&o0[(size_t)(s + j) * gh + i0]);
 #pragma unroll
             for (int j = 0; j < 16; j++)
-                v1[j] = two ? ld(&o0[(size_t)(s + j) * gh + i1]) : 0.f;
+                v1[j] = two ? __ldcg(&o0[(size_t)(s + j) * gh + i1]) : 0.f;
 #pragma unroll
             for (int j = 0; j < 16; j++) {
                 acc0 += w0[s + j] * v0[j];
@@ -1306,9 +1180,9 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
             }
         }
         for (; s < n_active; s++) {
-            acc0 += w0[s] * ld(&o0[(size_t)s * gh + i0]);
+            acc0 += w0[s] * __ldcg(&o0[(size_t)s * gh + i0]);
             if (two)
-                acc1 += w1[s] * ld(&o0[(size_t)s * gh + i1]);
+                acc1 += w1[s] * __ldcg(&o0[(size_t)s * gh + i1]);
         }
         if (one)
             a.out[(size_t)g * gh + i0] = acc0;
@@ -1320,11 +1194,11 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
             float acc = 0.f;
 #pragma unroll 8
             for (int s = 0; s < n_active; s++)
-                acc += w[s] * ld(&o0[(size_t)s * gh + i]);
+                acc += w[s] * __ldcg(&o0[(size_t)s * gh + i]);
             a.out[(size_t)g * gh + i] = acc;
         }
     }
-    if (threadIdx.x == 0 && !a.cluster)
+    if (threadIdx.x == 0)
         a.ticket[g] = 0;
     if (a.tl) {
         __syncthreads();

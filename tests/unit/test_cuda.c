@@ -212,16 +212,6 @@ static void the_fused_mlp_and_the_two_kernel_mlp_match_the_cpu(void **state)
     compare_with_switch("ATTNSCOPE_CUDA_MLP", "0", "mlp", false);
 }
 
-/* Decode attention's splits in one thread-block cluster, combined in shared
- * memory (the default where it fits), and the ticket combine through L2. */
-static void clustered_and_ticket_attention_match_the_cpu(void **state)
-{
-    (void)state;
-    compare_with_switch("ATTNSCOPE_CUDA_CLUSTER", "16", "attn_cluster", true);
-    compare_with_switch("ATTNSCOPE_CUDA_CLUSTER", "8", "attn_cluster", true);
-    compare_with_switch("ATTNSCOPE_CUDA_CLUSTER", "0", "attn_cluster", false);
-}
-
 static void a_rewind_and_new_tokens_match_the_cpu(void **state)
 {
     (void)state;
@@ -440,7 +430,6 @@ int main(void)
         cmocka_unit_test(the_persistent_step_kernel_matches_the_cpu),
         cmocka_unit_test(the_ring_matvec_matches_the_cpu),
         cmocka_unit_test(the_fused_mlp_and_the_two_kernel_mlp_match_the_cpu),
-        cmocka_unit_test(clustered_and_ticket_attention_match_the_cpu),
         cmocka_unit_test(observer_rows_match_the_cpu),
         cmocka_unit_test(switching_devices_mid_context_keeps_the_conversation),
         cmocka_unit_test(every_reference_fixture_matches_transformers_and_the_cpu),
