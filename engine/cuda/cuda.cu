@@ -93,7 +93,8 @@ struct cuctx {
     bool mvr;               /* ATTNSCOPE_CUDA_MV=mvr: matvecs through k_mvr (a warp-specialized ring) */
     bool mvr_kind[5];       /* the kinds that take it (ATTNSCOPE_CUDA_MVR_KINDS=qkv,o,...; default all) */
     int mvr_ring, mvr_stage;   /* its ring and stage bytes (ATTNSCOPE_CUDA_MVR_RING, _MVR_STAGE KiB) */
-    int wide_combine;       /* decode attention's combine, 16 splits' loads at a time (ATTNSCOPE_CUDA_COMBINE=0: off) */
+    int wide_combine;       /* decode attention's combine (ATTNSCOPE_CUDA_COMBINE): 2 one pass, 1 weights then
+                               16 splits' outputs at a time, 0 weights then one output at a time */
     int waves;              /* matvec grids sized so that every block gets as many row blocks (ATTNSCOPE_CUDA_WAVES=0: off) */
     int kbps[5], kwpr[5];   /* per matrix kind (kern::ST_QKV ..): blocks per SM and warps per row, 0: the default
                                (ATTNSCOPE_CUDA_MVCFG=qkv=B/W,o=B/W,gate_up=B/W,down=B/W,lm_head=B/W) */
@@ -220,7 +221,7 @@ void tl_write(cuctx *c)
         return;
     }
     const char *kinds[16];
-    double sum[16][5] = {{0}};
+    double sum[16][8] = {{0}};
     int cnt[16] = {0}, cntp[16] = {0}, nk = 0;
     double prev_end = -1, total = 0;
     static unsigned long long ends[TL_SLOT];
@@ -252,15 +253,20 @@ void tl_write(cuctx *c)
         }
         sum[i][2] += ((double)emax - (double)wmin) / 1e3;
         sum[i][3] += ((double)emax - emed) / 1e3;
+        for (int q = 0; q < 3; q++)   /* the 10th, 50th and 90th percentile block ends */
+            sum[i][5 + q] += ((double)ends[ne * (1 + 4 * q) / 10] - (double)wmin) / 1e3;
         cnt[i]++;
         prev_end = (double)emax;
     }
     fprintf(f, "decode timeline, last step: %d kernels, %.1f us from the first kernel's end to the last's\n"
-               "kind          count   launch  release     body     tail     span   (us, mean per kernel)\n",
+               "kind          count   launch  release     body     tail     span    end10    end50    end90"
+               "   (us, mean per kernel; ends after the first release)\n",
             c->tl_k, total);
     for (int i = 0; i < nk; i++)
-        fprintf(f, "%-12s %6d %8.2f %8.2f %8.2f %8.2f %8.2f\n", kinds[i], cnt[i], sum[i][0] / (cntp[i] ? cntp[i] : 1),
-                sum[i][1] / (cntp[i] ? cntp[i] : 1), sum[i][2] / cnt[i], sum[i][3] / cnt[i], sum[i][4] / (cntp[i] ? cntp[i] : 1));
+        fprintf(f, "%-12s %6d %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f\n", kinds[i], cnt[i],
+                sum[i][0] / (cntp[i] ? cntp[i] : 1), sum[i][1] / (cntp[i] ? cntp[i] : 1), sum[i][2] / cnt[i],
+                sum[i][3] / cnt[i], sum[i][4] / (cntp[i] ? cntp[i] : 1), sum[i][5] / cnt[i], sum[i][6] / cnt[i],
+                sum[i][7] / cnt[i]);
     fclose(f);
     free(h);
 }
@@ -1463,7 +1469,7 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
         return rc;
     }
     parse_mvcfg(c, getenv("ATTNSCOPE_CUDA_MVCFG"));
-    c->wide_combine = !env_is("ATTNSCOPE_CUDA_COMBINE", "0");
+    c->wide_combine = env_int("ATTNSCOPE_CUDA_COMBINE", 0, 2, 2);
     c->waves = !env_is("ATTNSCOPE_CUDA_WAVES", "0");   /* measured 3% faster on tinyllama-1.1b: docs/cuda.md */
     const char *w = getenv("ATTNSCOPE_CUDA_WPR");
     if (w && (atoi(w) == 1 || atoi(w) == 2 || atoi(w) == 4 || atoi(w) == 8))
