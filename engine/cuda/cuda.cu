@@ -93,8 +93,7 @@ struct cuctx {
     bool mvr;               /* ATTNSCOPE_CUDA_MV=mvr: matvecs through k_mvr (a warp-specialized ring) */
     bool mvr_kind[5];       /* the kinds that take it (ATTNSCOPE_CUDA_MVR_KINDS=qkv,o,...; default all) */
     int mvr_ring, mvr_stage;   /* its ring and stage bytes (ATTNSCOPE_CUDA_MVR_RING, _MVR_STAGE KiB) */
-    int wide_combine;       /* decode attention's combine (ATTNSCOPE_CUDA_COMBINE): 2 one pass, 1 weights then
-                               16 splits' outputs at a time, 0 weights then one output at a time */
+    int wide_combine;       /* decode attention's combine, 16 splits' loads at a time (ATTNSCOPE_CUDA_COMBINE=0: off) */
     int waves;              /* matvec grids sized so that every block gets as many row blocks (ATTNSCOPE_CUDA_WAVES=0: off) */
     int kbps[5], kwpr[5];   /* per matrix kind (kern::ST_QKV ..): blocks per SM and warps per row, 0: the default
                                (ATTNSCOPE_CUDA_MVCFG=qkv=B/W,o=B/W,gate_up=B/W,down=B/W,lm_head=B/W) */
@@ -421,13 +420,13 @@ int upload_mat(cuctx *c, dmat *d, const tensor_t *t, const char *name, bool tran
         return c->failed;
     *d = dmat{p, (int)t->shape[0], t->ndim > 1 ? (int)t->shape[1] : 1, transpose};
     if (!transpose) {
-        CK(c, cudaMemcpy(p, t->data, bytes, cudaMemcpyHostToDevice), "uploading a weight");
+        CK(c, cudaMemcpyAsync(p, t->data, bytes, cudaMemcpyHostToDevice, c->st), "uploading a weight");
         return ENG_OK;
     }
     void *tmp;
     if (dev_alloc(c, &tmp, bytes, name))
         return c->failed;
-    CK(c, cudaMemcpy(tmp, t->data, bytes, cudaMemcpyHostToDevice), "uploading a weight");
+    CK(c, cudaMemcpyAsync(tmp, t->data, bytes, cudaMemcpyHostToDevice, c->st), "uploading a weight");
     dim3 grid((unsigned)((d->cols + 31) / 32), (unsigned)((d->rows + 31) / 32)), block(32, 8);
     if (dtype_size(t->dtype) == 4)
         kern::k_transpose<float><<<grid, block, 0, c->st>>>((float *)p, (const float *)tmp, d->rows, d->cols);
@@ -450,7 +449,7 @@ int upload_vec(cuctx *c, float **d, const tensor_t *t, const char *name)
     void *raw;
     if (alloc_n(c, d, n, name) || dev_alloc(c, &raw, bytes, name))
         return c->failed;
-    CK(c, cudaMemcpy(raw, t->data, bytes, cudaMemcpyHostToDevice), "uploading a vector");
+    CK(c, cudaMemcpyAsync(raw, t->data, bytes, cudaMemcpyHostToDevice, c->st), "uploading a vector");
     switch (t->dtype) {
     case DT_F32: kern::k_widen<f32w><<<64, 256, 0, c->st>>>(*d, (const f32w *)raw, n); break;
     case DT_BF16: kern::k_widen<bf16w><<<64, 256, 0, c->st>>>(*d, (const bf16w *)raw, n); break;
@@ -512,7 +511,8 @@ int upload_model(cuctx *c, const bk_forward *f)
     }
     if (alloc_n(c, &c->inv_freq, (size_t)half, "rope table"))
         return c->failed;
-    CK(c, cudaMemcpy(c->inv_freq, f->inv_freq, (size_t)half * sizeof(float), cudaMemcpyHostToDevice), "rope table");
+    CK(c, cudaMemcpyAsync(c->inv_freq, f->inv_freq, (size_t)half * sizeof(float), cudaMemcpyHostToDevice, c->st),
+       "rope table");
 
     /* decode attention: up to about two blocks per multiprocessor over the
      * KV heads, each with at least min_chunk keys */
@@ -559,7 +559,7 @@ int upload_model(cuctx *c, const bk_forward *f)
         alloc_n(c, &c->part_ml, (size_t)nh * parts * 2, "attention partials") ||
         alloc_n(c, &c->ticket, (size_t)nh, "attention tickets"))
         return c->failed;
-    CK(c, cudaMemset(c->ticket, 0, (size_t)nh * sizeof(unsigned)), "attention tickets");
+    CK(c, cudaMemsetAsync(c->ticket, 0, (size_t)nh * sizeof(unsigned), c->st), "attention tickets");
     CK(c, cudaStreamSynchronize(c->st), "uploading the model");
     c->m = m;
     switch (c->dt) {
@@ -632,9 +632,9 @@ int step_setup(cuctx *c)
     unsigned *bar;
     int rc = alloc_n(c, &dl, (size_t)L, "the layer table") || alloc_n(c, &bar, 2, "the grid barrier");
     if (!rc) {
-        cudaError_t e = cudaMemcpy(dl, h, (size_t)L * sizeof *h, cudaMemcpyHostToDevice);
+        cudaError_t e = cudaMemcpyAsync(dl, h, (size_t)L * sizeof *h, cudaMemcpyHostToDevice, c->st);
         if (e == cudaSuccess)
-            e = cudaMemset(bar, 0, 2 * sizeof(unsigned));
+            e = cudaMemsetAsync(bar, 0, 2 * sizeof(unsigned), c->st);
         if (e != cudaSuccess)
             rc = fail_cuda(c, e, "the decode step's tables");
     }
@@ -654,7 +654,7 @@ int step_setup(cuctx *c)
     if (c->trace_path) {
         if (alloc_n(c, &a.trace, kern::ST_TRACE_N, "the decode step trace"))
             return c->failed;
-        CK(c, cudaMemset(a.trace, 0, kern::ST_TRACE_N * sizeof *a.trace), "the decode step trace");
+        CK(c, cudaMemsetAsync(a.trace, 0, kern::ST_TRACE_N * sizeof *a.trace, c->st), "the decode step trace");
     }
     c->step_on = true;
     return ENG_OK;
@@ -913,7 +913,7 @@ int mlp_qkv_setup(cuctx *c)
         return ENG_OK;
     if (alloc_n(c, &c->mlp_bar, 1, "the mlp barrier"))
         return c->failed;
-    CK(c, cudaMemset(c->mlp_bar, 0, sizeof *c->mlp_bar), "the mlp barrier");
+    CK(c, cudaMemsetAsync(c->mlp_bar, 0, sizeof *c->mlp_bar, c->st), "the mlp barrier");
     c->mlp_qkv = true;
     return ENG_OK;
 }
@@ -1469,7 +1469,7 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
         return rc;
     }
     parse_mvcfg(c, getenv("ATTNSCOPE_CUDA_MVCFG"));
-    c->wide_combine = env_int("ATTNSCOPE_CUDA_COMBINE", 0, 2, 2);
+    c->wide_combine = !env_is("ATTNSCOPE_CUDA_COMBINE", "0");
     c->waves = !env_is("ATTNSCOPE_CUDA_WAVES", "0");   /* measured 3% faster on tinyllama-1.1b: docs/cuda.md */
     const char *w = getenv("ATTNSCOPE_CUDA_WPR");
     if (w && (atoi(w) == 1 || atoi(w) == 2 || atoi(w) == 4 || atoi(w) == 8))

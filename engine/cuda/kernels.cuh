@@ -960,8 +960,7 @@ struct dec_args {
     int vstage;                /* copy the chunk's values to shared memory while scoring */
     l2_pf pf;                  /* the next kernel's weights, into L2 */
     unsigned long long *tl;    /* timeline stamps, or NULL */
-    int wide_combine;          /* the combine: 2 in one pass, 1 weights then 16 splits' outputs at a time,
-                                  0 weights then 8 at a time, one output at a time */
+    int wide_combine;          /* the combine loads 16 splits at a time (0: 8, one output at a time) */
 };
 
 /* q . k over one head (HD: head_dim unrolled, or 0: hd at run time), the
@@ -1136,70 +1135,6 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
     __threadfence();
     const float *ml0 = a.part_ml + (size_t)g * a.n_split * G * 2;
     const float *o0 = a.part_o + (size_t)g * a.n_split * G * hd;
-    int gh = G * hd, nt = blockDim.x;
-    if (a.wide_combine == 2 && gh <= 2 * nt) {
-        /* One pass (the default): a thread's one or two outputs, with each
-         * split's max, sum and partial output loaded together, 16 splits at
-         * a time, and summed online (rescaled as the max grows, in split
-         * order): a single round trip to L2 up to 16 splits, where the
-         * weights first and the outputs after took two or more. */
-        int i0 = threadIdx.x, i1 = threadIdx.x + nt;
-        bool one = i0 < gh, two = i1 < gh;
-        if (!one)
-            i0 = 0;   /* loads in bounds, nothing stored */
-        if (!two)
-            i1 = i0;
-        int h0 = i0 / hd, h1 = i1 / hd;
-        float M0 = -INFINITY, M1 = -INFINITY, d0 = 0.f, d1 = 0.f, acc0 = 0.f, acc1 = 0.f;
-        for (int s0 = 0; s0 < n_active; s0 += 16) {
-            float m0[16], l0[16], v0[16], m1[16], l1[16], v1[16];
-#pragma unroll
-            for (int j = 0; j < 16; j++) {
-                bool in = s0 + j < n_active;
-                int s = in ? s0 + j : 0;
-                m0[j] = __ldcg(&ml0[(s * G + h0) * 2]);
-                l0[j] = __ldcg(&ml0[(s * G + h0) * 2 + 1]);
-                v0[j] = __ldcg(&o0[(size_t)s * gh + i0]);
-                m1[j] = __ldcg(&ml0[(s * G + h1) * 2]);
-                l1[j] = __ldcg(&ml0[(s * G + h1) * 2 + 1]);
-                v1[j] = __ldcg(&o0[(size_t)s * gh + i1]);
-                if (!in)
-                    m0[j] = m1[j] = -INFINITY;   /* weight 0 */
-            }
-            float N0 = M0, N1 = M1;
-#pragma unroll
-            for (int j = 0; j < 16; j++) {
-                N0 = fmaxf(N0, m0[j]);
-                N1 = fmaxf(N1, m1[j]);
-            }
-            float r0 = expf(M0 - N0), r1 = expf(M1 - N1);   /* 0 on the first batch */
-            acc0 *= r0;
-            d0 *= r0;
-            acc1 *= r1;
-            d1 *= r1;
-#pragma unroll
-            for (int j = 0; j < 16; j++) {
-                float w0 = expf(m0[j] - N0), w1 = expf(m1[j] - N1);
-                acc0 += w0 * v0[j];
-                d0 += w0 * l0[j];
-                acc1 += w1 * v1[j];
-                d1 += w1 * l1[j];
-            }
-            M0 = N0;
-            M1 = N1;
-        }
-        if (one)
-            a.out[(size_t)g * gh + i0] = acc0 / d0;
-        if (two)
-            a.out[(size_t)g * gh + i1] = acc1 / d1;
-        if (threadIdx.x == 0)
-            a.ticket[g] = 0;
-        if (a.tl) {
-            __syncthreads();
-            tl_mark(a.tl, TL_END);
-        }
-        return;
-    }
     for (int h = warp; h < G; h += nw) {   /* weights exp(m_s - M) / sum_s exp(m_s - M) l_s */
         float M = -INFINITY;
         for (int s = lane; s < n_active; s += 32)
@@ -1217,6 +1152,7 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
             wts[h * a.n_split + s] /= den;
     }
     __syncthreads();
+    int gh = G * hd, nt = blockDim.x;
     if (a.wide_combine && gh <= 2 * nt) {
         /* one or two outputs a thread, the splits' values loaded 16 at a
          * time before they are summed (in split order, as below): the
