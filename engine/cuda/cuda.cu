@@ -125,9 +125,6 @@ struct cuctx {
     bool mlp_qkv_want, mlp_qkv;   /* k_mlp also computes the next layer's q/k/v after a grid barrier
                                      (ATTNSCOPE_CUDA_MLP_QKV=0: off); on where its blocks all fit at once */
     unsigned long long *mlp_bar;  /* that barrier's counter */
-    int mlp_pool;           /* percent of the hidden rows k_mlp's blocks take in chunks as they get free
-                               (ATTNSCOPE_CUDA_MLP_POOL; 0: every block a fixed share) */
-    unsigned long long *mlp_ctr;  /* the pool's counter */
     int step_inflight;      /* bytes its producer keeps in flight at most (ATTNSCOPE_CUDA_INFLIGHT KiB, 0: no cap) */
     kern::st_args sa;
     size_t step_smem;
@@ -497,11 +494,6 @@ int upload_model(cuctx *c, const bk_forward *f)
         return c->failed;
     size_t kv_floats = (size_t)nkv * c->S * hd;
     c->mlp = c->mlp_want && mlp_fits(c, cf);
-    if (c->mlp && c->mlp_pool) {
-        if (alloc_n(c, &c->mlp_ctr, 1, "the mlp pool counter"))
-            return c->failed;
-        CK(c, cudaMemsetAsync(c->mlp_ctr, 0, sizeof *c->mlp_ctr, c->st), "the mlp pool counter");
-    }
     for (int l = 0; l < cf->n_layers; l++) {
         const layer_weights_t *lw = &w->layers[l];
         dlayer *d = &c->L[l];
@@ -674,8 +666,8 @@ int step_setup(cuctx *c)
  * block that never starts; its waits trap after about two seconds. */
 /* Launches of the decode paths that are not always taken, captured or not
  * (cuda_launches: tests check which path ran). */
-enum { CNT_STEP, CNT_MVR, CNT_MLP, CNT_MLP_QKV, CNT_MLP_POOL, N_COUNTED };
-const char *const counted_name[N_COUNTED] = {"step", "mvr", "mlp", "mlp_qkv", "mlp_pool"};
+enum { CNT_STEP, CNT_MVR, CNT_MLP, CNT_MLP_QKV, N_COUNTED };
+const char *const counted_name[N_COUNTED] = {"step", "mvr", "mlp", "mlp_qkv"};
 long counted[N_COUNTED];
 
 template <typename T>
@@ -889,13 +881,6 @@ int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long 
         a.qrows = next->wq.rows + next->wk.rows + next->wv.rows;
         a.bar = c->mlp_bar;
         counted[CNT_MLP_QKV]++;
-    }
-    if (c->mlp_pool && c->mlp_ctr) {
-        int nch = (cf->dim / (16 / (int)sizeof(T)) + 31) / 32, rows = c->mlp_threads / 32 * 4 / nch;
-        a.chunk = rows < 1 ? 1 : rows > kern::MLP_MAX_ROWS ? kern::MLP_MAX_ROWS : rows;   /* one batch a warp */
-        a.pool = (int)((long)cf->hidden_dim * c->mlp_pool / 100);
-        a.ctr = c->mlp_ctr;
-        counted[CNT_MLP_POOL]++;
     }
     counted[CNT_MLP]++;
     switch (c->mlp_threads) {
@@ -1475,7 +1460,6 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
         c->mlp_threads = 512;
     c->mlp_bps = env_int("ATTNSCOPE_CUDA_MLP_BPS", 1, 4, 1024 / c->mlp_threads);
     c->mlp_qkv_want = env_is("ATTNSCOPE_CUDA_MLP_QKV", "1");   /* measured slower: docs/cuda.md */
-    c->mlp_pool = env_int("ATTNSCOPE_CUDA_MLP_POOL", 0, 90, 0);
     if (mlp_allow<kern::f32w>(c) || mlp_allow<kern::bf16w>(c) || mlp_allow<kern::f16w>(c)) {
         eng_err e = c->err;
         int rc = c->failed;

@@ -29,9 +29,7 @@ int cuda_ctx_status(const void *ctx, eng_err *err);
  * "step" decode graphs with the persistent step kernel (ATTNSCOPE_CUDA_STEP=1),
  * "mvr" matvecs through k_mvr (ATTNSCOPE_CUDA_MV=mvr), "mlp" fused MLP kernels
  * (gate/up/down in one; ATTNSCOPE_CUDA_MLP=0: never), "mlp_qkv" those that
- * also computed the next layer's q/k/v (ATTNSCOPE_CUDA_MLP_QKV=1), "mlp_pool"
- * those whose blocks took part of the rows from a shared pool
- * (ATTNSCOPE_CUDA_MLP_POOL=percent). */
+ * also computed the next layer's q/k/v (ATTNSCOPE_CUDA_MLP_QKV=1). */
 long cuda_launches(const char *path);
 
 #ifdef __cplusplus

@@ -442,8 +442,6 @@ struct mlp_args {
     mv_seg seg[3];        /* q, k, v: rows concatenated, outputs + bias stored */
     int n_seg, qrows;     /* segments, all their rows */
     unsigned long long *bar;   /* grid barrier counter (only ever grows) */
-    int pool, chunk;      /* the last pool hidden rows are taken chunk at a time by the first free block */
-    unsigned long long *ctr;   /* the pool's counter (only ever grows) */
 };
 
 /* The block's share [q0, q1) of the fused q/k/v rows. */
@@ -531,46 +529,29 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
     constexpr int V = 16 / (int)sizeof(T), NW = NT / 32, UB = 4, DB = 8;
     extern __shared__ float sm[];
     __shared__ float red[NW];
-    __shared__ int take;   /* the pool chunk the block works on next */
-    int nv = a.dim / V, groups = NT / nv, nch = (nv + 31) / 32;
+    int nv = a.dim / V, groups = NT / nv;
     float *xs = sm, *gs = xs + a.dim, *us = gs + MLP_MAX_ROWS, *buf = us + MLP_MAX_ROWS;   /* buf: (groups, dim) */
     uint4 *ws = reinterpret_cast<uint4 *>(buf + (size_t)groups * a.dim);   /* the q/k/v rows [q0, q1) */
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    /* rows [0, n_static) are shared out evenly; the last a.pool rows are
-     * taken a.chunk at a time by whichever block is free first */
-    int n_static = a.hidden - a.pool, n_chunks = a.pool ? (a.pool + a.chunk - 1) / a.chunk : 0;
-    int r0 = (int)((long)n_static * blockIdx.x / gridDim.x), r1 = (int)((long)n_static * (blockIdx.x + 1) / gridDim.x);
+    int r0 = (int)((long)a.hidden * blockIdx.x / gridDim.x), r1 = (int)((long)a.hidden * (blockIdx.x + 1) / gridDim.x);
+    int S = r1 - r0, nch = (nv + 31) / 32, nu = S * nch;
+    int u0 = (int)((long)nu * warp / NW), u1 = (int)((long)nu * (warp + 1) / NW);
+    const uint4 *G = reinterpret_cast<const uint4 *>((const T *)a.wg + (size_t)r0 * a.dim);
+    const uint4 *U = reinterpret_cast<const uint4 *>((const T *)a.wu + (size_t)r0 * a.dim);
 
-    /* a span of rows: its units (32 packs of a row) spread over the warps */
-    struct span {
-        int rs, S, u0, u1;
-        const uint4 *G, *U;
-    };
-    auto span_of = [&](int rs, int re) {
-        span p;
-        p.rs = rs;
-        p.S = re - rs;
-        int nu = p.S * nch;
-        p.u0 = (int)((long)nu * warp / NW);
-        p.u1 = (int)((long)nu * (warp + 1) / NW);
-        p.G = reinterpret_cast<const uint4 *>((const T *)a.wg + (size_t)rs * a.dim);
-        p.U = reinterpret_cast<const uint4 *>((const T *)a.wu + (size_t)rs * a.dim);
-        return p;
-    };
     uint4 pg[UB], pu[UB];
-    auto load_units = [&](const span &p, int u) {
+    auto load_units = [&](int u) {
 #pragma unroll
         for (int i = 0; i < UB; i++) {
             int j = (u + i) / nch, k = (u + i) % nch * 32 + lane;
-            if (u + i < p.u1 && k < nv) {
-                pg[i] = ld_stream(p.G + (size_t)j * nv + k);
-                pu[i] = ld_stream(p.U + (size_t)j * nv + k);
+            if (u + i < u1 && k < nv) {
+                pg[i] = ld_stream(G + (size_t)j * nv + k);
+                pu[i] = ld_stream(U + (size_t)j * nv + k);
             }
         }
     };
-    span first = span_of(r0, r1);
     tl_mark(a.tl, TL_START);
-    load_units(first, first.u0);   /* the weights do not wait for the previous kernel */
+    load_units(u0);   /* the weights do not wait for the previous kernel */
     int q0 = 0, q1 = 0;
     if (a.n_seg) {   /* nor do the next q/k/v's: all of the block's rows, into shared memory */
         qkv_span(a, q0, q1);
@@ -582,125 +563,88 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
         }
         __pipeline_commit();
     }
-    for (int i = threadIdx.x; i < 2 * MLP_MAX_ROWS + groups * a.dim; i += NT)
-        gs[i] = 0.f;   /* gs, us and buf */
+    for (int i = threadIdx.x; i < 2 * MLP_MAX_ROWS; i += NT)
+        gs[i] = 0.f;   /* gs and us */
     pdl_wait();
     tl_mark(a.tl, TL_WAITED);
     pdl_launch_next();
-    /* the pool's counter only grows; each launch takes n_chunks + grid
-     * values of it (every block one past the end), so it counts modulo that */
-    unsigned long long period = (unsigned long long)n_chunks + gridDim.x, next = 0;
-    if (n_chunks && threadIdx.x == 0)
-        next = atomicAdd(a.ctr, 1ull) % period;
     load_x(xs, a.x, a.norm, a.eps, a.dim, red);   /* its barriers order the zeroing too */
 
-    /* this thread's down products, summed over every span the block takes,
-     * wait in buf between spans (registers are short during gate/up) */
-    int k = threadIdx.x % nv, q = threadIdx.x / nv;
-    float4 *mine4 = reinterpret_cast<float4 *>(buf + (size_t)q * a.dim + (size_t)k * V);
-    /* One span: gate/up into gs/us, h = silu(g) * u, down into acc; gs and
-     * us zero again at the end. have: its first units already loaded. */
-    auto rows = [&](const span &p, bool have) {
-        float ag = 0.f, au = 0.f;
-        int cur = -1;   /* the row being summed (warp-uniform) */
-        auto flush = [&]() {
-            ag = warp_sum(ag);
-            au = warp_sum(au);
-            if (lane == 0) {
-                atomicAdd(&gs[cur], ag);
-                atomicAdd(&us[cur], au);
-            }
-            ag = au = 0.f;
-        };
-        for (int u = p.u0; u < p.u1; u += UB) {
-            if (u != p.u0 || !have)
-                load_units(p, u);
-#pragma unroll
-            for (int i = 0; i < UB; i++) {
-                if (u + i >= p.u1)
-                    break;
-                int j = (u + i) / nch, kk = (u + i) % nch * 32 + lane;
-                if (j != cur) {
-                    if (cur >= 0)
-                        flush();
-                    cur = j;
-                }
-                if (kk < nv) {
-                    ag += dot16(pg[i], xs + (size_t)kk * V, T{});
-                    au += dot16(pu[i], xs + (size_t)kk * V, T{});
-                }
-            }
+    float ag = 0.f, au = 0.f;
+    int cur = -1;   /* the row being summed (warp-uniform) */
+    auto flush = [&]() {
+        ag = warp_sum(ag);
+        au = warp_sum(au);
+        if (lane == 0) {
+            atomicAdd(&gs[cur], ag);
+            atomicAdd(&us[cur], au);
         }
-        if (cur >= 0)
-            flush();
-#pragma unroll
-        for (int i = 0; i < UB; i++)   /* dead until reloaded: nothing to keep through the down products */
-            pg[i] = pu[i] = make_uint4(0, 0, 0, 0);
-
-        /* down: this thread's pack k of rows q, q + groups, ... */
-        int mine = q < groups && q < p.S ? (p.S - q + groups - 1) / groups : 0;
-        const uint4 *D = reinterpret_cast<const uint4 *>((const T *)a.wdt + (size_t)p.rs * a.dim) + k;
-        uint4 pd[DB];
-        auto load_down = [&](int b) {
-#pragma unroll
-            for (int i = 0; i < DB; i++)
-                if (b + i < mine)
-                    pd[i] = ld_stream(D + (size_t)(q + (b + i) * groups) * nv);
-        };
-        load_down(0);   /* before the products of gate/up are complete */
-        __syncthreads();
-        for (int j = threadIdx.x; j < p.S; j += NT) {
-            float g = gs[j];
-            gs[j] = g / (1.0f + expf(-g)) * us[j];   /* h */
-        }
-        __syncthreads();
-        if (mine) {
-            float acc[V];
-#pragma unroll
-            for (int v = 0; v < V / 4; v++) {
-                float4 t = mine4[v];
-                acc[4 * v] = t.x;
-                acc[4 * v + 1] = t.y;
-                acc[4 * v + 2] = t.z;
-                acc[4 * v + 3] = t.w;
-            }
-            for (int b = 0; b < mine; b += DB) {
-                if (b)
-                    load_down(b);
-#pragma unroll
-                for (int i = 0; i < DB; i++)
-                    if (b + i < mine)
-                        axpy16(acc, gs[q + (b + i) * groups], pd[i], T{});
-            }
-#pragma unroll
-            for (int v = 0; v < V / 4; v++)
-                mine4[v] = make_float4(acc[4 * v], acc[4 * v + 1], acc[4 * v + 2], acc[4 * v + 3]);
-        }
-        __syncthreads();
-        for (int j = threadIdx.x; j < p.S; j += NT)
-            gs[j] = us[j] = 0.f;
+        ag = au = 0.f;
     };
-    /* the block's share, then the pool, a chunk at a time, the next one
-     * asked for ahead */
-    for (bool have = true;; have = false) {
-        rows(first, have);
-        if (threadIdx.x == 0)
-            take = (int)next;
-        __syncthreads();
-        int c = take;
-        if (c >= n_chunks)
-            break;
-        if (threadIdx.x == 0)
-            next = atomicAdd(a.ctr, 1ull) % period;
-        int rs = n_static + c * a.chunk;
-        first = span_of(rs, rs + a.chunk < a.hidden ? rs + a.chunk : a.hidden);
+    for (int u = u0; u < u1; u += UB) {
+        if (u != u0)
+            load_units(u);
+#pragma unroll
+        for (int i = 0; i < UB; i++) {
+            if (u + i >= u1)
+                break;
+            int j = (u + i) / nch, k = (u + i) % nch * 32 + lane;
+            if (j != cur) {
+                if (cur >= 0)
+                    flush();
+                cur = j;
+            }
+            if (k < nv) {
+                ag += dot16(pg[i], xs + (size_t)k * V, T{});
+                au += dot16(pu[i], xs + (size_t)k * V, T{});
+            }
+        }
     }
+    if (cur >= 0)
+        flush();
 
+    /* down: this thread's pack k of rows q, q + groups, ... */
+    int k = threadIdx.x % nv, q = threadIdx.x / nv;
+    int mine = q < groups && q < S ? (S - q + groups - 1) / groups : 0;
+    const uint4 *D = reinterpret_cast<const uint4 *>((const T *)a.wdt + (size_t)r0 * a.dim) + k;
+    uint4 pd[DB];
+    auto load_down = [&](int b) {
+#pragma unroll
+        for (int i = 0; i < DB; i++)
+            if (b + i < mine)
+                pd[i] = ld_stream(D + (size_t)(q + (b + i) * groups) * nv);
+    };
+    load_down(0);   /* before the products of gate/up are complete */
+    __syncthreads();
+    for (int j = threadIdx.x; j < S; j += NT) {
+        float g = gs[j];
+        gs[j] = g / (1.0f + expf(-g)) * us[j];   /* h */
+    }
+    __syncthreads();
+    float acc[V];
+#pragma unroll
+    for (int v = 0; v < V; v++)
+        acc[v] = 0.f;
+    for (int b = 0; b < mine; b += DB) {
+        if (b)
+            load_down(b);
+#pragma unroll
+        for (int i = 0; i < DB; i++)
+            if (b + i < mine)
+                axpy16(acc, gs[q + (b + i) * groups], pd[i], T{});
+    }
+    if (q < groups) {
+        float4 *o = reinterpret_cast<float4 *>(buf + (size_t)q * a.dim + (size_t)k * V);
+#pragma unroll
+        for (int v = 0; v < V / 4; v++)
+            o[v] = make_float4(acc[4 * v], acc[4 * v + 1], acc[4 * v + 2], acc[4 * v + 3]);
+    }
+    __syncthreads();
     const float4 *b4 = reinterpret_cast<const float4 *>(buf);
-    int n4 = a.dim / 4;
+    int n4 = a.dim / 4, used = groups < S ? groups : S;
     for (int i = threadIdx.x; i < n4; i += NT) {
         float4 s = b4[i];
-        for (int g = 1; g < groups; g++) {
+        for (int g = 1; g < used; g++) {
             float4 t = b4[(size_t)g * n4 + i];
             s.x += t.x;
             s.y += t.y;

@@ -209,7 +209,6 @@ static void the_fused_mlp_and_the_two_kernel_mlp_match_the_cpu(void **state)
     (void)state;
     compare_with_switch("ATTNSCOPE_CUDA_MLP", "1", "mlp", true);
     compare_with_switch("ATTNSCOPE_CUDA_MLP_QKV", "1", "mlp_qkv", true);
-    compare_with_switch("ATTNSCOPE_CUDA_MLP_POOL", "30", "mlp_pool", true);
     compare_with_switch("ATTNSCOPE_CUDA_MLP", "0", "mlp", false);
 }
 
