@@ -1469,7 +1469,7 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
         return rc;
     }
     parse_mvcfg(c, getenv("ATTNSCOPE_CUDA_MVCFG"));
-    c->wide_combine = env_int("ATTNSCOPE_CUDA_COMBINE", 0, 2, 2);
+    c->wide_combine = !env_is("ATTNSCOPE_CUDA_COMBINE", "0");
     c->waves = !env_is("ATTNSCOPE_CUDA_WAVES", "0");   /* measured 3% faster on tinyllama-1.1b: docs/cuda.md */
     const char *w = getenv("ATTNSCOPE_CUDA_WPR");
     if (w && (atoi(w) == 1 || atoi(w) == 2 || atoi(w) == 4 || atoi(w) == 8))

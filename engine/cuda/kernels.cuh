@@ -960,8 +960,7 @@ struct dec_args {
     int vstage;                /* copy the chunk's values to shared memory while scoring */
     l2_pf pf;                  /* the next kernel's weights, into L2 */
     unsigned long long *tl;    /* timeline stamps, or NULL */
-    int wide_combine;          /* the combine loads 16 splits at a time (0: 8, one output at a time; 2: the
-                                  splits' max and sum in one round trip, the last batch partial) */
+    int wide_combine;          /* the combine loads 16 splits at a time (0: 8, one output at a time) */
 };
 
 /* q . k over one head (HD: head_dim unrolled, or 0: hd at run time), the
@@ -1137,38 +1136,15 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
     const float *ml0 = a.part_ml + (size_t)g * a.n_split * G * 2;
     const float *o0 = a.part_o + (size_t)g * a.n_split * G * hd;
     for (int h = warp; h < G; h += nw) {   /* weights exp(m_s - M) / sum_s exp(m_s - M) l_s */
-        float M = -INFINITY, den = 0.f;
-        if (a.wide_combine == 2 && n_active <= 128) {
-            /* each split's max and sum loaded once, together (one round
-             * trip to L2), up to 4 splits a lane */
-            float mv[4], lv[4];
-#pragma unroll
-            for (int r = 0; r < 4; r++) {
-                int s = lane + 32 * r;
-                mv[r] = s < n_active ? __ldcg(&ml0[(s * G + h) * 2]) : -INFINITY;
-                lv[r] = s < n_active ? __ldcg(&ml0[(s * G + h) * 2 + 1]) : 0.f;
-            }
-#pragma unroll
-            for (int r = 0; r < 4; r++)
-                M = fmaxf(M, mv[r]);
-            M = warp_max(M);
-#pragma unroll
-            for (int r = 0; r < 4; r++) {
-                int s = lane + 32 * r;
-                float f = expf(mv[r] - M);
-                if (s < n_active)
-                    wts[h * a.n_split + s] = f;
-                den += f * lv[r];
-            }
-        } else {
-            for (int s = lane; s < n_active; s += 32)
-                M = fmaxf(M, __ldcg(&ml0[(s * G + h) * 2]));
-            M = warp_max(M);
-            for (int s = lane; s < n_active; s += 32) {
-                float f = expf(__ldcg(&ml0[(s * G + h) * 2]) - M);
-                wts[h * a.n_split + s] = f;
-                den += f * __ldcg(&ml0[(s * G + h) * 2 + 1]);
-            }
+        float M = -INFINITY;
+        for (int s = lane; s < n_active; s += 32)
+            M = fmaxf(M, __ldcg(&ml0[(s * G + h) * 2]));
+        M = warp_max(M);
+        float den = 0.f;
+        for (int s = lane; s < n_active; s += 32) {
+            float f = expf(__ldcg(&ml0[(s * G + h) * 2]) - M);
+            wts[h * a.n_split + s] = f;
+            den += f * __ldcg(&ml0[(s * G + h) * 2 + 1]);
         }
         den = warp_sum(den);
         __syncwarp();
@@ -1189,27 +1165,18 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
         const float *w0 = wts + (i0 / hd) * a.n_split, *w1 = wts + ((two ? i1 : i0) / hd) * a.n_split;
         float acc0 = 0.f, acc1 = 0.f;
         int s = 0;
-        /* 2: the last, partial batch of 16 as one more batch (splits past
-         * the end load split 0 and weigh nothing), not one split a round trip */
-        int full = a.wide_combine == 2 ? n_active : n_active - 15;
-        for (; s < full; s += 16) {
-            float v0[16], v1[16], x0[16], x1[16];
+        for (; s + 16 <= n_active; s += 16) {
+            float v0[16], v1[16];
+#pragma unroll
+            for (int j = 0; j < 16; j++)
+                v0[j] = __ldcg(&o0[(size_t)(s + j) * gh + i0]);
+#pragma unroll
+            for (int j = 0; j < 16; j++)
+                v1[j] = two ? __ldcg(&o0[(size_t)(s + j) * gh + i1]) : 0.f;
 #pragma unroll
             for (int j = 0; j < 16; j++) {
-                bool in = s + j < n_active;
-                v0[j] = __ldcg(&o0[(size_t)(in ? s + j : 0) * gh + i0]);
-                x0[j] = in ? w0[s + j] : 0.f;
-            }
-#pragma unroll
-            for (int j = 0; j < 16; j++) {
-                bool in = s + j < n_active;
-                v1[j] = two ? __ldcg(&o0[(size_t)(in ? s + j : 0) * gh + i1]) : 0.f;
-                x1[j] = in ? w1[s + j] : 0.f;
-            }
-#pragma unroll
-            for (int j = 0; j < 16; j++) {
-                acc0 += x0[j] * v0[j];
-                acc1 += x1[j] * v1[j];
+                acc0 += w0[s + j] * v0[j];
+                acc1 += w1[s + j] * v1[j];
             }
         }
         for (; s < n_active; s++) {
