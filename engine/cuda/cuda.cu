@@ -125,8 +125,6 @@ struct cuctx {
     bool mlp_qkv_want, mlp_qkv;   /* k_mlp also computes the next layer's q/k/v after a grid barrier
                                      (ATTNSCOPE_CUDA_MLP_QKV=0: off); on where its blocks all fit at once */
     unsigned long long *mlp_bar;  /* that barrier's counter */
-    int mlp_dpre;           /* bytes of each k_mlp block's down rows copied to shared memory from its start
-                               (ATTNSCOPE_CUDA_MLP_DPRE KiB) */
     int step_inflight;      /* bytes its producer keeps in flight at most (ATTNSCOPE_CUDA_INFLIGHT KiB, 0: no cap) */
     kern::st_args sa;
     size_t step_smem;
@@ -384,35 +382,16 @@ long mlp_grid(const cuctx *c, const config_t *cf)
     return grid > cf->hidden_dim ? cf->hidden_dim : grid;
 }
 
-/* x, g and u of the block's rows, one sum of the down products per group
- * of threads. */
-size_t mlp_smem_base(const cuctx *c, const config_t *cf)
-{
-    int groups = c->mlp_threads / (cf->dim / (16 / (int)dtype_size(c->dt)));
-    return ((size_t)cf->dim * (1 + groups) + 2 * kern::MLP_MAX_ROWS) * sizeof(float);
-}
-
-/* Down rows of each k_mlp block copied to shared memory from its start:
- * as many as c->mlp_dpre bytes hold, at most every block's share and what
- * the shared memory limit leaves. */
-int mlp_dpre_rows(const cuctx *c, const config_t *cf)
-{
-    long row = (long)cf->dim * (long)dtype_size(c->dt), rows = c->mlp_dpre / row, least = cf->hidden_dim / mlp_grid(c, cf);
-    long room = ((long)MLP_SMEM_MAX - (long)mlp_smem_base(c, cf)) / row;
-    rows = rows < least ? rows : least;
-    return (int)(rows < room ? (rows > 0 ? rows : 0) : (room > 0 ? room : 0));
-}
-
-/* k_mlp's shared memory: the base, then with the next q/k/v fused (qkv)
- * the block's share of those rows, else the down rows copied early. */
+/* x, then g and u of the block's rows, then one sum of the down products
+ * per group of threads; with the next q/k/v fused (qkv), the block's share
+ * of those rows. */
 size_t mlp_smem(const cuctx *c, const config_t *cf, bool qkv)
 {
-    size_t bytes = mlp_smem_base(c, cf);
+    int groups = c->mlp_threads / (cf->dim / (16 / (int)dtype_size(c->dt)));
+    size_t bytes = ((size_t)cf->dim * (1 + groups) + 2 * kern::MLP_MAX_ROWS) * sizeof(float);
     if (qkv) {
         long rows = config_q_dim(cf) + 2L * config_kv_dim(cf), grid = mlp_grid(c, cf);
         bytes += (size_t)((rows + grid - 1) / grid) * cf->dim * dtype_size(c->dt);
-    } else {
-        bytes += (size_t)mlp_dpre_rows(c, cf) * cf->dim * dtype_size(c->dt);
     }
     return bytes;
 }
@@ -902,8 +881,6 @@ int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long 
         a.qrows = next->wq.rows + next->wk.rows + next->wv.rows;
         a.bar = c->mlp_bar;
         counted[CNT_MLP_QKV]++;
-    } else {
-        a.dpre = mlp_dpre_rows(c, cf);
     }
     counted[CNT_MLP]++;
     switch (c->mlp_threads) {
@@ -1483,7 +1460,6 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
         c->mlp_threads = 512;
     c->mlp_bps = env_int("ATTNSCOPE_CUDA_MLP_BPS", 1, 4, 1024 / c->mlp_threads);
     c->mlp_qkv_want = env_is("ATTNSCOPE_CUDA_MLP_QKV", "1");   /* measured slower: docs/cuda.md */
-    c->mlp_dpre = env_int("ATTNSCOPE_CUDA_MLP_DPRE", 0, 96, 0) * 1024;
     if (mlp_allow<kern::f32w>(c) || mlp_allow<kern::bf16w>(c) || mlp_allow<kern::f16w>(c)) {
         eng_err e = c->err;
         int rc = c->failed;

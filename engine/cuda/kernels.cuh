@@ -442,8 +442,6 @@ struct mlp_args {
     mv_seg seg[3];        /* q, k, v: rows concatenated, outputs + bias stored */
     int n_seg, qrows;     /* segments, all their rows */
     unsigned long long *bar;   /* grid barrier counter (only ever grows) */
-    int dpre;             /* the block's first dpre down rows copied to shared memory from the start (0: none;
-                             not with the q/k/v) */
 };
 
 /* The block's share [q0, q1) of the fused q/k/v rows. */
@@ -533,8 +531,7 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
     __shared__ float red[NW];
     int nv = a.dim / V, groups = NT / nv;
     float *xs = sm, *gs = xs + a.dim, *us = gs + MLP_MAX_ROWS, *buf = us + MLP_MAX_ROWS;   /* buf: (groups, dim) */
-    uint4 *ws = reinterpret_cast<uint4 *>(buf + (size_t)groups * a.dim);   /* the q/k/v rows [q0, q1), or
-                                                                               the first dpre down rows */
+    uint4 *ws = reinterpret_cast<uint4 *>(buf + (size_t)groups * a.dim);   /* the q/k/v rows [q0, q1) */
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int r0 = (int)((long)a.hidden * blockIdx.x / gridDim.x), r1 = (int)((long)a.hidden * (blockIdx.x + 1) / gridDim.x);
     int S = r1 - r0, nch = (nv + 31) / 32, nu = S * nch;
@@ -564,11 +561,6 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
             __pipeline_memcpy_async(ws + i, reinterpret_cast<const uint4 *>((const T *)a.seg[s].w + (size_t)r * a.dim) + i % nv,
                                     16);
         }
-        __pipeline_commit();
-    } else if (a.dpre) {   /* nor do the down rows: the first dpre, into shared memory */
-        const uint4 *src = reinterpret_cast<const uint4 *>((const T *)a.wdt + (size_t)r0 * a.dim);
-        for (int i = threadIdx.x; i < a.dpre * nv; i += NT)
-            __pipeline_memcpy_async(ws + i, src + i, 16);
         __pipeline_commit();
     }
     for (int i = threadIdx.x; i < 2 * MLP_MAX_ROWS; i += NT)
@@ -611,14 +603,9 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
     if (cur >= 0)
         flush();
 
-    /* down: this thread's pack k of rows q, q + groups, ...: the first
-     * `early` of them (rows below a.dpre) from shared memory, the rest
-     * streamed */
+    /* down: this thread's pack k of rows q, q + groups, ... */
     int k = threadIdx.x % nv, q = threadIdx.x / nv;
     int mine = q < groups && q < S ? (S - q + groups - 1) / groups : 0;
-    int early = q < groups && q < a.dpre ? (a.dpre - q + groups - 1) / groups : 0;
-    if (early > mine)
-        early = mine;
     const uint4 *D = reinterpret_cast<const uint4 *>((const T *)a.wdt + (size_t)r0 * a.dim) + k;
     uint4 pd[DB];
     auto load_down = [&](int b) {
@@ -627,9 +614,7 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
             if (b + i < mine)
                 pd[i] = ld_stream(D + (size_t)(q + (b + i) * groups) * nv);
     };
-    load_down(early);   /* before the products of gate/up are complete */
-    if (a.dpre && !a.n_seg)
-        __pipeline_wait_prior(0);   /* the barrier below shows every thread's copies */
+    load_down(0);   /* before the products of gate/up are complete */
     __syncthreads();
     for (int j = threadIdx.x; j < S; j += NT) {
         float g = gs[j];
@@ -640,12 +625,8 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
 #pragma unroll
     for (int v = 0; v < V; v++)
         acc[v] = 0.f;
-    for (int b = 0; b < early; b++) {
-        int j = q + b * groups;
-        axpy16(acc, gs[j], ws[(size_t)j * nv + k], T{});
-    }
-    for (int b = early; b < mine; b += DB) {
-        if (b != early)
+    for (int b = 0; b < mine; b += DB) {
+        if (b)
             load_down(b);
 #pragma unroll
         for (int i = 0; i < DB; i++)
