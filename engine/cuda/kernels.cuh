@@ -425,7 +425,12 @@ __global__ void __launch_bounds__(MV_THREADS, 4) k_matvec(mv_args a)
  * them into shared memory. Down: thread t owns 16-byte pack t % nv of each
  * down row (nv packs a row), and the NT / nv groups of threads take every
  * group-th row; the groups' sums meet in shared memory before the
- * reduction into y. */
+ * reduction into y.
+ *
+ * Opt-in (a.n_seg, ATTNSCOPE_CUDA_MLP_QKV=1): after a grid barrier the
+ * block also computes its share of the next layer's q/k/v, whose rows it
+ * copied to shared memory from the kernel's start; measured slower (the
+ * barrier and the work after it cost more than the boundary they save). */
 constexpr int MLP_MAX_ROWS = 128;   /* hidden rows per block at most */
 
 struct mlp_args {
