@@ -123,7 +123,8 @@ struct cuctx {
     int mlp_threads;        /* its block size (ATTNSCOPE_CUDA_MLP_THREADS: 256, 512 or 1024) */
     int mlp_bps;            /* its blocks per multiprocessor (ATTNSCOPE_CUDA_MLP_BPS, default 1024 / threads) */
     bool mlp_qkv_want, mlp_qkv;   /* k_mlp also computes the next layer's q/k/v after a grid barrier
-                                     (ATTNSCOPE_CUDA_MLP_QKV=0: off); on where its blocks all fit at once */
+                                     (ATTNSCOPE_CUDA_MLP_QKV=1: measured slower); on where its blocks all fit
+                                     at once */
     unsigned long long *mlp_bar;  /* that barrier's counter */
     int step_inflight;      /* bytes its producer keeps in flight at most (ATTNSCOPE_CUDA_INFLIGHT KiB, 0: no cap) */
     kern::st_args sa;
@@ -370,10 +371,6 @@ size_t tensor_elems(const tensor_t *t)
 
 void dev_free(cuctx *c, void *p);
 
-/* The fused MLP (kern::k_mlp) fits a model when its rows split into 16-byte
- * packs that one block covers (dim / V <= threads) and the hidden rows
- * spread over the grid at most MLP_MAX_ROWS a block; the opt-in decode paths
- * that read down_proj as stored (k_step, k_mvs, k_mvr) keep it off. */
 constexpr size_t MLP_SMEM_MAX = 112 * 1024;
 
 long mlp_grid(const cuctx *c, const config_t *cf)
@@ -396,6 +393,10 @@ size_t mlp_smem(const cuctx *c, const config_t *cf, bool qkv)
     return bytes;
 }
 
+/* The fused MLP (kern::k_mlp) fits a model when its rows split into 16-byte
+ * packs that one block covers (dim / V <= threads) and the hidden rows
+ * spread over the grid at most MLP_MAX_ROWS a block; the opt-in decode paths
+ * that read down_proj as stored (k_step, k_mvs, k_mvr) keep it off. */
 bool mlp_fits(const cuctx *c, const config_t *cf)
 {
     int V = 16 / (int)dtype_size(c->dt);
@@ -863,6 +864,13 @@ template <typename T>
 int copy_probs(cuctx *c, const bk_forward *f, int l, int T_, int nk);
 
 
+/* k_mlp for the block size c->mlp_threads (256, 512 or 1024). */
+template <typename T>
+void (*mlp_kernel(const cuctx *c))(kern::mlp_args)
+{
+    return c->mlp_threads == 256 ? kern::k_mlp<T, 256> : c->mlp_threads == 512 ? kern::k_mlp<T, 512> : kern::k_mlp<T, 1024>;
+}
+
 /* y += W_down silu(W_gate n) * (W_up n), n = RMSNorm(x): the fused MLP;
  * next (when the fusion is on): then the q/k/v product of that layer. */
 template <typename T>
@@ -883,14 +891,7 @@ int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long 
         counted[CNT_MLP_QKV]++;
     }
     counted[CNT_MLP]++;
-    switch (c->mlp_threads) {
-    case 256:
-        return launch(c, kern::k_mlp<T, 256>, dim3((unsigned)grid), dim3(256), smem, "mlp launch", a);
-    case 512:
-        return launch(c, kern::k_mlp<T, 512>, dim3((unsigned)grid), dim3(512), smem, "mlp launch", a);
-    default:
-        return launch(c, kern::k_mlp<T, 1024>, dim3((unsigned)grid), dim3(1024), smem, "mlp launch", a);
-    }
+    return launch(c, mlp_kernel<T>(c), dim3((unsigned)grid), dim3((unsigned)c->mlp_threads), smem, "mlp launch", a);
 }
 
 /* After the upload: the next layer's q/k/v go into k_mlp when its shared
@@ -904,10 +905,7 @@ int mlp_qkv_setup(cuctx *c)
     if (!c->mlp || !c->mlp_qkv_want || cf->n_layers < 2 || mlp_smem(c, cf, true) > MLP_SMEM_MAX)
         return ENG_OK;
     int per_sm = 0;
-    const void *k = c->mlp_threads == 256   ? (const void *)kern::k_mlp<T, 256>
-                    : c->mlp_threads == 512 ? (const void *)kern::k_mlp<T, 512>
-                                            : (const void *)kern::k_mlp<T, 1024>;
-    CK(c, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, c->mlp_threads, mlp_smem(c, cf, true)),
+    CK(c, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, mlp_kernel<T>(c), c->mlp_threads, mlp_smem(c, cf, true)),
        "mlp occupancy");
     if ((long)per_sm * c->sms < mlp_grid(c, cf))
         return ENG_OK;
@@ -923,11 +921,8 @@ int mlp_qkv_setup(cuctx *c)
 template <typename T>
 int mlp_allow(cuctx *c)
 {
-    const void *k[3] = {(const void *)kern::k_mlp<T, 256>, (const void *)kern::k_mlp<T, 512>,
-                        (const void *)kern::k_mlp<T, 1024>};
-    for (const void *f : k)
-        CK(c, cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)MLP_SMEM_MAX),
-           "mlp shared memory");
+    CK(c, cudaFuncSetAttribute(mlp_kernel<T>(c), cudaFuncAttributeMaxDynamicSharedMemorySize, (int)MLP_SMEM_MAX),
+       "mlp shared memory");
     return ENG_OK;
 }
 
@@ -1446,21 +1441,14 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     c->mvs_chunk = env_int("ATTNSCOPE_CUDA_MVS_CHUNK", 1, 64, 16) * 1024;
     c->mvs_bps = env_int("ATTNSCOPE_CUDA_MVS_BPS", 1, 4, 1);
     c->mvs_ring = env_int("ATTNSCOPE_CUDA_MVS_RING", 8, 160, 72) * 1024;
-    if (ring_mv_allow<kern::f32w>(c) || ring_mv_allow<kern::bf16w>(c) || ring_mv_allow<kern::f16w>(c)) {
-        eng_err e = c->err;
-        int rc = c->failed;
-        cu_free(c);
-        if (err)
-            *err = e;
-        return rc;
-    }
     c->mlp_want = !env_is("ATTNSCOPE_CUDA_MLP", "0");
     c->mlp_threads = env_int("ATTNSCOPE_CUDA_MLP_THREADS", 256, 1024, 512);   /* 512 measured fastest */
     if (c->mlp_threads != 256 && c->mlp_threads != 1024)
         c->mlp_threads = 512;
     c->mlp_bps = env_int("ATTNSCOPE_CUDA_MLP_BPS", 1, 4, 1024 / c->mlp_threads);
     c->mlp_qkv_want = env_is("ATTNSCOPE_CUDA_MLP_QKV", "1");   /* measured slower: docs/cuda.md */
-    if (mlp_allow<kern::f32w>(c) || mlp_allow<kern::bf16w>(c) || mlp_allow<kern::f16w>(c)) {
+    if (ring_mv_allow<kern::f32w>(c) || ring_mv_allow<kern::bf16w>(c) || ring_mv_allow<kern::f16w>(c) ||
+        mlp_allow<kern::f32w>(c) || mlp_allow<kern::bf16w>(c) || mlp_allow<kern::f16w>(c)) {
         eng_err e = c->err;
         int rc = c->failed;
         cu_free(c);
