@@ -121,7 +121,10 @@ struct cuctx {
     bool mlp_want, mlp;     /* gate/up/down in one kernel (kern::k_mlp; ATTNSCOPE_CUDA_MLP=0: off); on once
                                the model's shapes allow it and down_proj is stored transposed */
     int mlp_threads;        /* its block size (ATTNSCOPE_CUDA_MLP_THREADS: 256, 512 or 1024) */
-    int mlp_bps;            /* its blocks per multiprocessor (ATTNSCOPE_CUDA_MLP_BPS, default 1024 / threads) */
+    int mlp_bps;            /* its blocks per multiprocessor (ATTNSCOPE_CUDA_MLP_BPS, default 1024 / threads;
+                               more than fit at once: several waves) */
+    int mlp_first;          /* with several waves, the first one's share of the rows in percent
+                               (ATTNSCOPE_CUDA_MLP_FIRST; 0: every block as many) */
     bool mlp_qkv_want, mlp_qkv;   /* k_mlp also computes the next layer's q/k/v after a grid barrier
                                      (ATTNSCOPE_CUDA_MLP_QKV=1: measured slower); on where its blocks all fit
                                      at once */
@@ -379,6 +382,22 @@ long mlp_grid(const cuctx *c, const config_t *cf)
     return grid > cf->hidden_dim ? cf->hidden_dim : grid;
 }
 
+/* How k_mlp's grid shares out the rows (kern::mlp_rows): the first wave
+ * (the blocks resident at once) takes c->mlp_first percent of them when
+ * the grid has more; *most: the most rows any block gets. */
+void mlp_split(const cuctx *c, const config_t *cf, int *w1, int *rows1, long *most)
+{
+    long grid = mlp_grid(c, cf), wave = (long)c->sms * (1024 / c->mlp_threads), h = cf->hidden_dim;
+    *w1 = *rows1 = 0;
+    *most = (h + grid - 1) / grid;
+    if (!c->mlp_first || wave >= grid)
+        return;
+    *w1 = (int)wave;
+    *rows1 = (int)(h * c->mlp_first / 100);
+    long a = (*rows1 + wave - 1) / wave, b = (h - *rows1 + grid - wave - 1) / (grid - wave);
+    *most = a > b ? a : b;
+}
+
 /* x, then g and u of the block's rows, then one sum of the down products
  * per group of threads; with the next q/k/v fused (qkv), the block's share
  * of those rows. */
@@ -400,9 +419,11 @@ size_t mlp_smem(const cuctx *c, const config_t *cf, bool qkv)
 bool mlp_fits(const cuctx *c, const config_t *cf)
 {
     int V = 16 / (int)dtype_size(c->dt);
-    long grid = mlp_grid(c, cf);
+    int w1, rows1;
+    long most;
+    mlp_split(c, cf, &w1, &rows1, &most);
     return !c->step_want && !c->mvs && !c->mvr && cf->dim % V == 0 && cf->dim / V <= c->mlp_threads &&
-           (cf->hidden_dim + grid - 1) / grid <= kern::MLP_MAX_ROWS && mlp_smem(c, cf, false) <= MLP_SMEM_MAX;
+           most <= kern::MLP_MAX_ROWS && mlp_smem(c, cf, false) <= MLP_SMEM_MAX;
 }
 
 /* Uploads a matrix in its stored dtype; transpose: stored as (cols, rows)
@@ -667,8 +688,8 @@ int step_setup(cuctx *c)
  * block that never starts; its waits trap after about two seconds. */
 /* Launches of the decode paths that are not always taken, captured or not
  * (cuda_launches: tests check which path ran). */
-enum { CNT_STEP, CNT_MVR, CNT_MLP, CNT_MLP_QKV, N_COUNTED };
-const char *const counted_name[N_COUNTED] = {"step", "mvr", "mlp", "mlp_qkv"};
+enum { CNT_STEP, CNT_MVR, CNT_MLP, CNT_MLP_QKV, CNT_MLP_WAVES, N_COUNTED };
+const char *const counted_name[N_COUNTED] = {"step", "mvr", "mlp", "mlp_qkv", "mlp_waves"};
 long counted[N_COUNTED];
 
 template <typename T>
@@ -880,6 +901,10 @@ int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long 
     long grid = mlp_grid(c, cf);
     size_t smem = mlp_smem(c, cf, next);
     kern::mlp_args a = {x, d->ffn_norm, cf->norm_eps, d->wg.p, d->wu.p, d->wd.p, y, cf->dim, cf->hidden_dim, tl};
+    long most;
+    mlp_split(c, cf, &a.w1, &a.rows1, &most);
+    if (a.w1)
+        counted[CNT_MLP_WAVES]++;
     if (next) {
         a.qnorm = next->attn_norm;
         a.seg[0] = {next->wq.p, next->bq, c->q, next->wq.rows};
@@ -1445,7 +1470,8 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     c->mlp_threads = env_int("ATTNSCOPE_CUDA_MLP_THREADS", 256, 1024, 512);   /* 512 measured fastest */
     if (c->mlp_threads != 256 && c->mlp_threads != 1024)
         c->mlp_threads = 512;
-    c->mlp_bps = env_int("ATTNSCOPE_CUDA_MLP_BPS", 1, 4, 1024 / c->mlp_threads);
+    c->mlp_bps = env_int("ATTNSCOPE_CUDA_MLP_BPS", 1, 16, 1024 / c->mlp_threads);
+    c->mlp_first = env_int("ATTNSCOPE_CUDA_MLP_FIRST", 0, 99, 0);
     c->mlp_qkv_want = env_is("ATTNSCOPE_CUDA_MLP_QKV", "1");   /* measured slower: docs/cuda.md */
     if (ring_mv_allow<kern::f32w>(c) || ring_mv_allow<kern::bf16w>(c) || ring_mv_allow<kern::f16w>(c) ||
         mlp_allow<kern::f32w>(c) || mlp_allow<kern::bf16w>(c) || mlp_allow<kern::f16w>(c)) {

@@ -447,7 +447,31 @@ struct mlp_args {
     mv_seg seg[3];        /* q, k, v: rows concatenated, outputs + bias stored */
     int n_seg, qrows;     /* segments, all their rows */
     unsigned long long *bar;   /* grid barrier counter (only ever grows) */
+    int w1, rows1;        /* the first w1 blocks share rows1 rows, the later ones the rest (w1 0: all even) */
 };
+
+/* Block b's hidden rows [r0, r1). With a.w1 set (a grid of several waves:
+ * the first w1 blocks are resident at once), the first wave takes a.rows1
+ * rows and the later, smaller blocks the rest: they go to whichever
+ * multiprocessor frees a slot first, so the fast ones take more of the
+ * tail. */
+__device__ __forceinline__ void mlp_rows(const mlp_args &a, int b, int &r0, int &r1)
+{
+    int n = gridDim.x;
+    if (a.w1 && a.w1 < n) {
+        if (b < a.w1) {
+            r0 = (int)((long)a.rows1 * b / a.w1);
+            r1 = (int)((long)a.rows1 * (b + 1) / a.w1);
+        } else {
+            long rest = a.hidden - a.rows1;
+            r0 = a.rows1 + (int)(rest * (b - a.w1) / (n - a.w1));
+            r1 = a.rows1 + (int)(rest * (b + 1 - a.w1) / (n - a.w1));
+        }
+        return;
+    }
+    r0 = (int)((long)a.hidden * b / n);
+    r1 = (int)((long)a.hidden * (b + 1) / n);
+}
 
 /* The block's share [q0, q1) of the fused q/k/v rows. */
 __device__ __forceinline__ void qkv_span(const mlp_args &a, int &q0, int &q1)
@@ -538,7 +562,8 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
     float *xs = sm, *gs = xs + a.dim, *us = gs + MLP_MAX_ROWS, *buf = us + MLP_MAX_ROWS;   /* buf: (groups, dim) */
     uint4 *ws = reinterpret_cast<uint4 *>(buf + (size_t)groups * a.dim);   /* the q/k/v rows [q0, q1) */
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int r0 = (int)((long)a.hidden * blockIdx.x / gridDim.x), r1 = (int)((long)a.hidden * (blockIdx.x + 1) / gridDim.x);
+    int r0, r1;
+    mlp_rows(a, blockIdx.x, r0, r1);
     int S = r1 - r0, nch = (nv + 31) / 32, nu = S * nch;
     int u0 = (int)((long)nu * warp / NW), u1 = (int)((long)nu * (warp + 1) / NW);
     const uint4 *G = reinterpret_cast<const uint4 *>((const T *)a.wg + (size_t)r0 * a.dim);
