@@ -125,6 +125,8 @@ struct cuctx {
                                more than fit at once: several waves) */
     int mlp_first;          /* with several waves, the first one's share of the rows in percent
                                (ATTNSCOPE_CUDA_MLP_FIRST; 0: every block as many) */
+    int mlp_red;            /* ATTNSCOPE_CUDA_MLP_RED=1|2: k_mlp stores or drops its sums instead of adding
+                               them (wrong logits; timing) */
     bool mlp_qkv_want, mlp_qkv;   /* k_mlp also computes the next layer's q/k/v after a grid barrier
                                      (ATTNSCOPE_CUDA_MLP_QKV=1: measured slower); on where its blocks all fit
                                      at once */
@@ -204,7 +206,7 @@ unsigned long long *tl_next(cuctx *c, const char *kind, long grid)
     if (!c->tl || c->tl_k >= TL_MAX || c->tl_k >= 5 * c->m->cfg.n_layers + 2 || grid > TL_SLOT)
         return NULL;
     c->tl_kind[c->tl_k] = kind;
-    return c->tl + (size_t)c->tl_k++ * TL_SLOT * 3;
+    return c->tl + (size_t)c->tl_k++ * TL_SLOT * kern::TL_FIELDS;
 }
 
 /* The timeline of the last decode step, per kernel kind, in us: how long
@@ -216,30 +218,38 @@ unsigned long long *tl_next(cuctx *c, const char *kind, long grid)
 void tl_write(cuctx *c)
 {
     FILE *f;
-    size_t n = (size_t)c->tl_k * TL_SLOT * 3;
+    const int F = kern::TL_FIELDS;
+    size_t n = (size_t)c->tl_k * TL_SLOT * F;
     unsigned long long *h = (unsigned long long *)malloc(n * sizeof *h + 1);
     if (!h || cudaMemcpy(h, c->tl, n * sizeof *h, cudaMemcpyDeviceToHost) != cudaSuccess ||
         !(f = fopen(c->tl_path, "a"))) {
         free(h);
         return;
     }
+    const char *rawp = getenv("ATTNSCOPE_CUDA_TIMELINE_RAW");
+    FILE *raw = rawp && *rawp ? fopen(rawp, "w") : NULL;
     const char *kinds[16];
     double sum[16][8] = {{0}};
     int cnt[16] = {0}, cntp[16] = {0}, nk = 0;
     double prev_end = -1, total = 0;
     static unsigned long long ends[TL_SLOT];
     for (int k = 0; k < c->tl_k; k++) {
-        const unsigned long long *s = h + (size_t)k * TL_SLOT * 3;
+        const unsigned long long *s = h + (size_t)k * TL_SLOT * F;
         unsigned long long smin = ~0ull, wmin = ~0ull, emax = 0;
         int ne = 0;
         for (int b = 0; b < TL_SLOT; b++) {
-            if (s[b * 3] && s[b * 3] < smin) smin = s[b * 3];
-            if (s[b * 3 + 1] && s[b * 3 + 1] < wmin) wmin = s[b * 3 + 1];
-            if (s[b * 3 + 2]) {
-                ends[ne++] = s[b * 3 + 2];
-                if (s[b * 3 + 2] > emax) emax = s[b * 3 + 2];
+            if (s[b * F] && s[b * F] < smin) smin = s[b * F];
+            if (s[b * F + 1] && s[b * F + 1] < wmin) wmin = s[b * F + 1];
+            if (s[b * F + 2]) {
+                ends[ne++] = s[b * F + 2];
+                if (s[b * F + 2] > emax) emax = s[b * F + 2];
             }
         }
+        if (raw)   /* every block: kernel, kind, block, multiprocessor, start, wait and end in ns */
+            for (int b = 0; b < TL_SLOT; b++)
+                if (s[b * F + 2])
+                    fprintf(raw, "%d %s %d %llu %llu %llu %llu\n", k, c->tl_kind[k], b, s[b * F + 3], s[b * F],
+                            s[b * F + 1], s[b * F + 2]);
         if (!ne || wmin == ~0ull)
             continue;
         std::sort(ends, ends + ne);
@@ -271,6 +281,8 @@ void tl_write(cuctx *c)
                 sum[i][3] / cnt[i], sum[i][4] / (cntp[i] ? cntp[i] : 1), sum[i][5] / cnt[i], sum[i][6] / cnt[i],
                 sum[i][7] / cnt[i]);
     fclose(f);
+    if (raw)
+        fclose(raw);
     free(h);
 }
 
@@ -905,6 +917,7 @@ int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long 
     mlp_split(c, cf, &a.w1, &a.rows1, &most);
     if (a.w1)
         counted[CNT_MLP_WAVES]++;
+    a.red_mode = c->mlp_red;
     if (next) {
         a.qnorm = next->attn_norm;
         a.seg[0] = {next->wq.p, next->bq, c->q, next->wq.rows};
@@ -1089,7 +1102,7 @@ int decode(cuctx *c, const bk_forward *f)
 {
     bool observed = f->probs != NULL;
     if (c->tl_path && !c->step_on) {   /* the timeline: stamps of this step only */
-        size_t n = (size_t)(5 * c->m->cfg.n_layers + 2) * TL_SLOT * 3;
+        size_t n = (size_t)(5 * c->m->cfg.n_layers + 2) * TL_SLOT * kern::TL_FIELDS;
         if (!c->tl && alloc_n(c, &c->tl, n, "the decode timeline"))
             return c->failed;
         CK(c, cudaMemsetAsync(c->tl, 0, n * sizeof *c->tl, c->st), "the decode timeline");
@@ -1472,6 +1485,7 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
         c->mlp_threads = 512;
     c->mlp_bps = env_int("ATTNSCOPE_CUDA_MLP_BPS", 1, 16, 1024 / c->mlp_threads);
     c->mlp_first = env_int("ATTNSCOPE_CUDA_MLP_FIRST", 0, 99, 0);
+    c->mlp_red = env_int("ATTNSCOPE_CUDA_MLP_RED", 0, 2, 0);
     c->mlp_qkv_want = env_is("ATTNSCOPE_CUDA_MLP_QKV", "1");   /* measured slower: docs/cuda.md */
     if (ring_mv_allow<kern::f32w>(c) || ring_mv_allow<kern::bf16w>(c) || ring_mv_allow<kern::f16w>(c) ||
         mlp_allow<kern::f32w>(c) || mlp_allow<kern::bf16w>(c) || mlp_allow<kern::f16w>(c)) {

@@ -78,18 +78,26 @@ __device__ __forceinline__ void pdl_launch_next() { asm volatile("griddepcontrol
 
 /* The global timer (ns) and the decode timeline (ATTNSCOPE_CUDA_TIMELINE):
  * thread 0 of each block stamps its start, the end of its wait for the
- * previous kernel and its end into tl[block * 3 + 0|1|2]; tl NULL: off. */
+ * previous kernel and its end into tl[block * TL_FIELDS + 0|1|2], and with
+ * its start the multiprocessor it runs on (+ 3); tl NULL: off. */
 __device__ __forceinline__ unsigned long long gtimer()
 {
     unsigned long long t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
     return t;
 }
-enum { TL_START = 0, TL_WAITED = 1, TL_END = 2 };
+enum { TL_START = 0, TL_WAITED = 1, TL_END = 2, TL_SM = 3, TL_FIELDS = 4 };
 __device__ __forceinline__ void tl_mark(unsigned long long *tl, int what)
 {
-    if (tl && threadIdx.x == 0)
-        tl[(blockIdx.y * gridDim.x + blockIdx.x) * 3 + what] = gtimer();
+    if (tl && threadIdx.x == 0) {
+        unsigned long long *b = tl + (size_t)(blockIdx.y * gridDim.x + blockIdx.x) * TL_FIELDS;
+        b[what] = gtimer();
+        if (what == TL_START) {
+            unsigned sm;
+            asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+            b[TL_SM] = sm;
+        }
+    }
 }
 
 /* ---- the next kernel's weights, fetched into L2 ahead of it ----
@@ -448,6 +456,7 @@ struct mlp_args {
     int n_seg, qrows;     /* segments, all their rows */
     unsigned long long *bar;   /* grid barrier counter (only ever grows) */
     int w1, rows1;        /* the first w1 blocks share rows1 rows, the later ones the rest (w1 0: all even) */
+    int red_mode;         /* timing only (ATTNSCOPE_CUDA_MLP_RED): 1 store instead of adding, 2 neither (wrong y) */
 };
 
 /* Block b's hidden rows [r0, r1). With a.w1 set (a grid of several waves:
@@ -681,7 +690,10 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
             s.z += t.z;
             s.w += t.w;
         }
-        red_add4(a.y + 4 * i, s);
+        if (a.red_mode == 0)
+            red_add4(a.y + 4 * i, s);
+        else if (a.red_mode == 1)
+            *reinterpret_cast<float4 *>(a.y + 4 * i) = s;
     }
     if (a.n_seg) {   /* the next layer's q/k/v once every block's down products are in y */
         grid_sync(a.bar);

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""tl_sm.py - per-multiprocessor view of a raw decode timeline
+(ATTNSCOPE_CUDA_TIMELINE_RAW=FILE): for each kernel kind, each block's end
+after the kernel's first release, averaged per multiprocessor; whether the
+same multiprocessors are slow in every kernel (correlation of the per-SM
+means over the even and the odd kernels of that kind).
+    python3 tools/tl_sm.py FILE [KIND ...]"""
+import sys
+from collections import defaultdict
+
+
+def corr(a, b):
+    n = len(a)
+    ma, mb = sum(a) / n, sum(b) / n
+    sab = sum((x - ma) * (y - mb) for x, y in zip(a, b))
+    saa = sum((x - ma) ** 2 for x in a)
+    sbb = sum((y - mb) ** 2 for y in b)
+    return sab / (saa * sbb) ** 0.5 if saa > 0 and sbb > 0 else float("nan")
+
+
+def q(v, f):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(len(v) * f))]
+
+
+rows = [l.split() for l in open(sys.argv[1])]
+kinds = sys.argv[2:] or sorted({r[1] for r in rows})
+for kind in kinds:
+    ks = defaultdict(list)
+    for k, kd, b, sm, st, wt, en in rows:
+        if kd == kind:
+            ks[int(k)].append((int(sm), int(st), int(wt), int(en)))
+    if not ks:
+        continue
+    per = []   # per kernel: {sm: [end after first release, us]}
+    for k in sorted(ks):
+        bl = ks[k]
+        t0 = min(w for _, _, w, _ in bl)
+        d = defaultdict(list)
+        for sm, st, wt, en in bl:
+            d[sm].append((en - t0) / 1e3)
+        per.append(d)
+    sms = sorted(set().union(*[set(d) for d in per]))
+    mean = lambda d, sm: sum(d[sm]) / len(d[sm]) if sm in d else None
+    ev = [sum(mean(d, sm) for d in per[0::2] if sm in d) / max(1, sum(1 for d in per[0::2] if sm in d)) for sm in sms]
+    od = [sum(mean(d, sm) for d in per[1::2] if sm in d) / max(1, sum(1 for d in per[1::2] if sm in d)) for sm in sms]
+    allm = [(a + b) / 2 for a, b in zip(ev, od)]
+    nb = sum(len(v) for d in per for v in d.values()) / len(per)
+    print(f"{kind}: {len(per)} kernels, {nb:.0f} blocks on {len(sms)} SMs; per-SM mean end (us) "
+          f"min {min(allm):.2f} p10 {q(allm, .1):.2f} p50 {q(allm, .5):.2f} p90 {q(allm, .9):.2f} max {max(allm):.2f}; "
+          f"even vs odd kernels r = {corr(ev, od):.2f}" if len(per) > 1 else "")
+    order = sorted(range(len(sms)), key=lambda i: allm[i])
+    print("  slowest SMs:", " ".join(f"{sms[i]}:{allm[i]:.1f}" for i in order[-12:]))
+    print("  fastest SMs:", " ".join(f"{sms[i]}:{allm[i]:.1f}" for i in order[:12]))
+    # block end spread within one SM (two blocks of the same kernel)
+    spread = [max(v) - min(v) for d in per for v in d.values() if len(v) > 1]
+    if spread:
+        print(f"  same-SM blocks' end difference: p50 {q(spread, .5):.2f} p90 {q(spread, .9):.2f} us")
