@@ -121,10 +121,8 @@ struct cuctx {
     bool mlp_want, mlp;     /* gate/up/down in one kernel (kern::k_mlp; ATTNSCOPE_CUDA_MLP=0: off); on once
                                the model's shapes allow it and down_proj is stored transposed */
     int mlp_threads;        /* its block size (ATTNSCOPE_CUDA_MLP_THREADS: 256, 512 or 1024) */
-    int mlp_bps;            /* its blocks per multiprocessor (ATTNSCOPE_CUDA_MLP_BPS, default 1024 / threads;
-                               more than fit at once: several waves) */
-    int mlp_first;          /* with several waves, the first one's share of the rows in percent
-                               (ATTNSCOPE_CUDA_MLP_FIRST; 0: every block as many) */
+    int mlp_bps;            /* its blocks per multiprocessor (ATTNSCOPE_CUDA_MLP_BPS, default 1024 / threads) */
+    bool mlp_dyn;           /* its warps take batches of work from shared counters (ATTNSCOPE_CUDA_MLP_DYN=1) */
     int mlp_red;            /* ATTNSCOPE_CUDA_MLP_RED=1|2: k_mlp stores or drops its sums instead of adding
                                them (wrong logits; timing) */
     bool mlp_qkv_want, mlp_qkv;   /* k_mlp also computes the next layer's q/k/v after a grid barrier
@@ -394,28 +392,13 @@ long mlp_grid(const cuctx *c, const config_t *cf)
     return grid > cf->hidden_dim ? cf->hidden_dim : grid;
 }
 
-/* How k_mlp's grid shares out the rows (kern::mlp_rows): the first wave
- * (the blocks resident at once) takes c->mlp_first percent of them when
- * the grid has more; *most: the most rows any block gets. */
-void mlp_split(const cuctx *c, const config_t *cf, int *w1, int *rows1, long *most)
-{
-    long grid = mlp_grid(c, cf), wave = (long)c->sms * (1024 / c->mlp_threads), h = cf->hidden_dim;
-    *w1 = *rows1 = 0;
-    *most = (h + grid - 1) / grid;
-    if (!c->mlp_first || wave >= grid)
-        return;
-    *w1 = (int)wave;
-    *rows1 = (int)(h * c->mlp_first / 100);
-    long a = (*rows1 + wave - 1) / wave, b = (h - *rows1 + grid - wave - 1) / (grid - wave);
-    *most = a > b ? a : b;
-}
 
 /* x, then g and u of the block's rows, then one sum of the down products
  * per group of threads; with the next q/k/v fused (qkv), the block's share
  * of those rows. */
 size_t mlp_smem(const cuctx *c, const config_t *cf, bool qkv)
 {
-    int groups = c->mlp_threads / (cf->dim / (16 / (int)dtype_size(c->dt)));
+    int groups = kern::mlp_down_groups(c->mlp_threads, cf->dim / (16 / (int)dtype_size(c->dt)), false);   /* >= DYN's */
     size_t bytes = ((size_t)cf->dim * (1 + groups) + 2 * kern::MLP_MAX_ROWS) * sizeof(float);
     if (qkv) {
         long rows = config_q_dim(cf) + 2L * config_kv_dim(cf), grid = mlp_grid(c, cf);
@@ -431,11 +414,9 @@ size_t mlp_smem(const cuctx *c, const config_t *cf, bool qkv)
 bool mlp_fits(const cuctx *c, const config_t *cf)
 {
     int V = 16 / (int)dtype_size(c->dt);
-    int w1, rows1;
-    long most;
-    mlp_split(c, cf, &w1, &rows1, &most);
+    long grid = mlp_grid(c, cf);
     return !c->step_want && !c->mvs && !c->mvr && cf->dim % V == 0 && cf->dim / V <= c->mlp_threads &&
-           most <= kern::MLP_MAX_ROWS && mlp_smem(c, cf, false) <= MLP_SMEM_MAX;
+           (cf->hidden_dim + grid - 1) / grid <= kern::MLP_MAX_ROWS && mlp_smem(c, cf, false) <= MLP_SMEM_MAX;
 }
 
 /* Uploads a matrix in its stored dtype; transpose: stored as (cols, rows)
@@ -700,8 +681,8 @@ int step_setup(cuctx *c)
  * block that never starts; its waits trap after about two seconds. */
 /* Launches of the decode paths that are not always taken, captured or not
  * (cuda_launches: tests check which path ran). */
-enum { CNT_STEP, CNT_MVR, CNT_MLP, CNT_MLP_QKV, CNT_MLP_WAVES, N_COUNTED };
-const char *const counted_name[N_COUNTED] = {"step", "mvr", "mlp", "mlp_qkv", "mlp_waves"};
+enum { CNT_STEP, CNT_MVR, CNT_MLP, CNT_MLP_QKV, CNT_MLP_DYN, N_COUNTED };
+const char *const counted_name[N_COUNTED] = {"step", "mvr", "mlp", "mlp_qkv", "mlp_dyn"};
 long counted[N_COUNTED];
 
 template <typename T>
@@ -897,11 +878,16 @@ template <typename T>
 int copy_probs(cuctx *c, const bk_forward *f, int l, int T_, int nk);
 
 
-/* k_mlp for the block size c->mlp_threads (256, 512 or 1024). */
+/* k_mlp for the block size c->mlp_threads (256, 512 or 1024), its warps'
+ * work fixed or (c->mlp_dyn) handed out. */
 template <typename T>
 void (*mlp_kernel(const cuctx *c))(kern::mlp_args)
 {
-    return c->mlp_threads == 256 ? kern::k_mlp<T, 256> : c->mlp_threads == 512 ? kern::k_mlp<T, 512> : kern::k_mlp<T, 1024>;
+    if (c->mlp_dyn)
+        return c->mlp_threads == 256 ? kern::k_mlp<T, 256, true>
+             : c->mlp_threads == 512 ? kern::k_mlp<T, 512, true> : kern::k_mlp<T, 1024, true>;
+    return c->mlp_threads == 256 ? kern::k_mlp<T, 256, false>
+         : c->mlp_threads == 512 ? kern::k_mlp<T, 512, false> : kern::k_mlp<T, 1024, false>;
 }
 
 /* y += W_down silu(W_gate n) * (W_up n), n = RMSNorm(x): the fused MLP;
@@ -913,10 +899,6 @@ int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long 
     long grid = mlp_grid(c, cf);
     size_t smem = mlp_smem(c, cf, next);
     kern::mlp_args a = {x, d->ffn_norm, cf->norm_eps, d->wg.p, d->wu.p, d->wd.p, y, cf->dim, cf->hidden_dim, tl};
-    long most;
-    mlp_split(c, cf, &a.w1, &a.rows1, &most);
-    if (a.w1)
-        counted[CNT_MLP_WAVES]++;
     a.red_mode = c->mlp_red;
     if (next) {
         a.qnorm = next->attn_norm;
@@ -929,6 +911,8 @@ int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long 
         counted[CNT_MLP_QKV]++;
     }
     counted[CNT_MLP]++;
+    if (c->mlp_dyn)
+        counted[CNT_MLP_DYN]++;
     return launch(c, mlp_kernel<T>(c), dim3((unsigned)grid), dim3((unsigned)c->mlp_threads), smem, "mlp launch", a);
 }
 
@@ -1483,8 +1467,8 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     c->mlp_threads = env_int("ATTNSCOPE_CUDA_MLP_THREADS", 256, 1024, 512);   /* 512 measured fastest */
     if (c->mlp_threads != 256 && c->mlp_threads != 1024)
         c->mlp_threads = 512;
-    c->mlp_bps = env_int("ATTNSCOPE_CUDA_MLP_BPS", 1, 16, 1024 / c->mlp_threads);
-    c->mlp_first = env_int("ATTNSCOPE_CUDA_MLP_FIRST", 0, 99, 0);
+    c->mlp_bps = env_int("ATTNSCOPE_CUDA_MLP_BPS", 1, 4, 1024 / c->mlp_threads);
+    c->mlp_dyn = env_is("ATTNSCOPE_CUDA_MLP_DYN", "1");
     c->mlp_red = env_int("ATTNSCOPE_CUDA_MLP_RED", 0, 2, 0);
     c->mlp_qkv_want = env_is("ATTNSCOPE_CUDA_MLP_QKV", "1");   /* measured slower: docs/cuda.md */
     if (ring_mv_allow<kern::f32w>(c) || ring_mv_allow<kern::bf16w>(c) || ring_mv_allow<kern::f16w>(c) ||
