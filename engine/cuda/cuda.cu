@@ -122,7 +122,6 @@ struct cuctx {
                                the model's shapes allow it and down_proj is stored transposed */
     int mlp_threads;        /* its block size (ATTNSCOPE_CUDA_MLP_THREADS: 256, 512 or 1024) */
     int mlp_bps;            /* its blocks per multiprocessor (ATTNSCOPE_CUDA_MLP_BPS, default 1024 / threads) */
-    bool mlp_dyn;           /* its warps take batches of work from shared counters (ATTNSCOPE_CUDA_MLP_DYN=1) */
     int mlp_red;            /* ATTNSCOPE_CUDA_MLP_RED=1|2: k_mlp stores or drops its sums instead of adding
                                them (wrong logits; timing) */
     bool mlp_qkv_want, mlp_qkv;   /* k_mlp also computes the next layer's q/k/v after a grid barrier
@@ -398,7 +397,7 @@ long mlp_grid(const cuctx *c, const config_t *cf)
  * of those rows. */
 size_t mlp_smem(const cuctx *c, const config_t *cf, bool qkv)
 {
-    int groups = kern::mlp_down_groups(c->mlp_threads, cf->dim / (16 / (int)dtype_size(c->dt)), false);   /* >= DYN's */
+    int groups = c->mlp_threads / (cf->dim / (16 / (int)dtype_size(c->dt)));
     size_t bytes = ((size_t)cf->dim * (1 + groups) + 2 * kern::MLP_MAX_ROWS) * sizeof(float);
     if (qkv) {
         long rows = config_q_dim(cf) + 2L * config_kv_dim(cf), grid = mlp_grid(c, cf);
@@ -681,8 +680,8 @@ int step_setup(cuctx *c)
  * block that never starts; its waits trap after about two seconds. */
 /* Launches of the decode paths that are not always taken, captured or not
  * (cuda_launches: tests check which path ran). */
-enum { CNT_STEP, CNT_MVR, CNT_MLP, CNT_MLP_QKV, CNT_MLP_DYN, N_COUNTED };
-const char *const counted_name[N_COUNTED] = {"step", "mvr", "mlp", "mlp_qkv", "mlp_dyn"};
+enum { CNT_STEP, CNT_MVR, CNT_MLP, CNT_MLP_QKV, N_COUNTED };
+const char *const counted_name[N_COUNTED] = {"step", "mvr", "mlp", "mlp_qkv"};
 long counted[N_COUNTED];
 
 template <typename T>
@@ -878,16 +877,11 @@ template <typename T>
 int copy_probs(cuctx *c, const bk_forward *f, int l, int T_, int nk);
 
 
-/* k_mlp for the block size c->mlp_threads (256, 512 or 1024), its warps'
- * work fixed or (c->mlp_dyn) handed out. */
+/* k_mlp for the block size c->mlp_threads (256, 512 or 1024). */
 template <typename T>
 void (*mlp_kernel(const cuctx *c))(kern::mlp_args)
 {
-    if (c->mlp_dyn)
-        return c->mlp_threads == 256 ? kern::k_mlp<T, 256, true>
-             : c->mlp_threads == 512 ? kern::k_mlp<T, 512, true> : kern::k_mlp<T, 1024, true>;
-    return c->mlp_threads == 256 ? kern::k_mlp<T, 256, false>
-         : c->mlp_threads == 512 ? kern::k_mlp<T, 512, false> : kern::k_mlp<T, 1024, false>;
+    return c->mlp_threads == 256 ? kern::k_mlp<T, 256> : c->mlp_threads == 512 ? kern::k_mlp<T, 512> : kern::k_mlp<T, 1024>;
 }
 
 /* y += W_down silu(W_gate n) * (W_up n), n = RMSNorm(x): the fused MLP;
@@ -911,8 +905,6 @@ int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long 
         counted[CNT_MLP_QKV]++;
     }
     counted[CNT_MLP]++;
-    if (c->mlp_dyn)
-        counted[CNT_MLP_DYN]++;
     return launch(c, mlp_kernel<T>(c), dim3((unsigned)grid), dim3((unsigned)c->mlp_threads), smem, "mlp launch", a);
 }
 
@@ -1468,7 +1460,6 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     if (c->mlp_threads != 256 && c->mlp_threads != 1024)
         c->mlp_threads = 512;
     c->mlp_bps = env_int("ATTNSCOPE_CUDA_MLP_BPS", 1, 4, 1024 / c->mlp_threads);
-    c->mlp_dyn = env_is("ATTNSCOPE_CUDA_MLP_DYN", "1");
     c->mlp_red = env_int("ATTNSCOPE_CUDA_MLP_RED", 0, 2, 0);
     c->mlp_qkv_want = env_is("ATTNSCOPE_CUDA_MLP_QKV", "1");   /* measured slower: docs/cuda.md */
     if (ring_mv_allow<kern::f32w>(c) || ring_mv_allow<kern::bf16w>(c) || ring_mv_allow<kern::f16w>(c) ||

@@ -458,7 +458,6 @@ struct mlp_args {
     int red_mode;         /* timing only (ATTNSCOPE_CUDA_MLP_RED): 1 store instead of adding, 2 neither (wrong y) */
 };
 
-
 /* The block's share [q0, q1) of the fused q/k/v rows. */
 __device__ __forceinline__ void qkv_span(const mlp_args &a, int &q0, int &q1)
 {
@@ -538,41 +537,19 @@ __device__ __forceinline__ void red_add4(float *p, float4 v)
 #endif
 }
 
-/* The down phase's layout: cw warps cover a row's nv packs (lane l of
- * column warp c: pack 32c + l), gd groups of them take rows side by side
- * (DYN; the static layout gives thread t pack t % nv in group t / nv). */
-__host__ __device__ constexpr int mlp_down_groups(int nt, int nv, bool dyn)
-{
-    return dyn ? (nt / 32) / ((nv + 31) / 32) : nt / nv;
-}
-
-/* DYN: the block's warps take their work from counters in shared memory
- * instead of a fixed share: batches of UB gate/up units, then batches of DB
- * down rows (per column warp), the next one asked for before the current
- * one is summed. Blocks whose warps progress at different rates (the warp
- * scheduler favours some) then end together. */
-template <typename T, int NT, bool DYN>
+template <typename T, int NT>
 __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
 {
     constexpr int V = 16 / (int)sizeof(T), NW = NT / 32, UB = 4, DB = 8;
     extern __shared__ float sm[];
     __shared__ float red[NW];
-    __shared__ int next_gu;            /* DYN: gate/up batches handed out past the first NW */
-    __shared__ int next_dn[DYN ? NW : 1];   /* DYN: per column warp, down batches past the first gd */
-    int nv = a.dim / V, groups = mlp_down_groups(NT, nv, DYN);
+    int nv = a.dim / V, groups = NT / nv;
     float *xs = sm, *gs = xs + a.dim, *us = gs + MLP_MAX_ROWS, *buf = us + MLP_MAX_ROWS;   /* buf: (groups, dim) */
     uint4 *ws = reinterpret_cast<uint4 *>(buf + (size_t)groups * a.dim);   /* the q/k/v rows [q0, q1) */
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int r0 = (int)((long)a.hidden * blockIdx.x / gridDim.x), r1 = (int)((long)a.hidden * (blockIdx.x + 1) / gridDim.x);
     int S = r1 - r0, nch = (nv + 31) / 32, nu = S * nch;
-    int u0, u1;   /* the units loaded next: the warp's share, or (DYN) its first batch */
-    if constexpr (DYN) {
-        u0 = warp * UB;
-        u1 = min(nu, u0 + UB);
-    } else {
-        u0 = (int)((long)nu * warp / NW);
-        u1 = (int)((long)nu * (warp + 1) / NW);
-    }
+    int u0 = (int)((long)nu * warp / NW), u1 = (int)((long)nu * (warp + 1) / NW);
     const uint4 *G = reinterpret_cast<const uint4 *>((const T *)a.wg + (size_t)r0 * a.dim);
     const uint4 *U = reinterpret_cast<const uint4 *>((const T *)a.wu + (size_t)r0 * a.dim);
 
@@ -602,11 +579,6 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
     }
     for (int i = threadIdx.x; i < 2 * MLP_MAX_ROWS; i += NT)
         gs[i] = 0.f;   /* gs and us */
-    if (DYN && threadIdx.x < NW) {
-        next_dn[threadIdx.x] = 0;
-        if (threadIdx.x == 0)
-            next_gu = 0;
-    }
     pdl_wait();
     tl_mark(a.tl, TL_WAITED);
     pdl_launch_next();
@@ -623,7 +595,9 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
         }
         ag = au = 0.f;
     };
-    auto sum_units = [&](int u) {   /* the loaded units [u, u1) */
+    for (int u = u0; u < u1; u += UB) {
+        if (u != u0)
+            load_units(u);
 #pragma unroll
         for (int i = 0; i < UB; i++) {
             if (u + i >= u1)
@@ -639,59 +613,22 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
                 au += dot16(pu[i], xs + (size_t)k * V, T{});
             }
         }
-    };
-    if constexpr (DYN) {
-        for (int u = u0; u < nu;) {
-            int nx = 0;
-            if (lane == 0)
-                nx = atomicAdd(&next_gu, 1);
-            nx = (__shfl_sync(0xffffffffu, nx, 0) + NW) * UB;
-            sum_units(u);
-            u = nx;
-            u1 = min(nu, u + UB);
-            if (u < nu)
-                load_units(u);
-        }
-    } else {
-        for (int u = u0; u < u1; u += UB) {
-            if (u != u0)
-                load_units(u);
-            sum_units(u);
-        }
     }
     if (cur >= 0)
         flush();
 
-    /* down. Static: this thread's pack k of rows q, q + groups, ...; DYN:
-     * pack k of batches of DB rows, the first batch q, the later ones from
-     * the column warp's counter */
-    int k, q, mine, cw = nch;
-    if constexpr (DYN) {
-        q = warp / cw;
-        k = warp % cw * 32 + lane;
-        mine = q < groups && k < nv;   /* takes part */
-    } else {
-        k = threadIdx.x % nv;
-        q = threadIdx.x / nv;
-        mine = q < groups && q < S ? (S - q + groups - 1) / groups : 0;
-    }
-    int nbd = (S + DB - 1) / DB;   /* DYN: batches of down rows */
+    /* down: this thread's pack k of rows q, q + groups, ... */
+    int k = threadIdx.x % nv, q = threadIdx.x / nv;
+    int mine = q < groups && q < S ? (S - q + groups - 1) / groups : 0;
     const uint4 *D = reinterpret_cast<const uint4 *>((const T *)a.wdt + (size_t)r0 * a.dim) + k;
     uint4 pd[DB];
-    auto load_down = [&](int b) {   /* static: the b-th to (b + DB - 1)-th of its rows; DYN: batch b */
+    auto load_down = [&](int b) {
 #pragma unroll
-        for (int i = 0; i < DB; i++) {
-            if constexpr (DYN) {
-                if (mine && b * DB + i < S)
-                    pd[i] = ld_stream(D + (size_t)(b * DB + i) * nv);
-            } else {
-                if (b + i < mine)
-                    pd[i] = ld_stream(D + (size_t)(q + (b + i) * groups) * nv);
-            }
-        }
+        for (int i = 0; i < DB; i++)
+            if (b + i < mine)
+                pd[i] = ld_stream(D + (size_t)(q + (b + i) * groups) * nv);
     };
-    if (DYN ? q < groups && q < nbd : true)
-        load_down(DYN ? q : 0);   /* before the products of gate/up are complete */
+    load_down(0);   /* before the products of gate/up are complete */
     __syncthreads();
     for (int j = threadIdx.x; j < S; j += NT) {
         float g = gs[j];
@@ -702,32 +639,15 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
 #pragma unroll
     for (int v = 0; v < V; v++)
         acc[v] = 0.f;
-    if constexpr (DYN) {
-        if (q < groups)   /* warp-uniform */
-            for (int b = q; b < nbd;) {
-                int nx = 0;
-                if (lane == 0)
-                    nx = atomicAdd(&next_dn[warp % cw], 1);
-                nx = __shfl_sync(0xffffffffu, nx, 0) + groups;
+    for (int b = 0; b < mine; b += DB) {
+        if (b)
+            load_down(b);
 #pragma unroll
-                for (int i = 0; i < DB; i++)
-                    if (mine && b * DB + i < S)
-                        axpy16(acc, gs[b * DB + i], pd[i], T{});
-                b = nx;
-                if (b < nbd)
-                    load_down(b);
-            }
-    } else {
-        for (int b = 0; b < mine; b += DB) {
-            if (b)
-                load_down(b);
-#pragma unroll
-            for (int i = 0; i < DB; i++)
-                if (b + i < mine)
-                    axpy16(acc, gs[q + (b + i) * groups], pd[i], T{});
-        }
+        for (int i = 0; i < DB; i++)
+            if (b + i < mine)
+                axpy16(acc, gs[q + (b + i) * groups], pd[i], T{});
     }
-    if (q < groups && k < nv) {
+    if (q < groups) {
         float4 *o = reinterpret_cast<float4 *>(buf + (size_t)q * a.dim + (size_t)k * V);
 #pragma unroll
         for (int v = 0; v < V / 4; v++)
@@ -735,7 +655,7 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
     }
     __syncthreads();
     const float4 *b4 = reinterpret_cast<const float4 *>(buf);
-    int n4 = a.dim / 4, used = DYN ? groups : groups < S ? groups : S;
+    int n4 = a.dim / 4, used = groups < S ? groups : S;
     for (int i = threadIdx.x; i < n4; i += NT) {
         float4 s = b4[i];
         for (int g = 1; g < used; g++) {

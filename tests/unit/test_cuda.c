@@ -210,12 +210,6 @@ static void the_fused_mlp_and_the_two_kernel_mlp_match_the_cpu(void **state)
     compare_with_switch("ATTNSCOPE_CUDA_MLP", "1", "mlp", true);
     compare_with_switch("ATTNSCOPE_CUDA_MLP_QKV", "1", "mlp_qkv", true);
     compare_with_switch("ATTNSCOPE_CUDA_MLP", "0", "mlp", false);
-    /* the warps' work handed out from shared counters, at 512 and 1024
-     * threads a block */
-    compare_with_switch("ATTNSCOPE_CUDA_MLP_DYN", "1", "mlp_dyn", true);
-    setenv("ATTNSCOPE_CUDA_MLP_THREADS", "1024", 1);
-    compare_with_switch("ATTNSCOPE_CUDA_MLP_DYN", "1", "mlp_dyn", true);
-    unsetenv("ATTNSCOPE_CUDA_MLP_THREADS");
 }
 
 static void a_rewind_and_new_tokens_match_the_cpu(void **state)
