@@ -94,8 +94,6 @@ struct cuctx {
     bool mvr_kind[5];       /* the kinds that take it (ATTNSCOPE_CUDA_MVR_KINDS=qkv,o,...; default all) */
     int mvr_ring, mvr_stage;   /* its ring and stage bytes (ATTNSCOPE_CUDA_MVR_RING, _MVR_STAGE KiB) */
     int wide_combine;       /* decode attention's combine, 16 splits' loads at a time (ATTNSCOPE_CUDA_COMBINE=0: off) */
-    int ocomb, ocomb_keys;  /* the o matvec combines attention's partials when at most ocomb blocks hold keys,
-                               chunks growing to ocomb_keys for it (ATTNSCOPE_CUDA_OCOMB, _OCOMB_KEYS; kern::attn_cut) */
     int waves;              /* matvec grids sized so that every block gets as many row blocks (ATTNSCOPE_CUDA_WAVES=0: off) */
     int kbps[5], kwpr[5];   /* per matrix kind (kern::ST_QKV ..): blocks per SM and warps per row, 0: the default
                                (ATTNSCOPE_CUDA_MVCFG=qkv=B/W,o=B/W,gate_up=B/W,down=B/W,lm_head=B/W) */
@@ -539,25 +537,12 @@ int upload_model(cuctx *c, const bk_forward *f)
         if (chunk < c->min_chunk) chunk = c->min_chunk;
         /* q, scores, combine weights, alignment, staged values and keys
          * (rows padded by 4), the rotation table */
+        /* q, scores, combine weights, alignment, staged values and keys
+         * (rows padded by 4), the rotation table */
         c->dec_smem = ((size_t)G * (hd + chunk + c->n_split) + 4 + (size_t)chunk * (2 * hd + 4) + hd) * sizeof(float);
         if (c->dec_smem <= 96 * 1024 || c->n_split >= c->S)
             break;
         c->n_split *= 2;
-    }
-    /* the o matvec combines attention's partials (ATTNSCOPE_CUDA_OCOMB=L):
-     * where rows of 16 bytes allow, its inputs fit in 48 KiB and neither
-     * the per-head attention nor a streamed matvec is asked for; chunks of
-     * up to ocomb_keys keys must fit attention's shared memory too */
-    size_t ocomb_x = ((size_t)q_dim * (1 + c->ocomb) + (size_t)nh * c->ocomb) * sizeof(float);
-    if (hd % 4 || q_dim % 4 || ocomb_x > 48 * 1024 || c->attn_head || c->mvs || c->mvr || c->step_want)
-        c->ocomb = 0;
-    if (c->ocomb) {
-        size_t per = (size_t)(G + 2 * hd + 4) * sizeof(float);
-        size_t fixed = ((size_t)G * (hd + c->n_split) + 4 + hd) * sizeof(float);
-        if (fixed + (size_t)c->ocomb_keys * per > 96 * 1024)
-            c->ocomb_keys = (int)((96 * 1024 - fixed) / per);
-        if (fixed + (size_t)c->ocomb_keys * per > c->dec_smem)
-            c->dec_smem = fixed + (size_t)c->ocomb_keys * per;
     }
     CK(c, cudaFuncSetAttribute(attn_decode_kernel(hd), cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c->dec_smem),
        "decode attention shared memory");
@@ -695,8 +680,8 @@ int step_setup(cuctx *c)
  * block that never starts; its waits trap after about two seconds. */
 /* Launches of the decode paths that are not always taken, captured or not
  * (cuda_launches: tests check which path ran). */
-enum { CNT_STEP, CNT_MVR, CNT_MLP, CNT_MLP_QKV, CNT_OCOMB, N_COUNTED };
-const char *const counted_name[N_COUNTED] = {"step", "mvr", "mlp", "mlp_qkv", "ocomb"};
+enum { CNT_STEP, CNT_MVR, CNT_MLP, CNT_MLP_QKV, N_COUNTED };
+const char *const counted_name[N_COUNTED] = {"step", "mvr", "mlp", "mlp_qkv"};
 long counted[N_COUNTED];
 
 template <typename T>
@@ -858,14 +843,10 @@ int mv(cuctx *c, kern::mv_args a, int kind)
     a.wpr = pick_wpr(c, a.rows, kind);
     a.pre = c->mv_pre;
     size_t smem = (size_t)a.cols * sizeof(float);
-    if (a.cut.ocomb)   /* the partials and their weights (kern::load_parts) */
-        smem += ((size_t)a.cut.ocomb * a.cols + (size_t)(a.cols / a.hd) * a.cut.ocomb) * sizeof(float);
     if (smem > 48 * 1024)
         CK(c, cudaFuncSetAttribute(two ? kern::k_matvec<T, 2> : kern::k_matvec<T, 1>,
                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), "matvec shared memory");
     dim3 grid((unsigned)mv_grid(c, a.rows, a.wpr, kind));
-    if (a.cut.ocomb)
-        return launch(c, kern::k_matvec<T, 1, true>, grid, dim3(kern::MV_THREADS), smem, "matvec launch", a);
     return two ? launch(c, kern::k_matvec<T, 2>, grid, dim3(kern::MV_THREADS), smem, "matvec launch", a)
                : launch(c, kern::k_matvec<T, 1>, grid, dim3(kern::MV_THREADS), smem, "matvec launch", a);
 }
@@ -967,7 +948,6 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
     const config_t *cf = &c->m->cfg;
     int dim = cf->dim, hd = cf->head_dim, nh = cf->n_heads, nkv = cf->n_kv_heads;
     float eps = cf->norm_eps, scale = 1.0f / sqrtf((float)hd);
-    bool oc = c->ocomb && !observed && !c->skip_attn;   /* the o matvec may combine attention's partials */
     c->tl_k = 0;
     mark(c, "start");
     kern::k_embed_rope<T><<<1, 256, 0, c->st>>>(c->x, (const T *)c->embed.p, c->tok, dim, c->inv_freq, c->pos,
@@ -1005,10 +985,6 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
                                  c->part_ml, c->ticket, c->att, eps, scale, nh, nkv, hd, c->S, c->n_split,
                                  c->min_chunk, c->rope_cs, c->vstage, pf_of(c, {&d->wg, &d->wu})};
             da.wide_combine = c->wide_combine;
-            if (oc) {
-                da.ocomb = c->ocomb;
-                da.ocomb_keys = c->ocomb_keys;
-            }
             if (c->attn_head) {
                 da.n_split = c->head_split;
                 da.min_chunk = c->head_chunk;
@@ -1031,14 +1007,6 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.pf = pf_of(c, {&d->wg, &d->wu});
         a.y2 = c->mlp ? c->xn : NULL;
         a.tl = tl_next(c, "o", 0);
-        if (oc) {
-            a.part_o = c->part_o;
-            a.part_ml = c->part_ml;
-            a.cut = {c->pos, c->n_split, c->min_chunk, c->ocomb, c->ocomb_keys};
-            a.G = nh / nkv;
-            a.hd = hd;
-            counted[CNT_OCOMB]++;
-        }
         if (mv<T>(c, a, kern::ST_O))
             return c->failed;
         mark(c, "o");
@@ -1505,8 +1473,6 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     }
     parse_mvcfg(c, getenv("ATTNSCOPE_CUDA_MVCFG"));
     c->wide_combine = !env_is("ATTNSCOPE_CUDA_COMBINE", "0");
-    c->ocomb = env_int("ATTNSCOPE_CUDA_OCOMB", 0, kern::OCOMB_MAX, 0);
-    c->ocomb_keys = env_int("ATTNSCOPE_CUDA_OCOMB_KEYS", 16, 1024, 128);
     c->waves = !env_is("ATTNSCOPE_CUDA_WAVES", "0");   /* measured 3% faster on tinyllama-1.1b: docs/cuda.md */
     const char *w = getenv("ATTNSCOPE_CUDA_WPR");
     if (w && (atoi(w) == 1 || atoi(w) == 2 || atoi(w) == 4 || atoi(w) == 8))

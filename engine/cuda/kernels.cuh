@@ -209,33 +209,6 @@ struct mv_seg {
     int rows;
 };
 
-/* How decode attention cuts the context into chunks, one per block: over
- * n_split blocks, at least min_chunk keys each; with ocomb, chunks grow
- * (to at most ocomb_keys keys) so that at most ocomb blocks hold keys, and
- * then the o matvec combines their partial results as it loads them
- * instead of attention's last block. */
-struct attn_cut {
-    const int *pos;       /* device: the token's position */
-    int n_split, min_chunk, ocomb, ocomb_keys;
-};
-constexpr int OCOMB_MAX = 4;
-
-/* The chunk for nk keys (attn_cut's fields), and the blocks that hold keys. */
-__device__ __forceinline__ int attn_chunk(int nk, int n_split, int min_chunk, int ocomb, int ocomb_keys, int &n_active)
-{
-    int chunk = (nk + n_split - 1) / n_split;
-    if (chunk < min_chunk)
-        chunk = min_chunk;
-    if (ocomb) {
-        int want = (nk + ocomb - 1) / ocomb;
-        if (want > chunk && want <= ocomb_keys)
-            chunk = want;
-    }
-    n_active = (nk + chunk - 1) / chunk;
-    return chunk;
-}
-__device__ __forceinline__ bool o_combines(int ocomb, int n_active) { return ocomb && n_active <= ocomb; }
-
 struct mv_args {
     const float *x;       /* (cols) */
     const float *norm;    /* RMSNorm weight applied to x first, or NULL */
@@ -250,11 +223,6 @@ struct mv_args {
     float *y2;            /* MV_ADD: the new y also stored here (the fused MLP's input), or NULL */
     unsigned long long *tl;   /* timeline stamps, or NULL */
     l2_pf pf;             /* the next kernel's weights, into L2 */
-    /* the o matvec with cut.ocomb: x is decode attention's output, combined
-     * here from its partials where attention left them (load_parts) */
-    const float *part_o, *part_ml;
-    attn_cut cut;
-    int G, hd;            /* query heads per KV head, head_dim */
 };
 
 /* Copies x into shared memory, RMS-normed when a.norm is set:
@@ -292,61 +260,6 @@ __device__ void load_x(float *xs, const float *x, const float *norm, float eps, 
     group_sync<NT>();
 }
 
-/* x = decode attention's output, combined from its partial results as it
- * is loaded, when at most a.cut.ocomb blocks held keys (else attention's
- * last block combined them into a.x: false). Each head's splits weigh
- * exp(m_s - M) / sum_s exp(m_s - M) l_s and are summed in split order, as
- * attention's own combine does. Shared: xs (cols), the partials (ocomb,
- * cols), the weights (heads, ocomb). The partials are read past L1
- * (written by the kernel before this one). */
-__device__ bool load_parts(float *xs, const mv_args &a)
-{
-    int n;
-    attn_chunk(*a.cut.pos + 1, a.cut.n_split, a.cut.min_chunk, a.cut.ocomb, a.cut.ocomb_keys, n);
-    if (!o_combines(a.cut.ocomb, n))
-        return false;
-    int cols = a.cols, hd = a.hd, G = a.G, L = a.cut.ocomb, q4 = cols / 4;
-    float *ps = xs + cols, *w = ps + (size_t)L * cols;
-    for (int i = threadIdx.x; i < n * q4; i += blockDim.x) {
-        int s = i / q4, e = i % q4 * 4, hh = e / hd;
-        const float *src = a.part_o + (((size_t)(hh / G) * a.cut.n_split + s) * G + hh % G) * hd + e % hd;
-        __pipeline_memcpy_async(ps + (size_t)s * cols + e, src, 16);
-    }
-    __pipeline_commit();
-    for (int hh = threadIdx.x; hh < cols / hd; hh += blockDim.x) {
-        const float *ml = a.part_ml + ((size_t)(hh / G) * a.cut.n_split * G + hh % G) * 2;
-        float m[OCOMB_MAX], l[OCOMB_MAX], M = -INFINITY, den = 0.f;
-#pragma unroll
-        for (int s = 0; s < OCOMB_MAX; s++)
-            if (s < n) {
-                m[s] = __ldcg(ml + (size_t)s * G * 2);
-                l[s] = __ldcg(ml + (size_t)s * G * 2 + 1);
-                M = fmaxf(M, m[s]);
-            }
-#pragma unroll
-        for (int s = 0; s < OCOMB_MAX; s++)
-            if (s < n) {
-                m[s] = expf(m[s] - M);
-                den += m[s] * l[s];
-            }
-#pragma unroll
-        for (int s = 0; s < OCOMB_MAX; s++)
-            if (s < n)
-                w[hh * L + s] = m[s] / den;
-    }
-    __pipeline_wait_prior(0);
-    __syncthreads();
-    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
-        const float *wh = w + (i / hd) * L;
-        float v = 0.f;
-        for (int s = 0; s < n; s++)
-            v += wh[s] * ps[(size_t)s * cols + i];
-        xs[i] = v;
-    }
-    __syncthreads();
-    return true;
-}
-
 /* Row r of segment s, moved on to the segment that holds it (rows of a
  * multi-segment launch are the segments' rows one after another). */
 __device__ __forceinline__ void seg_locate(const mv_seg *seg, int n_seg, int &s, int &r)
@@ -380,7 +293,7 @@ __device__ __forceinline__ void row_ptrs(const mv_args &a, int row, const uint4 
  * batch is loaded before waiting for the previous kernel, whose output x is
  * not needed until the products. Rows whose bytes are not a multiple of 16
  * (tiny test models) take a scalar path after the wait. */
-template <typename T, int NR, bool COMB = false>   /* COMB: the o matvec, x maybe from attention's partials */
+template <typename T, int NR>
 __global__ void __launch_bounds__(MV_THREADS, 4) k_matvec(mv_args a)
 {
     constexpr int V = 16 / (int)sizeof(T), U = 8 / NR;
@@ -411,8 +324,7 @@ __global__ void __launch_bounds__(MV_THREADS, 4) k_matvec(mv_args a)
     pdl_wait();
     tl_mark(a.tl, TL_WAITED);
     pdl_launch_next();
-    if (!(COMB && load_parts(xs, a)))
-        load_x(xs, a.x, a.norm, a.eps, a.cols, &red[0][0]);
+    load_x(xs, a.x, a.norm, a.eps, a.cols, &red[0][0]);
 
     /* One row block: the first one with the batch already in registers. */
     auto row_block = [&](int b, bool have_pre) {
@@ -1066,7 +978,6 @@ struct dec_args {
     l2_pf pf;                  /* the next kernel's weights, into L2 */
     unsigned long long *tl;    /* timeline stamps, or NULL */
     int wide_combine;          /* the combine loads 16 splits at a time (0: 8, one output at a time) */
-    int ocomb, ocomb_keys;     /* see attn_cut: the o matvec may combine the partials */
 };
 
 /* q . k over one head (HD: head_dim unrolled, or 0: hd at run time), the
@@ -1113,8 +1024,11 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
     int g = blockIdx.x, split = blockIdx.y, G = a.nh / a.nkv, hd = HD ? HD : a.hd;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
     /* the position was uploaded before the step's first kernel */
-    int pos = *a.pos, nk = pos + 1, n_active;
-    int chunk = attn_chunk(nk, a.n_split, a.min_chunk, a.ocomb, a.ocomb_keys, n_active);
+    int pos = *a.pos, nk = pos + 1;
+    int chunk = (nk + a.n_split - 1) / a.n_split;
+    if (chunk < a.min_chunk)
+        chunk = a.min_chunk;
+    int n_active = (nk + chunk - 1) / chunk;
     int j0 = split * chunk, j1 = min(nk, j0 + chunk), n = j1 - j0;
     tl_mark(a.tl, TL_START);
     issue_l2_pf(a.pf);
@@ -1225,13 +1139,6 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
         po[i] = acc;
     }
 
-    if (o_combines(a.ocomb, n_active)) {   /* the o matvec combines the partials as it loads them */
-        if (a.tl) {
-            __syncthreads();
-            tl_mark(a.tl, TL_END);
-        }
-        return;
-    }
     /* The last block of this KV head to get here combines the splits. */
     __threadfence();
     __syncthreads();

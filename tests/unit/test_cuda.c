@@ -212,16 +212,6 @@ static void the_fused_mlp_and_the_two_kernel_mlp_match_the_cpu(void **state)
     compare_with_switch("ATTNSCOPE_CUDA_MLP", "0", "mlp", false);
 }
 
-/* The o matvec combines decode attention's partial results where at most
- * ATTNSCOPE_CUDA_OCOMB blocks hold keys (opt-in): at 37 keys one or two
- * blocks do, at 700 too many, so attention's own combine runs there. */
-static void the_o_matvec_combining_attention_matches_the_cpu(void **state)
-{
-    (void)state;
-    compare_with_switch("ATTNSCOPE_CUDA_OCOMB", "4", "ocomb", true);
-    compare_with_switch("ATTNSCOPE_CUDA_OCOMB", "1", "ocomb", true);
-}
-
 static void a_rewind_and_new_tokens_match_the_cpu(void **state)
 {
     (void)state;
@@ -440,7 +430,6 @@ int main(void)
         cmocka_unit_test(the_persistent_step_kernel_matches_the_cpu),
         cmocka_unit_test(the_ring_matvec_matches_the_cpu),
         cmocka_unit_test(the_fused_mlp_and_the_two_kernel_mlp_match_the_cpu),
-        cmocka_unit_test(the_o_matvec_combining_attention_matches_the_cpu),
         cmocka_unit_test(observer_rows_match_the_cpu),
         cmocka_unit_test(switching_devices_mid_context_keeps_the_conversation),
         cmocka_unit_test(every_reference_fixture_matches_transformers_and_the_cpu),
