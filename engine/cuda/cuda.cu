@@ -698,10 +698,14 @@ int step_launch(cuctx *c)
 /* The decode matrices by kind, in kern's order (ST_QKV .. ST_LM). */
 const char *const mv_kind_name[5] = {"qkv", "o", "gate_up", "down", "lm_head"};
 
-/* Blocks per multiprocessor for a matvec of this kind. */
+/* Blocks per multiprocessor for a matvec of this kind. The o matvec takes
+ * 2 before the fused MLP: room for k_mlp's first blocks, which then load
+ * their first weights during it (measured 1% faster: docs/performance.md). */
 int mv_bps(const cuctx *c, int kind)
 {
-    return c->kbps[kind] ? c->kbps[kind] : c->bps;
+    if (c->kbps[kind])
+        return c->kbps[kind];
+    return kind == kern::ST_O && c->mlp ? 2 : c->bps;
 }
 
 /* Blocks of a matvec launch: bps per multiprocessor (or fewer when the
