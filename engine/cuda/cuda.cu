@@ -122,9 +122,6 @@ struct cuctx {
                                the model's shapes allow it and down_proj is stored transposed */
     int mlp_threads;        /* its block size (ATTNSCOPE_CUDA_MLP_THREADS: 256, 512 or 1024) */
     int mlp_bps;            /* its blocks per multiprocessor (ATTNSCOPE_CUDA_MLP_BPS, default 1024 / threads) */
-    bool pf_qkv;            /* ATTNSCOPE_CUDA_PF_QKV=1: k_mlp's blocks, once done, ask the L2 for the next q/k/v */
-    int pf_mlp;             /* ATTNSCOPE_CUDA_PF_MLP=P: the o matvec asks the L2 for the first P% of each
-                               k_mlp block's gate and up rows before its wait */
     int mlp_red;            /* ATTNSCOPE_CUDA_MLP_RED=1|2: k_mlp stores or drops its sums instead of adding
                                them (wrong logits; timing) */
     bool mlp_qkv_want, mlp_qkv;   /* k_mlp also computes the next layer's q/k/v after a grid barrier
@@ -851,19 +848,11 @@ int mv(cuctx *c, kern::mv_args a, int kind)
     a.pre = c->mv_pre;
     size_t smem = (size_t)a.cols * sizeof(float);
     if (smem > 48 * 1024)
-        CK(c, cudaFuncSetAttribute(two ? kern::k_matvec<T, 2> : a.pf_rows ? kern::k_matvec<T, 1, true> : kern::k_matvec<T, 1>,
+        CK(c, cudaFuncSetAttribute(two ? kern::k_matvec<T, 2> : kern::k_matvec<T, 1>,
                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), "matvec shared memory");
     dim3 grid((unsigned)mv_grid(c, a.rows, a.wpr, kind));
-    if (!two && a.pf_rows)
-        return launch(c, kern::k_matvec<T, 1, true>, grid, dim3(kern::MV_THREADS), smem, "matvec launch", a);
     return two ? launch(c, kern::k_matvec<T, 2>, grid, dim3(kern::MV_THREADS), smem, "matvec launch", a)
                : launch(c, kern::k_matvec<T, 1>, grid, dim3(kern::MV_THREADS), smem, "matvec launch", a);
-}
-
-/* A matrix's bytes on the device. */
-unsigned long long mat_bytes(const cuctx *c, const dmat *d)
-{
-    return (unsigned long long)d->rows * d->cols * dtype_size(c->dt);
 }
 
 /* The L2 prefetch for a kernel whose successor reads matrices m[0..n):
@@ -902,17 +891,13 @@ void (*mlp_kernel(const cuctx *c))(kern::mlp_args)
 /* y += W_down silu(W_gate n) * (W_up n), n = RMSNorm(x): the fused MLP;
  * next (when the fusion is on): then the q/k/v product of that layer. */
 template <typename T>
-int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long *tl, const dlayer *next,
-        const dlayer *pf)
+int mlp(cuctx *c, const dlayer *d, const float *x, float *y, unsigned long long *tl, const dlayer *next)
 {
     const config_t *cf = &c->m->cfg;
     long grid = mlp_grid(c, cf);
     size_t smem = mlp_smem(c, cf, next);
     kern::mlp_args a = {x, d->ffn_norm, cf->norm_eps, d->wg.p, d->wu.p, d->wd.p, y, cf->dim, cf->hidden_dim, tl};
     a.red_mode = c->mlp_red;
-    if (pf)
-        a.next = {{(const char *)pf->wq.p, (const char *)pf->wk.p, (const char *)pf->wv.p},
-                  {mat_bytes(c, &pf->wq), mat_bytes(c, &pf->wk), mat_bytes(c, &pf->wv)}, 3};
     if (next) {
         a.qnorm = next->attn_norm;
         a.seg[0] = {next->wq.p, next->bq, c->q, next->wq.rows};
@@ -1026,22 +1011,12 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
         a.pf = pf_of(c, {&d->wg, &d->wu});
         a.y2 = c->mlp ? c->xn : NULL;
         a.tl = tl_next(c, "o", 0);
-        if (c->mlp && c->pf_mlp) {   /* the start of each k_mlp block's gate and up rows, into L2 */
-            long mg = mlp_grid(c, cf);
-            a.pf_g = (const char *)d->wg.p;
-            a.pf_u = (const char *)d->wu.p;
-            a.pf_hidden = cf->hidden_dim;
-            a.pf_grid = (int)mg;
-            a.pf_rows = (int)(((cf->hidden_dim + mg - 1) / mg * c->pf_mlp + 99) / 100);
-            a.pf_row_bytes = (unsigned)((size_t)dim * dtype_size(c->dt));
-        }
         if (mv<T>(c, a, kern::ST_O))
             return c->failed;
         mark(c, "o");
         if (c->mlp) {
             const dlayer *next = c->mlp_qkv && l + 1 < cf->n_layers ? &c->L[l + 1] : NULL;
-            const dlayer *pf = c->pf_qkv && !next && l + 1 < cf->n_layers ? &c->L[l + 1] : NULL;
-            if (mlp<T>(c, d, c->xn, c->x, tl_next(c, next ? "mlp_qkv" : "mlp", 0), next, pf))
+            if (mlp<T>(c, d, c->xn, c->x, tl_next(c, next ? "mlp_qkv" : "mlp", 0), next))
                 return c->failed;
             mark(c, "mlp");
             continue;
@@ -1490,8 +1465,6 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
         c->mlp_threads = 512;
     c->mlp_bps = env_int("ATTNSCOPE_CUDA_MLP_BPS", 1, 4, 1024 / c->mlp_threads);
     c->mlp_red = env_int("ATTNSCOPE_CUDA_MLP_RED", 0, 2, 0);
-    c->pf_qkv = env_is("ATTNSCOPE_CUDA_PF_QKV", "1");
-    c->pf_mlp = env_int("ATTNSCOPE_CUDA_PF_MLP", 0, 100, 0);
     c->mlp_qkv_want = env_is("ATTNSCOPE_CUDA_MLP_QKV", "1");   /* measured slower: docs/cuda.md */
     if (ring_mv_allow<kern::f32w>(c) || ring_mv_allow<kern::bf16w>(c) || ring_mv_allow<kern::f16w>(c) ||
         mlp_allow<kern::f32w>(c) || mlp_allow<kern::bf16w>(c) || mlp_allow<kern::f16w>(c)) {

@@ -145,20 +145,6 @@ __device__ void issue_l2_pf(const l2_pf &pf)
     }
 }
 
-/* Bytes [lo, hi) of the ranges pf (in their order, as one span), asked of
- * the L2 a 128-byte line a thread at a time (prefetch.global.L2: nothing
- * waits for it). */
-__device__ void l2_lines(const l2_pf &pf, unsigned long long lo, unsigned long long hi)
-{
-    unsigned long long base = 0;
-    for (int i = 0; i < pf.n; i++) {
-        unsigned long long e = base + pf.bytes[i], a = lo > base ? lo : base, b = hi < e ? hi : e;
-        for (unsigned long long o = a + threadIdx.x * 128ull; o < b; o += blockDim.x * 128ull)
-            asm volatile("prefetch.global.L2 [%0];" ::"l"(pf.p[i] + (o - base)));
-        base = e;
-    }
-}
-
 /* ---- element types: f32, bf16 and f16 weights, read 16 bytes at a time ---- */
 
 struct f32w { float v; };
@@ -237,11 +223,6 @@ struct mv_args {
     float *y2;            /* MV_ADD: the new y also stored here (the fused MLP's input), or NULL */
     unsigned long long *tl;   /* timeline stamps, or NULL */
     l2_pf pf;             /* the next kernel's weights, into L2 */
-    /* k_matvec<.., PF> (the o matvec before the fused MLP): before its wait,
-     * asks the L2 for the first pf_rows of each k_mlp block's gate and up rows */
-    const char *pf_g, *pf_u;
-    int pf_hidden, pf_grid, pf_rows;
-    unsigned pf_row_bytes;
 };
 
 /* Copies x into shared memory, RMS-normed when a.norm is set:
@@ -312,7 +293,7 @@ __device__ __forceinline__ void row_ptrs(const mv_args &a, int row, const uint4 
  * batch is loaded before waiting for the previous kernel, whose output x is
  * not needed until the products. Rows whose bytes are not a multiple of 16
  * (tiny test models) take a scalar path after the wait. */
-template <typename T, int NR, bool PF = false>
+template <typename T, int NR>
 __global__ void __launch_bounds__(MV_THREADS, 4) k_matvec(mv_args a)
 {
     constexpr int V = 16 / (int)sizeof(T), U = 8 / NR;
@@ -339,16 +320,6 @@ __global__ void __launch_bounds__(MV_THREADS, 4) k_matvec(mv_args a)
             for (int i = 0; i < NR; i++)
                 if (u < a.pre && first + u * step < nv)
                     pre[i][u] = ld_stream(w[i] + first + u * step);
-    }
-    if constexpr (PF) {   /* k_mlp blocks [m0, m1): the start of their gate and up spans */
-        int m0 = (int)((long)a.pf_grid * blockIdx.x / gridDim.x), m1 = (int)((long)a.pf_grid * (blockIdx.x + 1) / gridDim.x);
-        for (int m = m0; m < m1; m++) {
-            int r0 = (int)((long)a.pf_hidden * m / a.pf_grid), r1 = (int)((long)a.pf_hidden * (m + 1) / a.pf_grid);
-            int n = min(a.pf_rows, r1 - r0);
-            l2_pf sp = {{a.pf_g + (size_t)r0 * a.pf_row_bytes, a.pf_u + (size_t)r0 * a.pf_row_bytes},
-                        {(unsigned long long)n * a.pf_row_bytes, (unsigned long long)n * a.pf_row_bytes}, 2};
-            l2_lines(sp, 0, 2ull * n * a.pf_row_bytes);
-        }
     }
     pdl_wait();
     tl_mark(a.tl, TL_WAITED);
@@ -485,7 +456,6 @@ struct mlp_args {
     int n_seg, qrows;     /* segments, all their rows */
     unsigned long long *bar;   /* grid barrier counter (only ever grows) */
     int red_mode;         /* timing only (ATTNSCOPE_CUDA_MLP_RED): 1 store instead of adding, 2 neither (wrong y) */
-    l2_pf next;           /* the next layer's q/k/v: each block, once done, asks the L2 for its share */
 };
 
 /* The block's share [q0, q1) of the fused q/k/v rows. */
@@ -699,10 +669,6 @@ __global__ void __launch_bounds__(NT, 1024 / NT) k_mlp(mlp_args a)
             red_add4(a.y + 4 * i, s);
         else if (a.red_mode == 1)
             *reinterpret_cast<float4 *>(a.y + 4 * i) = s;
-    }
-    if (a.next.n) {   /* the memory is idle while the last blocks finish */
-        unsigned long long t = a.next.bytes[0] + a.next.bytes[1] + a.next.bytes[2];
-        l2_lines(a.next, t * blockIdx.x / gridDim.x, t * (blockIdx.x + 1) / gridDim.x);
     }
     if (a.n_seg) {   /* the next layer's q/k/v once every block's down products are in y */
         grid_sync(a.bar);
