@@ -29,26 +29,32 @@ for kind in kinds:
     ks = defaultdict(list)
     for k, kd, b, sm, st, wt, en in rows:
         if kd == kind:
-            ks[int(k)].append((int(sm), int(st), int(wt), int(en)))
+            ks[int(k)].append((int(sm), int(wt), int(en)))
     if not ks:
         continue
     per = []   # per kernel: {sm: [end after first release, us]}
     for k in sorted(ks):
         bl = ks[k]
-        t0 = min(w for _, _, w, _ in bl)
+        t0 = min(w for _, w, _ in bl)
         d = defaultdict(list)
-        for sm, st, wt, en in bl:
+        for sm, wt, en in bl:
             d[sm].append((en - t0) / 1e3)
         per.append(d)
     sms = sorted(set().union(*[set(d) for d in per]))
-    mean = lambda d, sm: sum(d[sm]) / len(d[sm]) if sm in d else None
-    ev = [sum(mean(d, sm) for d in per[0::2] if sm in d) / max(1, sum(1 for d in per[0::2] if sm in d)) for sm in sms]
-    od = [sum(mean(d, sm) for d in per[1::2] if sm in d) / max(1, sum(1 for d in per[1::2] if sm in d)) for sm in sms]
-    allm = [(a + b) / 2 for a, b in zip(ev, od)]
+
+    def sm_mean(ds, sm):   # mean block end of sm over the kernels ds where it ran blocks
+        v = [x for d in ds for x in d.get(sm, [])]
+        return sum(v) / len(v) if v else None
+
+    allm = [sm_mean(per, sm) for sm in sms]
     nb = sum(len(v) for d in per for v in d.values()) / len(per)
-    print(f"{kind}: {len(per)} kernels, {nb:.0f} blocks on {len(sms)} SMs; per-SM mean end (us) "
-          f"min {min(allm):.2f} p10 {q(allm, .1):.2f} p50 {q(allm, .5):.2f} p90 {q(allm, .9):.2f} max {max(allm):.2f}; "
-          f"even vs odd kernels r = {corr(ev, od):.2f}" if len(per) > 1 else "")
+    line = (f"{kind}: {len(per)} kernels, {nb:.0f} blocks on {len(sms)} SMs; per-SM mean end (us) "
+            f"min {min(allm):.2f} p10 {q(allm, .1):.2f} p50 {q(allm, .5):.2f} p90 {q(allm, .9):.2f} max {max(allm):.2f}")
+    pairs = [(sm_mean(per[0::2], sm), sm_mean(per[1::2], sm)) for sm in sms]
+    pairs = [(e, o) for e, o in pairs if e is not None and o is not None]
+    if len(pairs) > 1:
+        line += f"; even vs odd kernels r = {corr([e for e, _ in pairs], [o for _, o in pairs]):.2f}"
+    print(line)
     order = sorted(range(len(sms)), key=lambda i: allm[i])
     print("  slowest SMs:", " ".join(f"{sms[i]}:{allm[i]:.1f}" for i in order[-12:]))
     print("  fastest SMs:", " ".join(f"{sms[i]}:{allm[i]:.1f}" for i in order[:12]))

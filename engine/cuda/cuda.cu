@@ -240,13 +240,11 @@ void tl_write(cuctx *c)
             if (s[b * F + 2]) {
                 ends[ne++] = s[b * F + 2];
                 if (s[b * F + 2] > emax) emax = s[b * F + 2];
-            }
-        }
-        if (raw)   /* every block: kernel, kind, block, multiprocessor, start, wait and end in ns */
-            for (int b = 0; b < TL_SLOT; b++)
-                if (s[b * F + 2])
+                if (raw)   /* kernel, kind, block, multiprocessor, start, wait and end in ns */
                     fprintf(raw, "%d %s %d %llu %llu %llu %llu\n", k, c->tl_kind[k], b, s[b * F + 3], s[b * F],
                             s[b * F + 1], s[b * F + 2]);
+            }
+        }
         if (!ne || wmin == ~0ull)
             continue;
         std::sort(ends, ends + ne);
@@ -390,7 +388,6 @@ long mlp_grid(const cuctx *c, const config_t *cf)
     long grid = (long)c->sms * c->mlp_bps;
     return grid > cf->hidden_dim ? cf->hidden_dim : grid;
 }
-
 
 /* x, then g and u of the block's rows, then one sum of the down products
  * per group of threads; with the next q/k/v fused (qkv), the block's share

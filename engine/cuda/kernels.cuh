@@ -473,6 +473,25 @@ __device__ __forceinline__ void check_time(long long t0)
         __trap();
 }
 
+/* Spins until a grid barrier's counter reaches target (an acquire load:
+ * what the blocks wrote before adding to it is visible after); traps after
+ * about 2 s (check_time). U: a 32- or 64-bit counter. */
+template <typename U>
+__device__ __forceinline__ void wait_at_least(const U *bar, U target)
+{
+    long long t0 = clock64();
+    for (;;) {
+        U seen;
+        if constexpr (sizeof(U) == 8)
+            asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(seen) : "l"(bar) : "memory");
+        else
+            asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(bar) : "memory");
+        if (seen >= target)
+            return;
+        check_time(t0);
+    }
+}
+
 /* Every block of the grid has got here, and what each wrote before is
  * visible (all blocks resident: the host checks the occupancy). The counter
  * only grows: this barrier's target is the next multiple of the grid. */
@@ -481,14 +500,8 @@ __device__ void grid_sync(unsigned long long *bar)
     __syncthreads();
     if (threadIdx.x == 0) {
         __threadfence();
-        unsigned long long old = atomicAdd(bar, 1ull), target = (old / gridDim.x + 1) * gridDim.x, seen;
-        long long t0 = clock64();
-        for (;;) {
-            asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(seen) : "l"(bar) : "memory");
-            if (seen >= target)
-                break;
-            check_time(t0);
-        }
+        unsigned long long old = atomicAdd(bar, 1ull);
+        wait_at_least(bar, (old / gridDim.x + 1) * gridDim.x);
     }
     __syncthreads();
 }

@@ -148,14 +148,7 @@ __device__ void grid_barrier(unsigned *bar, unsigned k)
     if (threadIdx.x == 0) {
         __threadfence();
         atomicAdd(bar, 1u);
-        unsigned target = k * gridDim.x, seen;
-        long long t0 = clock64();
-        for (;;) {
-            asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(bar) : "memory");
-            if (seen >= target)
-                break;
-            check_time(t0);
-        }
+        wait_at_least(bar, k * gridDim.x);
     }
     cons_sync();
 }
