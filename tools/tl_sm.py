@@ -23,7 +23,15 @@ def q(v, f):
     return v[min(len(v) - 1, int(len(v) * f))]
 
 
-rows = [l.split() for l in open(sys.argv[1])]
+if len(sys.argv) < 2:
+    sys.exit("usage: python3 tools/tl_sm.py FILE [KIND ...]")
+try:
+    rows = [l.split() for l in open(sys.argv[1])]
+except OSError as e:
+    sys.exit(f"tl_sm.py: {sys.argv[1]}: {e.strerror}")
+for i, r in enumerate(rows):
+    if len(r) != 7 or not all(x.isdigit() for x in r[:1] + r[2:]):
+        sys.exit(f"tl_sm.py: {sys.argv[1]}:{i + 1}: not a raw timeline line (kernel kind block sm start wait end)")
 kinds = sys.argv[2:] or sorted({r[1] for r in rows})
 for kind in kinds:
     ks = defaultdict(list)
