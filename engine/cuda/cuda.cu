@@ -128,12 +128,6 @@ struct cuctx {
                                      (ATTNSCOPE_CUDA_MLP_QKV=1: measured slower); on where its blocks all fit
                                      at once */
     unsigned long long *mlp_bar;  /* that barrier's counter */
-    bool attn_o_want, attn_o;     /* decode attention and the o matvec in one kernel (kern::k_attn_o;
-                                     ATTNSCOPE_CUDA_ATTN_O=1); on where its blocks all fit at once */
-    long attn_o_grid;             /* its grid: the o matvec's */
-    int attn_o_split;             /* its attention's splits per KV head at most (the grid's share) */
-    size_t attn_o_smem;
-    unsigned long long *attn_o_sync;   /* its counters: block arrivals, combined KV heads */
     int step_inflight;      /* bytes its producer keeps in flight at most (ATTNSCOPE_CUDA_INFLIGHT KiB, 0: no cap) */
     kern::st_args sa;
     size_t step_smem;
@@ -344,13 +338,6 @@ void (*attn_decode_kernel(int hd))(kern::dec_args)
     return hd == 64 ? kern::k_attn_decode<64> : hd == 128 ? kern::k_attn_decode<128> : kern::k_attn_decode<0>;
 }
 
-/* Decode attention and the o matvec in one kernel, for a head size. */
-template <typename T>
-void (*attn_o_kernel(int hd))(kern::dec_args, kern::mv_args, unsigned long long *)
-{
-    return hd == 64 ? kern::k_attn_o<T, 64> : hd == 128 ? kern::k_attn_o<T, 128> : kern::k_attn_o<T, 0>;
-}
-
 /* The per-head decode attention kernel for a head size. */
 void (*attn_head_kernel(int hd))(kern::dec_args)
 {
@@ -487,8 +474,6 @@ template <typename T>
 int step_setup(cuctx *c);
 template <typename T>
 int mlp_qkv_setup(cuctx *c);
-template <typename T>
-int attn_o_setup(cuctx *c);
 
 int upload_model(cuctx *c, const bk_forward *f)
 {
@@ -589,10 +574,9 @@ int upload_model(cuctx *c, const bk_forward *f)
     CK(c, cudaStreamSynchronize(c->st), "uploading the model");
     c->m = m;
     switch (c->dt) {
-    case DT_F32: return mlp_qkv_setup<kern::f32w>(c) || attn_o_setup<kern::f32w>(c) || step_setup<kern::f32w>(c);
-    case DT_BF16:
-        return mlp_qkv_setup<kern::bf16w>(c) || attn_o_setup<kern::bf16w>(c) || step_setup<kern::bf16w>(c);
-    case DT_F16: return mlp_qkv_setup<kern::f16w>(c) || attn_o_setup<kern::f16w>(c) || step_setup<kern::f16w>(c);
+    case DT_F32: return mlp_qkv_setup<kern::f32w>(c) || step_setup<kern::f32w>(c);
+    case DT_BF16: return mlp_qkv_setup<kern::bf16w>(c) || step_setup<kern::bf16w>(c);
+    case DT_F16: return mlp_qkv_setup<kern::f16w>(c) || step_setup<kern::f16w>(c);
     }
     return ENG_OK;
 }
@@ -693,8 +677,8 @@ int step_setup(cuctx *c)
  * block that never starts; its waits trap after about two seconds. */
 /* Launches of the decode paths that are not always taken, captured or not
  * (cuda_launches: tests check which path ran). */
-enum { CNT_STEP, CNT_MVR, CNT_MLP, CNT_MLP_QKV, CNT_ATTN_O, N_COUNTED };
-const char *const counted_name[N_COUNTED] = {"step", "mvr", "mlp", "mlp_qkv", "attn_o"};
+enum { CNT_STEP, CNT_MVR, CNT_MLP, CNT_MLP_QKV, N_COUNTED };
+const char *const counted_name[N_COUNTED] = {"step", "mvr", "mlp", "mlp_qkv"};
 long counted[N_COUNTED];
 
 template <typename T>
@@ -947,44 +931,6 @@ int mlp_qkv_setup(cuctx *c)
     return ENG_OK;
 }
 
-/* After the upload: decode attention and the o matvec in one kernel
- * (opt-in) where the o matvec is the register one (not k_mvs, k_mvr or the
- * per-head attention) and every block of its grid fits on the device at
- * once (blocks wait for other blocks' combines). Its attention takes at
- * most grid / nkv splits a KV head, so that every item has a block. */
-template <typename T>
-int attn_o_setup(cuctx *c)
-{
-    const config_t *cf = &c->m->cfg;
-    int hd = cf->head_dim, nkv = cf->n_kv_heads, G = cf->n_heads / nkv, q_dim = config_q_dim(cf);
-    c->attn_o = false;
-    if (!c->attn_o_want || c->attn_head || c->mvs || (c->mvr && c->mvr_kind[kern::ST_O]))
-        return ENG_OK;
-    c->attn_o_grid = mv_grid(c, cf->dim, pick_wpr(c, cf->dim, kern::ST_O), kern::ST_O);
-    c->attn_o_split = (int)(c->attn_o_grid / nkv < c->n_split ? c->attn_o_grid / nkv : c->n_split);
-    if (c->attn_o_split < 1)
-        return ENG_OK;
-    int chunk = (c->S + c->attn_o_split - 1) / c->attn_o_split;
-    if (chunk < c->min_chunk)
-        chunk = c->min_chunk;
-    size_t att = ((size_t)G * (hd + chunk + c->attn_o_split) + 4 + (size_t)chunk * (2 * hd + 4) + hd) * sizeof(float);
-    c->attn_o_smem = att > (size_t)q_dim * sizeof(float) ? att : (size_t)q_dim * sizeof(float);
-    if (c->attn_o_smem > 112 * 1024)
-        return ENG_OK;
-    CK(c, cudaFuncSetAttribute(attn_o_kernel<T>(hd), cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c->attn_o_smem),
-       "attention + o shared memory");
-    int per_sm = 0;
-    CK(c, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attn_o_kernel<T>(hd), kern::MV_THREADS, c->attn_o_smem),
-       "attention + o occupancy");
-    if ((long)per_sm * c->sms < c->attn_o_grid)
-        return ENG_OK;
-    if (alloc_n(c, &c->attn_o_sync, 2, "the attention + o counters"))
-        return c->failed;
-    CK(c, cudaMemsetAsync(c->attn_o_sync, 0, 2 * sizeof *c->attn_o_sync, c->st), "the attention + o counters");
-    c->attn_o = true;
-    return ENG_OK;
-}
-
 /* Lets k_mlp take the shared memory it needs (raised once, at start: not
  * while a graph is being captured). */
 template <typename T>
@@ -992,42 +938,6 @@ int mlp_allow(cuctx *c)
 {
     CK(c, cudaFuncSetAttribute(mlp_kernel<T>(c), cudaFuncAttributeMaxDynamicSharedMemorySize, (int)MLP_SMEM_MAX),
        "mlp shared memory");
-    return ENG_OK;
-}
-
-/* The o matvec of layer d: x += W_o att (and, before the fused MLP, the new
- * x also into its input xn). */
-kern::mv_args o_args(const cuctx *c, const dlayer *d)
-{
-    kern::mv_args a = {};
-    a.x = c->att; a.cols = d->wo.cols; a.mode = kern::MV_ADD;
-    a.seg[0] = {d->wo.p, NULL, c->x, d->wo.rows};
-    a.n_seg = 1;
-    a.rows = d->wo.rows;
-    a.pf = pf_of(c, {&d->wg, &d->wu});
-    a.y2 = c->mlp ? c->xn : NULL;
-    return a;
-}
-
-/* Decode attention and the o matvec of layer d in one kernel (k_attn_o). */
-template <typename T>
-int attn_o_launch(cuctx *c, const dlayer *d)
-{
-    const config_t *cf = &c->m->cfg;
-    int hd = cf->head_dim;
-    kern::dec_args da = {c->q, c->k, c->v, d->qn, d->kn, d->K, d->V, c->inv_freq, c->pos, c->part_o, c->part_ml,
-                         c->ticket, c->att, cf->norm_eps, 1.0f / sqrtf((float)hd), cf->n_heads, cf->n_kv_heads, hd,
-                         c->S, c->attn_o_split, c->min_chunk, c->rope_cs, c->vstage, kern::l2_pf{}};
-    da.wide_combine = c->wide_combine;
-    kern::mv_args o = o_args(c, d);
-    o.wpr = pick_wpr(c, o.rows, kern::ST_O);
-    o.pre = c->mv_pre;
-    o.tl = tl_next(c, "attn_o", c->attn_o_grid);
-    counted[CNT_ATTN_O]++;
-    if (launch(c, attn_o_kernel<T>(hd), dim3((unsigned)c->attn_o_grid), dim3(kern::MV_THREADS), c->attn_o_smem,
-               "attention + o launch", da, o, c->attn_o_sync))
-        return c->failed;
-    mark(c, "attn_o");
     return ENG_OK;
 }
 
@@ -1061,11 +971,7 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
                 return c->failed;
             mark(c, "qkv");
         }
-        bool fused = !observed && c->attn_o && !c->skip_attn;   /* attention and o in one kernel */
-        if (fused) {
-            if (attn_o_launch<T>(c, d))
-                return c->failed;
-        } else if (observed) {
+        if (observed) {
             kern::post_args p = {c->q, c->k, c->v, NULL, NULL, NULL, d->qn, d->kn, d->K, d->V, c->inv_freq, eps,
                                  1, f->pos0, nh, nkv, hd, c->S};
             kern::k_post<<<(nh + nkv + 7) / 8, 256, 0, c->st>>>(p);
@@ -1093,14 +999,18 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
                                        c->dec_smem, "decode attention launch", da)))
                 return c->failed;
         }
-        if (!fused) {
-            mark(c, "attention");
-            a = o_args(c, d);
-            a.tl = tl_next(c, "o", 0);
-            if (mv<T>(c, a, kern::ST_O))
-                return c->failed;
-            mark(c, "o");
-        }
+        mark(c, "attention");
+        a = kern::mv_args{};
+        a.x = c->att; a.cols = d->wo.cols; a.mode = kern::MV_ADD;
+        a.seg[0] = {d->wo.p, NULL, c->x, d->wo.rows};
+        a.n_seg = 1;
+        a.rows = d->wo.rows;
+        a.pf = pf_of(c, {&d->wg, &d->wu});
+        a.y2 = c->mlp ? c->xn : NULL;
+        a.tl = tl_next(c, "o", 0);
+        if (mv<T>(c, a, kern::ST_O))
+            return c->failed;
+        mark(c, "o");
         if (c->mlp) {
             const dlayer *next = c->mlp_qkv && l + 1 < cf->n_layers ? &c->L[l + 1] : NULL;
             if (mlp<T>(c, d, c->xn, c->x, tl_next(c, next ? "mlp_qkv" : "mlp", 0), next))
@@ -1553,7 +1463,6 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     c->mlp_bps = env_int("ATTNSCOPE_CUDA_MLP_BPS", 1, 4, 1024 / c->mlp_threads);
     c->mlp_red = env_int("ATTNSCOPE_CUDA_MLP_RED", 0, 2, 0);
     c->mlp_qkv_want = env_is("ATTNSCOPE_CUDA_MLP_QKV", "1");   /* measured slower: docs/cuda.md */
-    c->attn_o_want = env_is("ATTNSCOPE_CUDA_ATTN_O", "1");
     if (ring_mv_allow<kern::f32w>(c) || ring_mv_allow<kern::bf16w>(c) || ring_mv_allow<kern::f16w>(c) ||
         mlp_allow<kern::f32w>(c) || mlp_allow<kern::bf16w>(c) || mlp_allow<kern::f16w>(c)) {
         eng_err e = c->err;

@@ -292,13 +292,13 @@ __device__ __forceinline__ void row_ptrs(const mv_args &a, int row, const uint4 
  * U = 8 / NR 16-byte packs of each of its NR rows at a time; the first
  * batch is loaded before waiting for the previous kernel, whose output x is
  * not needed until the products. Rows whose bytes are not a multiple of 16
- * (tiny test models) take a scalar path after the wait. The wait is
- * wait_x(xs): it waits for the previous kernel and leaves x in shared
- * memory (k_matvec; k_attn_o runs attention in it). red: (MV_WARPS, 2). */
-template <typename T, int NR, typename WaitX>
-__device__ __forceinline__ void mv_body(const mv_args &a, float *xs, float (*red)[2], WaitX wait_x)
+ * (tiny test models) take a scalar path after the wait. */
+template <typename T, int NR>
+__global__ void __launch_bounds__(MV_THREADS, 4) k_matvec(mv_args a)
 {
     constexpr int V = 16 / (int)sizeof(T), U = 8 / NR;
+    extern __shared__ float xs[];   /* (cols) */
+    __shared__ float red[MV_WARPS][2];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int rpb = MV_WARPS / a.wpr, sub = warp % a.wpr;
     int first = sub * 32 + lane, step = 32 * a.wpr;
@@ -306,6 +306,8 @@ __device__ __forceinline__ void mv_body(const mv_args &a, float *xs, float (*red
     bool vec = a.cols % V == 0;
     int nv = a.cols / V;
 
+    tl_mark(a.tl, TL_START);
+    issue_l2_pf(a.pf);
     uint4 pre[NR][U];
     int pre_row = blockIdx.x * rpb + warp / a.wpr;
     if (vec && blockIdx.x < n_blocks && pre_row < a.rows) {
@@ -319,7 +321,10 @@ __device__ __forceinline__ void mv_body(const mv_args &a, float *xs, float (*red
                 if (u < a.pre && first + u * step < nv)
                     pre[i][u] = ld_stream(w[i] + first + u * step);
     }
-    wait_x(xs);
+    pdl_wait();
+    tl_mark(a.tl, TL_WAITED);
+    pdl_launch_next();
+    load_x(xs, a.x, a.norm, a.eps, a.cols, &red[0][0]);
 
     /* One row block: the first one with the batch already in registers. */
     auto row_block = [&](int b, bool have_pre) {
@@ -407,21 +412,6 @@ __device__ __forceinline__ void mv_body(const mv_args &a, float *xs, float (*red
         __syncthreads();
         tl_mark(a.tl, TL_END);
     }
-}
-
-template <typename T, int NR>
-__global__ void __launch_bounds__(MV_THREADS, 4) k_matvec(mv_args a)
-{
-    extern __shared__ float xs[];   /* (cols) */
-    __shared__ float red[MV_WARPS][2];
-    tl_mark(a.tl, TL_START);
-    issue_l2_pf(a.pf);
-    mv_body<T, NR>(a, xs, red, [&](float *x_sm) {
-        pdl_wait();
-        tl_mark(a.tl, TL_WAITED);
-        pdl_launch_next();
-        load_x(x_sm, a.x, a.norm, a.eps, a.cols, &red[0][0]);
-    });
 }
 
 /* ---- the MLP in one kernel: gate/up, SwiGLU and down, split over the hidden rows ----
@@ -1033,92 +1023,68 @@ __device__ __forceinline__ float qk_dot(const float *q, const float *k, int hd)
     return s;
 }
 
-/* One item of decode attention: KV head g, chunk split of the context (keys
- * [j0, j1), of which [j0, jp) were cached by earlier steps), and where its
- * scratch lies in shared memory: q of the group (G*hd), scores (G*chunk),
- * combine weights (G*n_split), the chunk's values and keys (rows padded by 4
- * floats: conflict-free 16-byte reads) and the rotation table. */
-struct dec_item {
-    int g, split, G, hd, pos, chunk, n_active, j0, j1, n, jp, kst;
-    bool stage;   /* keys, values and rotation table copied to shared memory */
-    float *qs, *ps, *wts, *vs, *ks, *csm;
-};
-
-/* The chunk size and the number of chunks holding keys, at position pos. */
-__device__ __forceinline__ void dec_chunks(const dec_args &a, int pos, int &chunk, int &n_active)
+/* grid (nkv, n_split), 256 threads. The context is cut into chunks of at
+ * least min_chunk keys; splits past the last chunk return at once. Shared:
+ * q of the group (G*hd), scores (G * chunk), combine weights (G * n_split),
+ * the chunk's values and keys, the rotation table. The block whose keys
+ * include the new position norms/rotates this token's k, uses it from
+ * shared memory and writes k and v into the cache. */
+template <int HD>   /* head_dim, or 0: any (read from a.hd) */
+__global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
 {
-    int nk = pos + 1;
-    chunk = (nk + a.n_split - 1) / a.n_split;
+    extern __shared__ float sm[];
+    __shared__ bool last;
+    int g = blockIdx.x, split = blockIdx.y, G = a.nh / a.nkv, hd = HD ? HD : a.hd;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    /* the position was uploaded before the step's first kernel */
+    int pos = *a.pos, nk = pos + 1;
+    int chunk = (nk + a.n_split - 1) / a.n_split;
     if (chunk < a.min_chunk)
         chunk = a.min_chunk;
-    n_active = (nk + chunk - 1) / chunk;
-}
-
-template <int HD>
-__device__ dec_item dec_item_of(const dec_args &a, float *sm, int g, int split, bool may_stage)
-{
-    dec_item t;
-    t.g = g;
-    t.split = split;
-    t.G = a.nh / a.nkv;
-    t.hd = HD ? HD : a.hd;
-    t.pos = *a.pos;   /* uploaded before the step's first kernel */
-    dec_chunks(a, t.pos, t.chunk, t.n_active);
-    t.j0 = split * t.chunk;
-    t.j1 = min(t.pos + 1, t.j0 + t.chunk);
-    t.n = t.j1 - t.j0;
-    t.jp = min(t.j1, t.pos);
-    t.qs = sm;
-    t.ps = t.qs + t.G * t.hd;
-    t.wts = t.ps + t.G * t.chunk;
-    t.vs = reinterpret_cast<float *>(((uintptr_t)(t.wts + t.G * a.n_split) + 15) & ~(uintptr_t)15);
-    t.kst = t.hd + 4;
-    t.ks = t.vs + (size_t)t.chunk * t.hd;
-    t.csm = t.ks + (size_t)t.chunk * t.kst;
-    t.stage = may_stage && a.vstage && t.hd % 4 == 0;
-    return t;
-}
-
-/* Before waiting for the q/k/v product (t.stage): the chunk's cached keys and
- * values (written by earlier steps) and the rotation table (written by the
- * step's first kernel, which has finished: the kernel before this one waited
- * for it) into shared memory; the new key and value come from the product
- * after the wait. */
-__device__ void dec_stage(const dec_args &a, const dec_item &t)
-{
-    if (!t.stage || t.split >= t.n_active)
-        return;
-    const float4 *vsrc = reinterpret_cast<const float4 *>(a.V + ((size_t)t.g * a.S + t.j0) * t.hd);
-    const float4 *ksrc = reinterpret_cast<const float4 *>(a.K + ((size_t)t.g * a.S + t.j0) * t.hd);
-    int q4 = t.hd / 4;
-    for (int i = threadIdx.x; i < (t.jp - t.j0) * q4; i += blockDim.x) {
-        __pipeline_memcpy_async(reinterpret_cast<float4 *>(t.vs) + i, vsrc + i, 16);
-        __pipeline_memcpy_async(reinterpret_cast<float4 *>(t.ks + (size_t)(i / q4) * t.kst) + i % q4, ksrc + i, 16);
+    int n_active = (nk + chunk - 1) / chunk;
+    int j0 = split * chunk, j1 = min(nk, j0 + chunk), n = j1 - j0;
+    tl_mark(a.tl, TL_START);
+    issue_l2_pf(a.pf);
+    pdl_launch_next();   /* the o matvec may start streaming its weights */
+    float *qs = sm, *ps = qs + G * hd, *wts = ps + G * chunk;
+    float *vs = reinterpret_cast<float *>(((uintptr_t)(wts + G * a.n_split) + 15) & ~(uintptr_t)15);
+    int kst = hd + 4;   /* staged key rows padded: conflict-free 16-byte reads */
+    float *ks = vs + (size_t)chunk * hd, *csm = ks + (size_t)chunk * kst;
+    /* Staged (a.vstage, rows of 16-byte multiples): the chunk's cached keys
+     * and values (positions before this token's: written by earlier steps)
+     * and the rotation table (written by the step's first kernel, which has
+     * finished: the kernel before this one waited for it) are copied to
+     * shared memory before waiting for the q/k/v product; the new key and
+     * value come from it after the wait. */
+    bool stage = a.vstage && hd % 4 == 0;
+    int jp = min(j1, pos);   /* cached rows of this chunk: [j0, jp) */
+    if (stage && split < n_active) {
+        const float4 *vsrc = reinterpret_cast<const float4 *>(a.V + ((size_t)g * a.S + j0) * hd);
+        const float4 *ksrc = reinterpret_cast<const float4 *>(a.K + ((size_t)g * a.S + j0) * hd);
+        int q4 = hd / 4;
+        for (int i = threadIdx.x; i < (jp - j0) * q4; i += blockDim.x) {
+            __pipeline_memcpy_async(reinterpret_cast<float4 *>(vs) + i, vsrc + i, 16);
+            __pipeline_memcpy_async(reinterpret_cast<float4 *>(ks + (size_t)(i / q4) * kst) + i % q4, ksrc + i, 16);
+        }
+        __pipeline_commit();
+        for (int i = threadIdx.x; i < hd; i += blockDim.x)
+            csm[i] = a.rope_cs[i];
     }
-    __pipeline_commit();
-    for (int i = threadIdx.x; i < t.hd; i += blockDim.x)
-        t.csm[i] = a.rope_cs[i];
-}
-
-/* After the wait: the item's scores, softmax pieces and unnormalized
- * output (part_o, part_ml), the new k and v into the cache where the chunk
- * holds the new position. Returns true in the block that arrived last for
- * its KV head (it combines). */
-template <int HD>
-__device__ bool dec_partial(const dec_args &a, const dec_item &t, bool *last)
-{
-    int G = t.G, hd = t.hd, g = t.g, pos = t.pos, chunk = t.chunk, n = t.n, j0 = t.j0;
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-    bool stage = t.stage;
-    float *qs = t.qs, *ps = t.ps, *vs = t.vs, *ks = t.ks;
-    const float *cs = stage ? t.csm : a.rope_cs;
-    float *po = a.part_o + ((size_t)g * a.n_split + t.split) * G * hd;
-    float *pml = a.part_ml + ((size_t)g * a.n_split + t.split) * G * 2;
+    /* blocks past the last chunk leave before waiting, making room for the
+     * o matvec's blocks (the working blocks wait, so this grid still ends
+     * after the q/k/v product) */
+    if (split >= n_active)
+        return;
+    pdl_wait();
+    tl_mark(a.tl, TL_WAITED);
+    const float *cs = stage ? csm : a.rope_cs;
+    float *po = a.part_o + ((size_t)g * a.n_split + split) * G * hd;
+    float *pml = a.part_ml + ((size_t)g * a.n_split + split) * G * 2;
 
     for (int i = threadIdx.x; i < G * hd; i += blockDim.x)
         qs[i] = a.q[(size_t)g * G * hd + i];
-    bool has_new = pos < t.j1;   /* this block holds the new key */
-    float *knew = ks + (size_t)(pos - j0) * t.kst;
+    bool has_new = pos < j1;   /* this block holds the new key */
+    float *knew = ks + (size_t)(pos - j0) * kst;
     if (stage && has_new)
         for (int d = threadIdx.x; d < hd; d += blockDim.x) {
             knew[d] = a.k[g * hd + d];
@@ -1149,7 +1115,7 @@ __device__ bool dec_partial(const dec_args &a, const dec_item &t, bool *last)
     __syncthreads();
     /* scores: one thread per (key, head), the key's row read whole */
     const float *Kg = stage ? ks : a.K + ((size_t)g * a.S + j0) * hd;
-    int kstride = stage ? t.kst : hd;
+    int kstride = stage ? kst : hd;
     for (int i = threadIdx.x; i < n * G; i += blockDim.x) {
         int j = i % n, h = i / n;
         ps[h * chunk + j] = qk_dot<HD>(qs + h * hd, Kg + (size_t)j * kstride, hd) * a.scale;
@@ -1185,22 +1151,17 @@ __device__ bool dec_partial(const dec_args &a, const dec_item &t, bool *last)
             acc += p[j] * Vg[(size_t)j * hd + d];
         po[i] = acc;
     }
-    /* the last block of this KV head to get here combines the splits */
+
+    /* The last block of this KV head to get here combines the splits. */
     __threadfence();
     __syncthreads();
     if (threadIdx.x == 0)
-        *last = atomicAdd(&a.ticket[g], 1u) == (unsigned)t.n_active - 1;
+        last = atomicAdd(&a.ticket[g], 1u) == (unsigned)n_active - 1;
     __syncthreads();
-    return *last;
-}
-
-/* The last block of a KV head: the splits' partial outputs combined into
- * a.out (G heads), and the head's ticket cleared for the next launch. */
-__device__ void dec_combine(const dec_args &a, const dec_item &t)
-{
-    int G = t.G, hd = t.hd, g = t.g, n_active = t.n_active;
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-    float *wts = t.wts;
+    if (!last) {
+        tl_mark(a.tl, TL_END);
+        return;
+    }
     __threadfence();
     const float *ml0 = a.part_ml + (size_t)g * a.n_split * G * 2;
     const float *o0 = a.part_o + (size_t)g * a.n_split * G * hd;
@@ -1269,84 +1230,10 @@ __device__ void dec_combine(const dec_args &a, const dec_item &t)
     }
     if (threadIdx.x == 0)
         a.ticket[g] = 0;
-}
-
-/* grid (nkv, n_split), 256 threads: one item a block. The context is cut
- * into chunks of at least min_chunk keys; splits past the last chunk return
- * at once, before the wait (making room for the o matvec's blocks; the
- * working blocks wait, so this grid still ends after the q/k/v product).
- * The block whose keys include the new position norms/rotates this token's
- * k, uses it from shared memory and writes k and v into the cache. */
-template <int HD>   /* head_dim, or 0: any (read from a.hd) */
-__global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
-{
-    extern __shared__ float sm[];
-    __shared__ bool last;
-    dec_item t = dec_item_of<HD>(a, sm, blockIdx.x, blockIdx.y, true);
-    tl_mark(a.tl, TL_START);
-    issue_l2_pf(a.pf);
-    pdl_launch_next();   /* the o matvec may start streaming its weights */
-    dec_stage(a, t);
-    if (t.split >= t.n_active)
-        return;
-    pdl_wait();
-    tl_mark(a.tl, TL_WAITED);
-    if (dec_partial<HD>(a, t, &last))
-        dec_combine(a, t);
     if (a.tl) {
         __syncthreads();
         tl_mark(a.tl, TL_END);
     }
-}
-
-/* ---- decode attention and the o projection in one kernel (opt-in) ----
- *
- * ATTNSCOPE_CUDA_ATTN_O=1. The o matvec's grid (k_matvec's row blocks, 2 a
- * multiprocessor) also does attention: block b takes items b, b + grid, ...
- * (KV head, chunk) as k_attn_decode does, the last block of a KV head
- * combines, and then every block waits until all KV heads are combined
- * (a counter in global memory, not a kernel boundary) and computes its o
- * rows, x += W_o att, with its first weights loaded before waiting for the
- * q/k/v product. sync[0] counts block arrivals (launch k of the grid:
- * arrivals k * grid .. (k + 1) * grid - 1), sync[1] combined KV heads (k * nkv
- * after launch k): 64-bit counters that never need clearing. Every block of
- * the grid must be resident at once (cuda.cu checks the occupancy): blocks
- * wait for other blocks' combines. */
-template <typename T, int HD>
-__global__ void __launch_bounds__(MV_THREADS, 2) k_attn_o(dec_args d, mv_args a, unsigned long long *sync)
-{
-    extern __shared__ float sm[];   /* attention scratch, then att (a.cols floats) */
-    __shared__ float red[MV_WARPS][2];
-    __shared__ bool last;
-    __shared__ unsigned long long target;
-    tl_mark(a.tl, TL_START);
-    mv_body<T, 1>(a, sm, red, [&](float *x_sm) {
-        int chunk, n_active;
-        dec_chunks(d, *d.pos, chunk, n_active);
-        int items = d.nkv * n_active, it = blockIdx.x;
-        if (it < items)
-            dec_stage(d, dec_item_of<HD>(d, sm, it / n_active, it % n_active, true));
-        pdl_wait();
-        tl_mark(a.tl, TL_WAITED);
-        pdl_launch_next();
-        if (threadIdx.x == 0)
-            target = (atomicAdd(&sync[0], 1ull) / gridDim.x + 1) * (unsigned long long)d.nkv;
-        for (; it < items; it += gridDim.x) {
-            dec_item t = dec_item_of<HD>(d, sm, it / n_active, it % n_active, it == (int)blockIdx.x);
-            if (dec_partial<HD>(d, t, &last)) {
-                dec_combine(d, t);
-                __threadfence();
-                __syncthreads();
-                if (threadIdx.x == 0)
-                    atomicAdd(&sync[1], 1ull);
-            }
-            __syncthreads();   /* the scratch is free for the next item */
-        }
-        if (threadIdx.x == 0)
-            wait_at_least(&sync[1], target);
-        __syncthreads();
-        load_x<0, true>(x_sm, a.x, NULL, 0.f, a.cols, &red[0][0]);
-    });
 }
 
 /* Max over the block (every thread gets it); red holds one float per warp. */

@@ -200,14 +200,6 @@ static void the_ring_matvec_matches_the_cpu(void **state)
     compare_with_switch("ATTNSCOPE_CUDA_MV", "mvr", "mvr", true);
 }
 
-/* Decode attention and the o matvec in one kernel (opt-in): blocks wait
- * for other blocks' combines through counters in global memory. */
-static void attention_and_o_in_one_kernel_match_the_cpu(void **state)
-{
-    (void)state;
-    compare_with_switch("ATTNSCOPE_CUDA_ATTN_O", "1", "attn_o", true);
-}
-
 /* The fused MLP (gate/up/down in one kernel) is the default decode path on
  * these shapes; it also runs with the next layer's q/k/v after a grid
  * barrier (opt-in), and with it switched off gate/up and down run as two
@@ -437,7 +429,6 @@ int main(void)
         cmocka_unit_test(a_rewind_and_new_tokens_match_the_cpu),
         cmocka_unit_test(the_persistent_step_kernel_matches_the_cpu),
         cmocka_unit_test(the_ring_matvec_matches_the_cpu),
-        cmocka_unit_test(attention_and_o_in_one_kernel_match_the_cpu),
         cmocka_unit_test(the_fused_mlp_and_the_two_kernel_mlp_match_the_cpu),
         cmocka_unit_test(observer_rows_match_the_cpu),
         cmocka_unit_test(switching_devices_mid_context_keeps_the_conversation),
