@@ -24,6 +24,7 @@
 #include <cuda_runtime.h>
 #include <algorithm>
 #include <initializer_list>
+#include <type_traits>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -128,6 +129,8 @@ struct cuctx {
                                      (ATTNSCOPE_CUDA_MLP_QKV=1: measured slower); on where its blocks all fit
                                      at once */
     unsigned long long *mlp_bar;  /* that barrier's counter */
+    bool flash_f32;               /* prefill attention in f32 on CUDA cores for every dtype
+                                     (ATTNSCOPE_CUDA_FLASH=f32; default: tensor cores for f16/bf16) */
     int step_inflight;      /* bytes its producer keeps in flight at most (ATTNSCOPE_CUDA_INFLIGHT KiB, 0: no cap) */
     kern::st_args sa;
     size_t step_smem;
@@ -677,8 +680,8 @@ int step_setup(cuctx *c)
  * block that never starts; its waits trap after about two seconds. */
 /* Launches of the decode paths that are not always taken, captured or not
  * (cuda_launches: tests check which path ran). */
-enum { CNT_STEP, CNT_MVR, CNT_MLP, CNT_MLP_QKV, N_COUNTED };
-const char *const counted_name[N_COUNTED] = {"step", "mvr", "mlp", "mlp_qkv"};
+enum { CNT_STEP, CNT_MVR, CNT_MLP, CNT_MLP_QKV, CNT_FLASH_TC, N_COUNTED };
+const char *const counted_name[N_COUNTED] = {"step", "mvr", "mlp", "mlp_qkv", "flash_tc"};
 long counted[N_COUNTED];
 
 template <typename T>
@@ -1203,6 +1206,20 @@ int flash(cuctx *c, const dlayer *d, int T_, int pos0)
     return ENG_OK;
 }
 
+/* Prefill attention on tensor cores (f16 / bf16 weights; head_dim 16, 32,
+ * 64 or 128): k_flash_tc. */
+template <typename T, int HD>
+int flash_tc(cuctx *c, const dlayer *d, int T_, int pos0)
+{
+    const config_t *cf = &c->m->cfg;
+    counted[CNT_FLASH_TC]++;
+    dim3 grid((unsigned)((T_ + kern::TC_BQ - 1) / kern::TC_BQ), (unsigned)cf->n_heads);
+    kern::k_flash_tc<T, HD><<<grid, kern::TC_THREADS, 0, c->st>>>(c->q, d->K, d->V, (T *)c->xa, T_, pos0, cf->n_heads,
+                                                                  cf->n_kv_heads, c->S, 1.0f / sqrtf((float)HD));
+    CK(c, cudaGetLastError(), "flash attention launch");
+    return ENG_OK;
+}
+
 template <typename T>
 int attention_prefill(cuctx *c, const bk_forward *f, int l)
 {
@@ -1222,6 +1239,15 @@ int attention_prefill(cuctx *c, const bk_forward *f, int l)
         kern::k_convert<T><<<(unsigned)((n + 255) / 256 < 4096 ? (n + 255) / 256 : 4096), 256, 0, c->st>>>((T *)c->xa, c->att, n);
         CK(c, cudaGetLastError(), "convert launch");
         return ENG_OK;
+    }
+    if constexpr (!std::is_same<T, kern::f32w>::value) {
+        if (!c->flash_f32)
+            switch (hd) {
+            case 16: return flash_tc<T, 16>(c, d, T_, f->pos0);
+            case 32: return flash_tc<T, 32>(c, d, T_, f->pos0);
+            case 64: return flash_tc<T, 64>(c, d, T_, f->pos0);
+            case 128: return flash_tc<T, 128>(c, d, T_, f->pos0);
+            }
     }
     int dpt = (hd + 3) / 4;
     if (dpt <= 2) return flash<T, 2>(c, d, T_, f->pos0);
@@ -1463,6 +1489,7 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     c->mlp_bps = env_int("ATTNSCOPE_CUDA_MLP_BPS", 1, 4, 1024 / c->mlp_threads);
     c->mlp_red = env_int("ATTNSCOPE_CUDA_MLP_RED", 0, 2, 0);
     c->mlp_qkv_want = env_is("ATTNSCOPE_CUDA_MLP_QKV", "1");   /* measured slower: docs/cuda.md */
+    c->flash_f32 = env_is("ATTNSCOPE_CUDA_FLASH", "f32");
     if (ring_mv_allow<kern::f32w>(c) || ring_mv_allow<kern::bf16w>(c) || ring_mv_allow<kern::f16w>(c) ||
         mlp_allow<kern::f32w>(c) || mlp_allow<kern::bf16w>(c) || mlp_allow<kern::f16w>(c)) {
         eng_err e = c->err;

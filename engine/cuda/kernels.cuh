@@ -1478,6 +1478,173 @@ __global__ void __launch_bounds__(256) k_flash(const float *q, const float *K, c
     }
 }
 
+/* ---- prefill attention on tensor cores (f16 / bf16 models) ----
+ *
+ * FlashAttention-2 with mma.sync m16n8k16 (f16 inputs, f32 accumulation):
+ * a block is 4 warps, 64 query rows of one head, each warp 16 rows; the
+ * keys come in tiles of 64, converted from the f32 cache to f16 in shared
+ * memory (keys row-major, values transposed, rows padded by 8 halves so that
+ * the fragment reads hit 32 different banks). Per tile a warp computes its
+ * 16 x 64 scores (S = Q K^T), masks the keys past each row's position,
+ * updates the running row max and sum, and adds P V into its 16 x head_dim
+ * output; the scores' accumulator fragments are the P V product's input
+ * fragments, so P never leaves the registers. f16 rather than bf16: 3 more
+ * bits of mantissa for q, k, v and p (the models' activations are far
+ * inside f16's range); the row sums and the output stay f32. f32 models
+ * keep k_flash (f32 throughout). */
+constexpr int TC_BQ = 64, TC_BK = 64, TC_THREADS = 128;
+
+__device__ __forceinline__ uint32_t pack_half2(float lo, float hi)
+{
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&h);
+}
+
+/* c += a b: a 16 x 16 (row), b 16 x 8 (column), f16 in, f32 accumulate. */
+__device__ __forceinline__ void mma_16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* grid (ceil(T / 64), nh), 128 threads. q (T, nh, HD) normed and rotated;
+ * the chunk's keys and values already in the cache (nkv, S, HD); out (T,
+ * nh, HD) in the GEMM input type. In the fragments a thread holds rows gid
+ * and gid + 8 of its warp's 16 and columns tig * 2, tig * 2 + 1 of each
+ * 8-column tile (PTX's m16n8k16 layout). */
+template <typename TO, int HD>
+__global__ void __launch_bounds__(TC_THREADS) k_flash_tc(const float *q, const float *K, const float *V, TO *out, int T,
+                                                        int pos0, int nh, int nkv, int S, float scale)
+{
+    constexpr int KS = HD + 8, VS = TC_BK + 8, NT = TC_BK / 8, DT = HD / 8;
+    __shared__ __align__(16) __half Ks[TC_BK * KS];   /* (key, dim) */
+    __shared__ __align__(16) __half Vt[HD * VS];      /* (dim, key) */
+    int h = blockIdx.y, g = h / (nh / nkv);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+    int r0 = blockIdx.x * TC_BQ + warp * 16 + gid, r1 = r0 + 8;   /* this thread's two rows */
+    int pa = pos0 + r0, pb = pos0 + r1;                           /* their positions */
+
+    uint32_t qf[HD / 16][4];   /* q of the warp's rows as A fragments (rows past T: the last row's q) */
+    {
+        const float *qa = q + ((size_t)min(r0, T - 1) * nh + h) * HD, *qb = q + ((size_t)min(r1, T - 1) * nh + h) * HD;
+#pragma unroll
+        for (int ks = 0; ks < HD / 16; ks++) {
+            int c = ks * 16 + tig * 2;
+            qf[ks][0] = pack_half2(qa[c], qa[c + 1]);
+            qf[ks][1] = pack_half2(qb[c], qb[c + 1]);
+            qf[ks][2] = pack_half2(qa[c + 8], qa[c + 9]);
+            qf[ks][3] = pack_half2(qb[c + 8], qb[c + 9]);
+        }
+    }
+    float o[DT][4];
+#pragma unroll
+    for (int dn = 0; dn < DT; dn++)
+        o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.f;
+    float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f;   /* running max; this thread's part of the sums */
+    int last_row = min(T, (int)(blockIdx.x + 1) * TC_BQ) - 1;
+    int n_keys = pos0 + last_row + 1;
+    const float *Kg = K + (size_t)g * S * HD, *Vg = V + (size_t)g * S * HD;
+
+    for (int j0 = 0; j0 < n_keys; j0 += TC_BK) {
+        __syncthreads();   /* the previous tile is read */
+        for (int e = threadIdx.x; e < TC_BK * HD / 4; e += TC_THREADS) {
+            int j = e / (HD / 4), d = (e % (HD / 4)) * 4;
+            float4 kv = make_float4(0.f, 0.f, 0.f, 0.f), vv = kv;   /* keys past the last: zeros, never NaN */
+            if (j0 + j < n_keys) {
+                kv = *reinterpret_cast<const float4 *>(Kg + (size_t)(j0 + j) * HD + d);
+                vv = *reinterpret_cast<const float4 *>(Vg + (size_t)(j0 + j) * HD + d);
+            }
+            *reinterpret_cast<uint2 *>(&Ks[j * KS + d]) = make_uint2(pack_half2(kv.x, kv.y), pack_half2(kv.z, kv.w));
+            Vt[(d + 0) * VS + j] = __float2half_rn(vv.x);
+            Vt[(d + 1) * VS + j] = __float2half_rn(vv.y);
+            Vt[(d + 2) * VS + j] = __float2half_rn(vv.z);
+            Vt[(d + 3) * VS + j] = __float2half_rn(vv.w);
+        }
+        __syncthreads();
+
+        float s[NT][4];   /* S = Q K^T, 16 rows x 64 keys */
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+            for (int ks = 0; ks < HD / 16; ks++) {
+                const __half *kp = &Ks[(n * 8 + gid) * KS + ks * 16 + tig * 2];
+                mma_16816(s[n], qf[ks], *reinterpret_cast<const uint32_t *>(kp),
+                          *reinterpret_cast<const uint32_t *>(kp + 8));
+            }
+        }
+        float xa = -INFINITY, xb = -INFINITY;   /* scaled, masked; the tile's row max */
+#pragma unroll
+        for (int n = 0; n < NT; n++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                int key = j0 + n * 8 + tig * 2 + e;
+                s[n][e] = key <= pa ? s[n][e] * scale : -INFINITY;
+                s[n][2 + e] = key <= pb ? s[n][2 + e] * scale : -INFINITY;
+                xa = fmaxf(xa, s[n][e]);
+                xb = fmaxf(xb, s[n][2 + e]);
+            }
+        xa = fmaxf(xa, __shfl_xor_sync(0xffffffffu, xa, 1));
+        xa = fmaxf(xa, __shfl_xor_sync(0xffffffffu, xa, 2));
+        xb = fmaxf(xb, __shfl_xor_sync(0xffffffffu, xb, 1));
+        xb = fmaxf(xb, __shfl_xor_sync(0xffffffffu, xb, 2));
+        float na = fmaxf(ma, xa), nb = fmaxf(mb, xb);
+        /* key 0 is in every row's first tile, so na and nb are finite from there on */
+        float ca = ma == -INFINITY ? 0.f : expf(ma - na), cb = mb == -INFINITY ? 0.f : expf(mb - nb);
+        ma = na;
+        mb = nb;
+        uint32_t pf[TC_BK / 16][4];   /* P as the A fragments of P V */
+        float sa = 0.f, sb = 0.f;
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+            float p0 = s[n][0] == -INFINITY ? 0.f : expf(s[n][0] - na);
+            float p1 = s[n][1] == -INFINITY ? 0.f : expf(s[n][1] - na);
+            float p2 = s[n][2] == -INFINITY ? 0.f : expf(s[n][2] - nb);
+            float p3 = s[n][3] == -INFINITY ? 0.f : expf(s[n][3] - nb);
+            sa += p0 + p1;
+            sb += p2 + p3;
+            pf[n / 2][(n % 2) * 2] = pack_half2(p0, p1);
+            pf[n / 2][(n % 2) * 2 + 1] = pack_half2(p2, p3);
+        }
+        la = la * ca + sa;
+        lb = lb * cb + sb;
+#pragma unroll
+        for (int dn = 0; dn < DT; dn++) {
+            o[dn][0] *= ca;
+            o[dn][1] *= ca;
+            o[dn][2] *= cb;
+            o[dn][3] *= cb;
+#pragma unroll
+            for (int ks = 0; ks < TC_BK / 16; ks++) {
+                const __half *vp = &Vt[(dn * 8 + gid) * VS + ks * 16 + tig * 2];
+                mma_16816(o[dn], pf[ks], *reinterpret_cast<const uint32_t *>(vp),
+                          *reinterpret_cast<const uint32_t *>(vp + 8));
+            }
+        }
+    }
+    la += __shfl_xor_sync(0xffffffffu, la, 1);
+    la += __shfl_xor_sync(0xffffffffu, la, 2);
+    lb += __shfl_xor_sync(0xffffffffu, lb, 1);
+    lb += __shfl_xor_sync(0xffffffffu, lb, 2);
+    float ia = 1.0f / la, ib = 1.0f / lb;
+#pragma unroll
+    for (int dn = 0; dn < DT; dn++) {
+        int d = dn * 8 + tig * 2;
+        if (r0 < T) {
+            TO *oa = out + ((size_t)r0 * nh + h) * HD + d;
+            oa[0] = from_f32<TO>(o[dn][0] * ia);
+            oa[1] = from_f32<TO>(o[dn][1] * ia);
+        }
+        if (r1 < T) {
+            TO *ob = out + ((size_t)r1 * nh + h) * HD + d;
+            ob[0] = from_f32<TO>(o[dn][2] * ib);
+            ob[1] = from_f32<TO>(o[dn][3] * ib);
+        }
+    }
+}
+
 /* Exact attention that also keeps the probabilities (the observer's rows):
  * one block per (query row, head). P (nh, T, nk). q rotated, out f32. */
 __global__ void k_attn_probs(const float *q, const float *K, const float *V, float *out, float *P, int T, int pos0,

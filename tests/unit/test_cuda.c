@@ -200,6 +200,54 @@ static void the_ring_matvec_matches_the_cpu(void **state)
     compare_with_switch("ATTNSCOPE_CUDA_MV", "mvr", "mvr", true);
 }
 
+/* All rows of logits after a P-token prompt on the GPU, the environment
+ * variable var set to val (or left as it is: var NULL). */
+static float *gpu_prefill_logits(const model_t *m, int P, const char *var, const char *val)
+{
+    int V = m->cfg.vocab_size, *ids = malloc((size_t)P * sizeof *ids);
+    float *out = malloc((size_t)P * V * sizeof *out);
+    assert_non_null(ids);
+    assert_non_null(out);
+    prompt_ids(ids, P, V);
+    if (var)
+        setenv(var, val, 1);
+    session_t *s = open_on(m, P + 1, "cuda");
+    eval_ok(s, ids, P, out);
+    session_free(s);
+    if (var)
+        unsetenv(var);
+    free(ids);
+    return out;
+}
+
+/* Prefill attention on tensor cores (f16 inputs, f32 accumulation; the
+ * default for f16 / bf16 weights) over several query and key tiles and two
+ * chunks: against the CPU within the bf16 tolerance, and against the f32
+ * kernel (ATTNSCOPE_CUDA_FLASH=f32) on the same device within 2e-3, the
+ * size of f16 rounding of q, k, v and p; with the switch it must not run. */
+static void prefill_attention_on_tensor_cores_matches_the_cpu(void **state)
+{
+    (void)state;
+    long before = cuda_launches("flash_tc");
+    compare_devices("tiny", DT_BF16, 700, 2, true, BF16_TOL);
+    compare_devices("tiny", DT_F16, 300, 2, true, BF16_TOL);
+    long ran = cuda_launches("flash_tc") - before;
+    printf("  flash_tc ran %ld times\n", ran);
+    assert_true(ran >= 4);
+    model_t *m = NULL;
+    eng_err e = {{0}};
+    assert_int_equal(model_synthetic(&m, "tiny", DT_BF16, 1, &e), ENG_OK);
+    int P = 700;
+    float *tc = gpu_prefill_logits(m, P, NULL, NULL), *f32 = gpu_prefill_logits(m, P, "ATTNSCOPE_CUDA_FLASH", "f32");
+    double err = rel_l2(tc, f32, (size_t)P * m->cfg.vocab_size);
+    printf("  tiny BF16 %d rows: tensor cores vs f32 attention rel L2 %.3g\n", P, err);
+    assert_true(err <= 2e-3);
+    free(tc);
+    free(f32);
+    model_close(m);
+    compare_with_switch("ATTNSCOPE_CUDA_FLASH", "f32", "flash_tc", false);
+}
+
 /* The fused MLP (gate/up/down in one kernel) is the default decode path on
  * these shapes; it also runs with the next layer's q/k/v after a grid
  * barrier (opt-in), and with it switched off gate/up and down run as two
@@ -429,6 +477,7 @@ int main(void)
         cmocka_unit_test(a_rewind_and_new_tokens_match_the_cpu),
         cmocka_unit_test(the_persistent_step_kernel_matches_the_cpu),
         cmocka_unit_test(the_ring_matvec_matches_the_cpu),
+        cmocka_unit_test(prefill_attention_on_tensor_cores_matches_the_cpu),
         cmocka_unit_test(the_fused_mlp_and_the_two_kernel_mlp_match_the_cpu),
         cmocka_unit_test(observer_rows_match_the_cpu),
         cmocka_unit_test(switching_devices_mid_context_keeps_the_conversation),
