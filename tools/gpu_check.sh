@@ -171,23 +171,31 @@ print("bf16 GEMM %d^3: median %.3f ms = %.1f TFLOP/s" % (n, ts[5] * 1e3, 2 * n *
     done
     grep "d2d copy" "$LOG/03-d2d.log" | sed 's/^/    /' | tee -a "$SUMMARY"
 
-    # 5. bench: decode and prefill at 512; 7. cache on vs off at 2048 (if time).
+    # 5. bench: decode and prefill at 512, prefill at 2048; 7. cache on vs
+    # off at 2048 (if time). Prefill's share of the GEMM rate counts 2 FLOPs
+    # per weight per token (bf16: weights_bytes FLOPs a token).
+    GEMM=$(sed -n 's/.*= \([0-9.]*\) TFLOP\/s.*/\1/p' "$LOG/04-gemm.log" | tail -n 1)
     for model in tinyllama-1.1b llama-3.2-1b; do
-        step "05-bench-$model" 25 "$BIN" bench --synthetic "$model" --dtype bf16 --device cuda \
-            --prompt-len 512 --gen 128 --cache on --repeat 3 --json
-        python3 - "$LOG/05-bench-$model.log" "${RW:-0}" <<'EOF' | tee -a "$SUMMARY"
+        for P in 512 2048; do
+            G=128; [ "$P" = 2048 ] && G=16
+            step "05-bench-$model-$P" 30 "$BIN" bench --synthetic "$model" --dtype bf16 --device cuda \
+                --prompt-len "$P" --gen "$G" --cache on --repeat 3 --json
+            python3 - "$LOG/05-bench-$model-$P.log" "${RW:-0}" "${GEMM:-0}" "$P" <<'EOF' | tee -a "$SUMMARY"
 import json, sys
 try:
     line = [l for l in open(sys.argv[1]) if l.startswith("{")][-1]
-    j = json.loads(line); rw = float(sys.argv[2])
+    j = json.loads(line); rw = float(sys.argv[2]); gemm = float(sys.argv[3]) * 1e12; p = sys.argv[4]
     for r in j["runs"]:
         wb = j["weights_bytes"]
         frac = r["decode_tok_s"] * wb / rw if rw > 0 else float("nan")
-        print("    %s cache %s: prefill 512 %.1f tok/s, decode %.1f tok/s; weights %.0f MB; decode tok/s x weights / d2d bandwidth (read+write) = %.3f"
-              % (j["model"], r["cache"], r["prefill_tok_s"], r["decode_tok_s"], wb / 1e6, frac))
+        share = r["prefill_tok_s"] * wb / gemm if gemm > 0 else float("nan")
+        print("    %s cache %s: prefill %s %.1f tok/s = %.3f of the bf16 GEMM rate, decode %.1f tok/s; weights %.0f MB;"
+              " decode tok/s x weights / d2d bandwidth (read+write) = %.3f"
+              % (j["model"], r["cache"], p, r["prefill_tok_s"], share, r["decode_tok_s"], wb / 1e6, frac))
 except Exception as e:
     print("    (no bench figures: %s)" % e)
 EOF
+        done
     done
     # 6. memcheck on a small run (prefill, decode, cache off) and on test_cuda.
     if command -v compute-sanitizer >/dev/null; then

@@ -1481,7 +1481,7 @@ __global__ void __launch_bounds__(256) k_flash(const float *q, const float *K, c
 /* ---- prefill attention on tensor cores (f16 / bf16 models) ----
  *
  * FlashAttention-2 with mma.sync m16n8k16 (f16 inputs, f32 accumulation):
- * a block is 4 warps, 64 query rows of one head, each warp 16 rows; the
+ * a block is BQ / 16 warps, BQ query rows of one head, each warp 16 rows; the
  * keys come in tiles of 64, converted from the f32 cache to f16 in shared
  * memory (keys row-major, values transposed, rows padded by 8 halves so that
  * the fragment reads hit 32 different banks). Per tile a warp computes its
@@ -1492,7 +1492,7 @@ __global__ void __launch_bounds__(256) k_flash(const float *q, const float *K, c
  * bits of mantissa for q, k, v and p (the models' activations are far
  * inside f16's range); the row sums and the output stay f32. f32 models
  * keep k_flash (f32 throughout). */
-constexpr int TC_BQ = 64, TC_BK = 64, TC_THREADS = 128;
+constexpr int TC_BK = 64;
 
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi)
 {
@@ -1509,21 +1509,21 @@ __device__ __forceinline__ void mma_16816(float c[4], const uint32_t a[4], uint3
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-/* grid (ceil(T / 64), nh), 128 threads. q (T, nh, HD) normed and rotated;
+/* grid (ceil(T / BQ), nh), 2 BQ threads. q (T, nh, HD) normed and rotated;
  * the chunk's keys and values already in the cache (nkv, S, HD); out (T,
  * nh, HD) in the GEMM input type. In the fragments a thread holds rows gid
  * and gid + 8 of its warp's 16 and columns tig * 2, tig * 2 + 1 of each
  * 8-column tile (PTX's m16n8k16 layout). */
-template <typename TO, int HD>
-__global__ void __launch_bounds__(TC_THREADS) k_flash_tc(const float *q, const float *K, const float *V, TO *out, int T,
-                                                        int pos0, int nh, int nkv, int S, float scale)
+template <typename TO, int HD, int BQ>
+__global__ void __launch_bounds__(2 * BQ) k_flash_tc(const float *q, const float *K, const float *V, TO *out, int T,
+                                                    int pos0, int nh, int nkv, int S, float scale)
 {
-    constexpr int KS = HD + 8, VS = TC_BK + 8, NT = TC_BK / 8, DT = HD / 8;
+    constexpr int KS = HD + 8, VS = TC_BK + 8, NT = TC_BK / 8, DT = HD / 8, NTH = 2 * BQ;
     __shared__ __align__(16) __half Ks[TC_BK * KS];   /* (key, dim) */
     __shared__ __align__(16) __half Vt[HD * VS];      /* (dim, key) */
     int h = blockIdx.y, g = h / (nh / nkv);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
-    int r0 = blockIdx.x * TC_BQ + warp * 16 + gid, r1 = r0 + 8;   /* this thread's two rows */
+    int r0 = blockIdx.x * BQ + warp * 16 + gid, r1 = r0 + 8;   /* this thread's two rows */
     int pa = pos0 + r0, pb = pos0 + r1;                           /* their positions */
 
     uint32_t qf[HD / 16][4];   /* q of the warp's rows as A fragments (rows past T: the last row's q) */
@@ -1543,13 +1543,13 @@ __global__ void __launch_bounds__(TC_THREADS) k_flash_tc(const float *q, const f
     for (int dn = 0; dn < DT; dn++)
         o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.f;
     float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f;   /* running max; this thread's part of the sums */
-    int last_row = min(T, (int)(blockIdx.x + 1) * TC_BQ) - 1;
+    int last_row = min(T, (int)(blockIdx.x + 1) * BQ) - 1;
     int n_keys = pos0 + last_row + 1;
     const float *Kg = K + (size_t)g * S * HD, *Vg = V + (size_t)g * S * HD;
 
     for (int j0 = 0; j0 < n_keys; j0 += TC_BK) {
         __syncthreads();   /* the previous tile is read */
-        for (int e = threadIdx.x; e < TC_BK * HD / 4; e += TC_THREADS) {
+        for (int e = threadIdx.x; e < TC_BK * HD / 4; e += NTH) {
             int j = e / (HD / 4), d = (e % (HD / 4)) * 4;
             float4 kv = make_float4(0.f, 0.f, 0.f, 0.f), vv = kv;   /* keys past the last: zeros, never NaN */
             if (j0 + j < n_keys) {
