@@ -131,7 +131,6 @@ struct cuctx {
     unsigned long long *mlp_bar;  /* that barrier's counter */
     bool flash_f32;               /* prefill attention in f32 on CUDA cores for every dtype
                                      (ATTNSCOPE_CUDA_FLASH=f32; default: tensor cores for f16/bf16) */
-    int flash_bq;                 /* query rows per tensor-core attention block (ATTNSCOPE_CUDA_FLASH_BQ=64|128) */
     int step_inflight;      /* bytes its producer keeps in flight at most (ATTNSCOPE_CUDA_INFLIGHT KiB, 0: no cap) */
     kern::st_args sa;
     size_t step_smem;
@@ -1208,16 +1207,17 @@ int flash(cuctx *c, const dlayer *d, int T_, int pos0)
 }
 
 /* Prefill attention on tensor cores (f16 / bf16 weights; head_dim 16, 32,
- * 64 or 128): k_flash_tc, 64 or 128 query rows a block (c->flash_bq). */
+ * 64 or 128): k_flash_tc, 64 query rows a block (128 measured the same:
+ * docs/performance.md). */
 template <typename T, int HD>
 int flash_tc(cuctx *c, const dlayer *d, int T_, int pos0)
 {
     const config_t *cf = &c->m->cfg;
+    constexpr int BQ = 64;
     counted[CNT_FLASH_TC]++;
-    int bq = c->flash_bq;
-    dim3 grid((unsigned)((T_ + bq - 1) / bq), (unsigned)cf->n_heads);
-    (bq == 128 ? kern::k_flash_tc<T, HD, 128> : kern::k_flash_tc<T, HD, 64>)<<<grid, 2 * bq, 0, c->st>>>(
-        c->q, d->K, d->V, (T *)c->xa, T_, pos0, cf->n_heads, cf->n_kv_heads, c->S, 1.0f / sqrtf((float)HD));
+    dim3 grid((unsigned)((T_ + BQ - 1) / BQ), (unsigned)cf->n_heads);
+    kern::k_flash_tc<T, HD, BQ><<<grid, 2 * BQ, 0, c->st>>>(c->q, d->K, d->V, (T *)c->xa, T_, pos0, cf->n_heads,
+                                                            cf->n_kv_heads, c->S, 1.0f / sqrtf((float)HD));
     CK(c, cudaGetLastError(), "flash attention launch");
     return ENG_OK;
 }
@@ -1492,7 +1492,6 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     c->mlp_red = env_int("ATTNSCOPE_CUDA_MLP_RED", 0, 2, 0);
     c->mlp_qkv_want = env_is("ATTNSCOPE_CUDA_MLP_QKV", "1");   /* measured slower: docs/cuda.md */
     c->flash_f32 = env_is("ATTNSCOPE_CUDA_FLASH", "f32");
-    c->flash_bq = env_is("ATTNSCOPE_CUDA_FLASH_BQ", "128") ? 128 : 64;
     if (ring_mv_allow<kern::f32w>(c) || ring_mv_allow<kern::bf16w>(c) || ring_mv_allow<kern::f16w>(c) ||
         mlp_allow<kern::f32w>(c) || mlp_allow<kern::bf16w>(c) || mlp_allow<kern::f16w>(c)) {
         eng_err e = c->err;

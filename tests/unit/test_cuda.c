@@ -222,7 +222,7 @@ static float *gpu_prefill_logits(const model_t *m, int P, const char *var, const
 
 /* Prefill attention on tensor cores (f16 inputs, f32 accumulation; the
  * default for f16 / bf16 weights) over several query and key tiles and two
- * chunks, with 64 and 128 query rows a block: against the CPU within the
+ * chunks: against the CPU within the
  * bf16 tolerance, and against the f32 kernel (ATTNSCOPE_CUDA_FLASH=f32) on
  * the same device: both round their output to the model's dtype, so they
  * differ by up to that rounding (bf16 1e-2; f16, 8 times finer, 2e-3);
@@ -233,12 +233,9 @@ static void prefill_attention_on_tensor_cores_matches_the_cpu(void **state)
     long before = cuda_launches("flash_tc");
     compare_devices("tiny", DT_BF16, 700, 2, true, BF16_TOL);
     compare_devices("tiny", DT_F16, 300, 2, true, BF16_TOL);
-    setenv("ATTNSCOPE_CUDA_FLASH_BQ", "128", 1);
-    compare_devices("tiny", DT_BF16, 700, 2, true, BF16_TOL);
-    unsetenv("ATTNSCOPE_CUDA_FLASH_BQ");
     long ran = cuda_launches("flash_tc") - before;
     printf("  flash_tc ran %ld times\n", ran);
-    assert_true(ran >= 6);
+    assert_true(ran >= 4);
     const eng_dtype dts[2] = {DT_BF16, DT_F16};
     const double tols[2] = {BF16_TOL, 2e-3};
     for (int i = 0; i < 2; i++) {
