@@ -678,8 +678,8 @@ int step_setup(cuctx *c)
  * them resident (one block fits per multiprocessor, step_setup checked, and
  * nothing else runs on the stream), so its grid barriers cannot wait on a
  * block that never starts; its waits trap after about two seconds. */
-/* Launches of the decode paths that are not always taken, captured or not
- * (cuda_launches: tests check which path ran). */
+/* Launches of the decode and prefill paths that are not always taken,
+ * captured or not (cuda_launches: tests check which path ran). */
 enum { CNT_STEP, CNT_MVR, CNT_MLP, CNT_MLP_QKV, CNT_FLASH_TC, N_COUNTED };
 const char *const counted_name[N_COUNTED] = {"step", "mvr", "mlp", "mlp_qkv", "flash_tc"};
 long counted[N_COUNTED];
