@@ -56,6 +56,7 @@ struct dlayer {
 };
 
 enum { TL_MAX = 1024, TL_SLOT = 4096 };   /* decode timeline: kernels, blocks per kernel */
+enum { N_KINDS = 32 };   /* kernel kinds in the profile and timeline tables */
 
 struct cuctx {
     cudaStream_t st;
@@ -145,14 +146,15 @@ struct cuctx {
     const char *tl_kind[TL_MAX];
 
     /* ATTNSCOPE_CUDA_PROFILE=FILE: decode steps run uncaptured with an event
-     * after every kernel; the time per kernel kind goes to FILE at the end. */
+     * after every kernel, and prefills too ("pf:" kinds); the time per kernel
+     * kind goes to FILE at the end. */
     char *prof_path;
     cudaEvent_t ev[512];
     const char *ev_name[512];
     int n_ev;
-    const char *kind[16];
-    double kind_ms[16];
-    long kind_n[16];
+    const char *kind[N_KINDS];
+    double kind_ms[N_KINDS];
+    long kind_n[N_KINDS];
     int n_kind;
 
     int failed;
@@ -185,15 +187,15 @@ void mark(cuctx *c, const char *name)
     c->ev_name[c->n_ev++] = name;
 }
 
-/* The index of name in names[0..*n) (16 at most), added when new; -1 when
- * the table is full. */
+/* The index of name in names[0..*n) (N_KINDS at most), added when new; -1
+ * when the table is full. */
 int kind_index(const char **names, int *n, const char *name)
 {
     int k = 0;
     while (k < *n && strcmp(names[k], name) != 0)
         k++;
     if (k == *n) {
-        if (k == 16)
+        if (k == N_KINDS)
             return -1;
         names[(*n)++] = name;
     }
@@ -228,9 +230,9 @@ void tl_write(cuctx *c)
     }
     const char *rawp = getenv("ATTNSCOPE_CUDA_TIMELINE_RAW");
     FILE *raw = rawp && *rawp ? fopen(rawp, "w") : NULL;
-    const char *kinds[16];
-    double sum[16][8] = {{0}};
-    int cnt[16] = {0}, cntp[16] = {0}, nk = 0;
+    const char *kinds[N_KINDS];
+    double sum[N_KINDS][8] = {{0}};
+    int cnt[N_KINDS] = {0}, cntp[N_KINDS] = {0}, nk = 0;
     double prev_end = -1, total = 0;
     static unsigned long long ends[TL_SLOT];
     for (int k = 0; k < c->tl_k; k++) {
@@ -1269,39 +1271,58 @@ int prefill(cuctx *c, const bk_forward *f)
     int T_ = f->T, dim = cf->dim, hidden = cf->hidden_dim, nh = cf->n_heads, nkv = cf->n_kv_heads;
     float eps = cf->norm_eps;
     T *xa = (T *)c->xa;
+    mark(c, "pf:start");
     CK(c, cudaMemcpyAsync(c->tok, f->tokens, (size_t)T_ * sizeof(int), cudaMemcpyHostToDevice, c->st), "token upload");
     kern::k_embed<T><<<(unsigned)T_, 256, 0, c->st>>>(c->x, (const T *)c->embed.p, c->tok, dim);
     CK(c, cudaGetLastError(), "embedding launch");
+    mark(c, "pf:embed");
     for (int l = 0; l < cf->n_layers; l++) {
         const dlayer *d = &c->L[l];
         kern::k_rmsnorm<T><<<(unsigned)T_, 256, 0, c->st>>>(xa, c->x, d->attn_norm, dim, eps);
         CK(c, cudaGetLastError(), "rmsnorm launch");
+        mark(c, "pf:norm");
         if (gemm(c, c->q, xa, T_, d->wq, 0.f) || gemm(c, c->k, xa, T_, d->wk, 0.f) || gemm(c, c->v, xa, T_, d->wv, 0.f))
             return c->failed;
+        mark(c, "pf:qkv");
         kern::post_args p = {c->q, c->k, c->v, d->bq, d->bk, d->bv, d->qn, d->kn, d->K, d->V, c->inv_freq, eps,
                              T_, f->pos0, nh, nkv, cf->head_dim, c->S};
         kern::k_post<<<(unsigned)(((long)T_ * (nh + nkv) + 7) / 8), 256, 0, c->st>>>(p);
         CK(c, cudaGetLastError(), "rope launch");
-        if (attention_prefill<T>(c, f, l) || gemm(c, c->x, xa, T_, d->wo, 1.f))
+        mark(c, "pf:rope");
+        if (attention_prefill<T>(c, f, l))
             return c->failed;
+        mark(c, "pf:attention");
+        if (gemm(c, c->x, xa, T_, d->wo, 1.f))
+            return c->failed;
+        mark(c, "pf:o");
         kern::k_rmsnorm<T><<<(unsigned)T_, 256, 0, c->st>>>(xa, c->x, d->ffn_norm, dim, eps);
         CK(c, cudaGetLastError(), "rmsnorm launch");
+        mark(c, "pf:norm");
         if (gemm(c, c->g, xa, T_, d->wg, 0.f) || gemm(c, c->u, xa, T_, d->wu, 0.f))
             return c->failed;
+        mark(c, "pf:gate_up");
         size_t n = (size_t)T_ * hidden;
         kern::k_swiglu<T><<<(unsigned)((n + 255) / 256 < 8192 ? (n + 255) / 256 : 8192), 256, 0, c->st>>>(xa, c->g, c->u, n);
         CK(c, cudaGetLastError(), "swiglu launch");
+        mark(c, "pf:swiglu");
         if (gemm(c, c->x, xa, T_, d->wd, 1.f))
             return c->failed;
+        mark(c, "pf:down");
     }
     if (f->out_row0 < T_) {
         int R = T_ - f->out_row0;
         kern::k_rmsnorm<T><<<(unsigned)R, 256, 0, c->st>>>(xa, c->x + (size_t)f->out_row0 * dim, c->final_norm, dim, eps);
         CK(c, cudaGetLastError(), "rmsnorm launch");
-        if (gemm(c, c->logits, xa, R, c->lm, 0.f) || logits_out(c, f))
+        if (gemm(c, c->logits, xa, R, c->lm, 0.f))
             return c->failed;
+        mark(c, "pf:lm_head");
+        if (logits_out(c, f))
+            return c->failed;
+        mark(c, "pf:logits_out");
     }
     CK(c, cudaStreamSynchronize(c->st), "prefill");
+    if (c->prof_path)
+        prof_collect(c);
     return ENG_OK;
 }
 
