@@ -1216,10 +1216,16 @@ int flash_tc(cuctx *c, const dlayer *d, int T_, int pos0)
 {
     const config_t *cf = &c->m->cfg;
     constexpr int BQ = 64;
+    constexpr size_t smem = kern::tc_shape<HD>::SMEM;
+    static bool allowed;   /* the shared-memory limit raised (once per process: one device) */
+    if (!allowed && smem > 48 * 1024)
+        CK(c, cudaFuncSetAttribute(kern::k_flash_tc<T, HD, BQ>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+           "flash attention shared memory");
+    allowed = true;
     counted[CNT_FLASH_TC]++;
     dim3 grid((unsigned)((T_ + BQ - 1) / BQ), (unsigned)cf->n_heads);
-    kern::k_flash_tc<T, HD, BQ><<<grid, 2 * BQ, 0, c->st>>>(c->q, d->K, d->V, (T *)c->xa, T_, pos0, cf->n_heads,
-                                                            cf->n_kv_heads, c->S, 1.0f / sqrtf((float)HD));
+    kern::k_flash_tc<T, HD, BQ><<<grid, 2 * BQ, smem, c->st>>>(c->q, d->K, d->V, (T *)c->xa, T_, pos0, cf->n_heads,
+                                                               cf->n_kv_heads, c->S, 1.0f / sqrtf((float)HD));
     CK(c, cudaGetLastError(), "flash attention launch");
     return ENG_OK;
 }

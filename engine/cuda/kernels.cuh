@@ -1481,18 +1481,26 @@ __global__ void __launch_bounds__(256) k_flash(const float *q, const float *K, c
 /* ---- prefill attention on tensor cores (f16 / bf16 models) ----
  *
  * FlashAttention-2 with mma.sync m16n8k16 (f16 inputs, f32 accumulation):
- * a block is BQ / 16 warps, BQ query rows of one head, each warp 16 rows; the
- * keys come in tiles of 64, converted from the f32 cache to f16 in shared
- * memory (keys row-major, values transposed, rows padded by 8 halves so that
- * the fragment reads hit 32 different banks). Per tile a warp computes its
- * 16 x 64 scores (S = Q K^T), masks the keys past each row's position,
- * updates the running row max and sum, and adds P V into its 16 x head_dim
- * output; the scores' accumulator fragments are the P V product's input
- * fragments, so P never leaves the registers. f16 rather than bf16: 3 more
- * bits of mantissa for q, k, v and p (the models' activations are far
- * inside f16's range); the row sums and the output stay f32. f32 models
- * keep k_flash (f32 throughout). */
-constexpr int TC_BK = 64;
+ * a block is BQ / 16 warps, BQ query rows of one head, each warp 16 rows.
+ * The keys come in tiles of BK (64; 32 for head_dim 128), copied from the
+ * f32 cache into shared memory with cp.async, two tiles in flight (the next
+ * one loads while this one is multiplied); the fragments are rounded to f16
+ * as they are read (rows padded so that those reads hit 32 different
+ * banks). Per tile a warp computes its 16 x BK scores (S = Q K^T), masks the
+ * keys past each row's position, updates the running row max and sum, and
+ * adds P V into its 16 x head_dim output; the scores' accumulator fragments
+ * are the P V product's input fragments, so P never leaves the registers.
+ * f16 rather than bf16: 3 more bits of mantissa for q, k, v and p (the
+ * models' activations are far inside f16's range); the row sums and the
+ * output stay f32. f32 models keep k_flash (f32 throughout). */
+template <int HD>
+struct tc_shape {
+    static constexpr int BK = HD > 64 ? 32 : 64;   /* keys a tile */
+    static constexpr int KS = HD + 8;              /* key row stride (floats): float2 reads conflict-free */
+    static constexpr int VS = HD + 4;              /* value row stride: column reads conflict-free */
+    static constexpr int STAGE = BK * (KS + VS);   /* floats a tile */
+    static constexpr size_t SMEM = 2 * STAGE * sizeof(float);
+};
 
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi)
 {
@@ -1509,22 +1517,41 @@ __device__ __forceinline__ void mma_16816(float c[4], const uint32_t a[4], uint3
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-/* grid (ceil(T / BQ), nh), 2 BQ threads. q (T, nh, HD) normed and rotated;
- * the chunk's keys and values already in the cache (nkv, S, HD); out (T,
- * nh, HD) in the GEMM input type. In the fragments a thread holds rows gid
- * and gid + 8 of its warp's 16 and columns tig * 2, tig * 2 + 1 of each
- * 8-column tile (PTX's m16n8k16 layout). */
+/* grid (ceil(T / BQ), nh), 2 BQ threads, tc_shape<HD>::SMEM bytes of shared
+ * memory. q (T, nh, HD) normed and rotated; the chunk's keys and values
+ * already in the cache (nkv, S, HD); out (T, nh, HD) in the GEMM input
+ * type. In the fragments a thread holds rows gid and gid + 8 of its warp's
+ * 16 and columns tig * 2, tig * 2 + 1 of each 8-column tile (PTX's m16n8k16
+ * layout). */
 template <typename TO, int HD, int BQ>
 __global__ void __launch_bounds__(2 * BQ) k_flash_tc(const float *q, const float *K, const float *V, TO *out, int T,
                                                     int pos0, int nh, int nkv, int S, float scale)
 {
-    constexpr int KS = HD + 8, VS = TC_BK + 8, NT = TC_BK / 8, DT = HD / 8, NTH = 2 * BQ;
-    __shared__ __align__(16) __half Ks[TC_BK * KS];   /* (key, dim) */
-    __shared__ __align__(16) __half Vt[HD * VS];      /* (dim, key) */
+    using SH = tc_shape<HD>;
+    constexpr int BK = SH::BK, KS = SH::KS, VS = SH::VS, NT = BK / 8, DT = HD / 8, NTH = 2 * BQ;
+    extern __shared__ float4 tc_sm4[];
+    float *tc_sm = reinterpret_cast<float *>(tc_sm4);   /* two tiles: keys (BK, KS), values (BK, VS) */
     int h = blockIdx.y, g = h / (nh / nkv);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
     int r0 = blockIdx.x * BQ + warp * 16 + gid, r1 = r0 + 8;   /* this thread's two rows */
     int pa = pos0 + r0, pb = pos0 + r1;                           /* their positions */
+    int last_row = min(T, (int)(blockIdx.x + 1) * BQ) - 1;
+    int n_keys = pos0 + last_row + 1;
+    const float *Kg = K + (size_t)g * S * HD, *Vg = V + (size_t)g * S * HD;
+
+    /* tile j0 into stage buf: keys past the last as zeros (never NaN) */
+    auto issue = [&](int j0, int buf) {
+        float *ks = tc_sm + buf * SH::STAGE, *vs = ks + BK * KS;
+        for (int e = threadIdx.x; e < BK * HD / 4; e += NTH) {
+            int j = e / (HD / 4), d = (e % (HD / 4)) * 4;
+            bool ok = j0 + j < n_keys;
+            size_t off = ok ? (size_t)(j0 + j) * HD + d : 0;
+            __pipeline_memcpy_async(ks + j * KS + d, Kg + off, 16, ok ? 0 : 16);
+            __pipeline_memcpy_async(vs + j * VS + d, Vg + off, 16, ok ? 0 : 16);
+        }
+        __pipeline_commit();
+    };
+    issue(0, 0);
 
     uint32_t qf[HD / 16][4];   /* q of the warp's rows as A fragments (rows past T: the last row's q) */
     {
@@ -1543,36 +1570,25 @@ __global__ void __launch_bounds__(2 * BQ) k_flash_tc(const float *q, const float
     for (int dn = 0; dn < DT; dn++)
         o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.f;
     float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f;   /* running max; this thread's part of the sums */
-    int last_row = min(T, (int)(blockIdx.x + 1) * BQ) - 1;
-    int n_keys = pos0 + last_row + 1;
-    const float *Kg = K + (size_t)g * S * HD, *Vg = V + (size_t)g * S * HD;
 
-    for (int j0 = 0; j0 < n_keys; j0 += TC_BK) {
-        __syncthreads();   /* the previous tile is read */
-        for (int e = threadIdx.x; e < TC_BK * HD / 4; e += NTH) {
-            int j = e / (HD / 4), d = (e % (HD / 4)) * 4;
-            float4 kv = make_float4(0.f, 0.f, 0.f, 0.f), vv = kv;   /* keys past the last: zeros, never NaN */
-            if (j0 + j < n_keys) {
-                kv = *reinterpret_cast<const float4 *>(Kg + (size_t)(j0 + j) * HD + d);
-                vv = *reinterpret_cast<const float4 *>(Vg + (size_t)(j0 + j) * HD + d);
-            }
-            *reinterpret_cast<uint2 *>(&Ks[j * KS + d]) = make_uint2(pack_half2(kv.x, kv.y), pack_half2(kv.z, kv.w));
-            Vt[(d + 0) * VS + j] = __float2half_rn(vv.x);
-            Vt[(d + 1) * VS + j] = __float2half_rn(vv.y);
-            Vt[(d + 2) * VS + j] = __float2half_rn(vv.z);
-            Vt[(d + 3) * VS + j] = __float2half_rn(vv.w);
-        }
+    for (int t = 0, j0 = 0; j0 < n_keys; t++, j0 += BK) {
+        if (j0 + BK < n_keys)
+            issue(j0 + BK, (t + 1) & 1);
+        else
+            __pipeline_commit();   /* an empty group: the wait below counts the same */
+        __pipeline_wait_prior(1);
         __syncthreads();
+        const float *ks_ = tc_sm + (t & 1) * SH::STAGE, *vs_ = ks_ + BK * KS;
 
-        float s[NT][4];   /* S = Q K^T, 16 rows x 64 keys */
+        float s[NT][4];   /* S = Q K^T, 16 rows x BK keys */
 #pragma unroll
         for (int n = 0; n < NT; n++) {
             s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
 #pragma unroll
-            for (int ks = 0; ks < HD / 16; ks++) {
-                const __half *kp = &Ks[(n * 8 + gid) * KS + ks * 16 + tig * 2];
-                mma_16816(s[n], qf[ks], *reinterpret_cast<const uint32_t *>(kp),
-                          *reinterpret_cast<const uint32_t *>(kp + 8));
+            for (int kk = 0; kk < HD / 16; kk++) {
+                const float *kp = ks_ + (n * 8 + gid) * KS + kk * 16 + tig * 2;
+                float2 lo = *reinterpret_cast<const float2 *>(kp), hi = *reinterpret_cast<const float2 *>(kp + 8);
+                mma_16816(s[n], qf[kk], pack_half2(lo.x, lo.y), pack_half2(hi.x, hi.y));
             }
         }
         float xa = -INFINITY, xb = -INFINITY;   /* scaled, masked; the tile's row max */
@@ -1595,7 +1611,7 @@ __global__ void __launch_bounds__(2 * BQ) k_flash_tc(const float *q, const float
         float ca = ma == -INFINITY ? 0.f : expf(ma - na), cb = mb == -INFINITY ? 0.f : expf(mb - nb);
         ma = na;
         mb = nb;
-        uint32_t pf[TC_BK / 16][4];   /* P as the A fragments of P V */
+        uint32_t pf[BK / 16][4];   /* P as the A fragments of P V */
         float sa = 0.f, sb = 0.f;
 #pragma unroll
         for (int n = 0; n < NT; n++) {
@@ -1617,12 +1633,12 @@ __global__ void __launch_bounds__(2 * BQ) k_flash_tc(const float *q, const float
             o[dn][2] *= cb;
             o[dn][3] *= cb;
 #pragma unroll
-            for (int ks = 0; ks < TC_BK / 16; ks++) {
-                const __half *vp = &Vt[(dn * 8 + gid) * VS + ks * 16 + tig * 2];
-                mma_16816(o[dn], pf[ks], *reinterpret_cast<const uint32_t *>(vp),
-                          *reinterpret_cast<const uint32_t *>(vp + 8));
+            for (int kk = 0; kk < BK / 16; kk++) {
+                const float *vp = vs_ + (kk * 16 + tig * 2) * VS + dn * 8 + gid;
+                mma_16816(o[dn], pf[kk], pack_half2(vp[0], vp[VS]), pack_half2(vp[8 * VS], vp[9 * VS]));
             }
         }
+        __syncthreads();   /* this stage is read: the next iteration's copy may refill it */
     }
     la += __shfl_xor_sync(0xffffffffu, la, 1);
     la += __shfl_xor_sync(0xffffffffu, la, 2);
@@ -1730,6 +1746,34 @@ __global__ void k_rmsnorm(TO *out, const float *x, const float *w, int dim, floa
 {
     __shared__ float red[32];
     const float *xr = x + (size_t)blockIdx.x * dim;
+    constexpr int R = 4;   /* 16-byte packs a thread keeps in registers */
+    if (dim % 4 == 0 && dim <= 4 * R * (int)blockDim.x) {   /* one read of x, 16 bytes at a time */
+        struct alignas(4 * sizeof(TO)) TO4 { TO v[4]; };
+        const float4 *x4 = reinterpret_cast<const float4 *>(xr), *w4 = reinterpret_cast<const float4 *>(w);
+        TO4 *o4 = reinterpret_cast<TO4 *>(out + (size_t)blockIdx.x * dim);
+        float4 v[R];
+        float ss = 0.f;
+#pragma unroll
+        for (int u = 0; u < R; u++) {
+            int i = threadIdx.x + u * blockDim.x;
+            if (i < dim / 4) {
+                v[u] = x4[i];
+                ss += v[u].x * v[u].x + v[u].y * v[u].y + v[u].z * v[u].z + v[u].w * v[u].w;
+            }
+        }
+        ss = block_sum(ss, red) / (float)dim;
+        float r = 1.0f / sqrtf(ss + eps);
+#pragma unroll
+        for (int u = 0; u < R; u++) {
+            int i = threadIdx.x + u * blockDim.x;
+            if (i < dim / 4) {
+                float4 g = w4[i];
+                o4[i] = TO4{{from_f32<TO>(g.x * (v[u].x * r)), from_f32<TO>(g.y * (v[u].y * r)),
+                             from_f32<TO>(g.z * (v[u].z * r)), from_f32<TO>(g.w * (v[u].w * r))}};
+            }
+        }
+        return;
+    }
     float ss = 0.f;
     for (int i = threadIdx.x; i < dim; i += blockDim.x)
         ss += xr[i] * xr[i];
