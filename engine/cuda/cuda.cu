@@ -81,6 +81,7 @@ struct cuctx {
     void *xa;               /* GEMM input in the weights' dtype */
     int *tok, *pos;         /* device: token ids, the decode position */
     float *rope_cs;         /* device: cos, sin at the decode position */
+    float *rope_rows;       /* device: cos, sin at each prefill row's position (sz.max_rows, head_dim) */
     int *h_tokpos;          /* pinned: token and position for the graph */
 
     /* decode attention's split of the context */
@@ -570,7 +571,7 @@ int upload_model(cuctx *c, const bk_forward *f)
         alloc_n(c, &c->logits, (size_t)C * cf->vocab_size, "logits") ||
         dev_alloc(c, &c->xa, (size_t)C * widest * sizeof(float), "activations") ||
         alloc_n(c, &c->tok, (size_t)C, "token ids") || alloc_n(c, &c->pos, 1, "position") ||
-        alloc_n(c, &c->rope_cs, (size_t)hd, "rope table") ||
+        alloc_n(c, &c->rope_cs, (size_t)hd, "rope table") || alloc_n(c, &c->rope_rows, (size_t)C * hd, "rope table") ||
         alloc_n(c, &c->part_o, (size_t)nh * parts * hd, "attention partials") ||
         alloc_n(c, &c->part_ml, (size_t)nh * parts * 2, "attention partials") ||
         alloc_n(c, &c->ticket, (size_t)nh, "attention tickets"))
@@ -1279,7 +1280,8 @@ int prefill(cuctx *c, const bk_forward *f)
     T *xa = (T *)c->xa;
     mark(c, "pf:start");
     CK(c, cudaMemcpyAsync(c->tok, f->tokens, (size_t)T_ * sizeof(int), cudaMemcpyHostToDevice, c->st), "token upload");
-    kern::k_embed<T><<<(unsigned)T_, 256, 0, c->st>>>(c->x, (const T *)c->embed.p, c->tok, dim);
+    kern::k_embed<T><<<(unsigned)T_, 256, 0, c->st>>>(c->x, (const T *)c->embed.p, c->tok, dim, c->inv_freq, f->pos0,
+                                                       c->rope_rows, cf->head_dim / 2);
     CK(c, cudaGetLastError(), "embedding launch");
     mark(c, "pf:embed");
     for (int l = 0; l < cf->n_layers; l++) {
@@ -1291,7 +1293,7 @@ int prefill(cuctx *c, const bk_forward *f)
             return c->failed;
         mark(c, "pf:qkv");
         kern::post_args p = {c->q, c->k, c->v, d->bq, d->bk, d->bv, d->qn, d->kn, d->K, d->V, c->inv_freq, eps,
-                             T_, f->pos0, nh, nkv, cf->head_dim, c->S};
+                             T_, f->pos0, nh, nkv, cf->head_dim, c->S, c->rope_rows};
         kern::k_post<<<(unsigned)(((long)T_ * (nh + nkv) + 7) / 8), 256, 0, c->st>>>(p);
         CK(c, cudaGetLastError(), "rope launch");
         mark(c, "pf:rope");

@@ -941,6 +941,7 @@ struct post_args {
     const float *inv_freq;
     float eps;
     int T, pos0, nh, nkv, hd, S;
+    const float *cs;           /* cos/sin of each row's position (T, hd), or NULL: computed here */
 };
 
 /* One warp per (row t, head): q heads first, then k/v heads, whose rotated
@@ -958,7 +959,7 @@ __global__ void k_post(post_args a)
             for (int d = lane; d < a.hd; d += 32)
                 q[d] += a.bq[h * a.hd + d];
         __syncwarp();
-        head_norm_rope(q, a.hd, a.qn, a.eps, a.inv_freq, pos);
+        head_norm_rope(q, a.hd, a.qn, a.eps, a.inv_freq, pos, a.cs ? a.cs + (size_t)t * a.hd : nullptr);
     } else {
         h -= a.nh;
         const float *k = a.k + ((size_t)t * a.nkv + h) * a.hd, *v = a.v + ((size_t)t * a.nkv + h) * a.hd;
@@ -968,7 +969,7 @@ __global__ void k_post(post_args a)
             vc[d] = v[d] + (a.bv ? a.bv[h * a.hd + d] : 0.f);
         }
         __syncwarp();
-        head_norm_rope(kc, a.hd, a.kn, a.eps, a.inv_freq, pos);
+        head_norm_rope(kc, a.hd, a.kn, a.eps, a.inv_freq, pos, a.cs ? a.cs + (size_t)t * a.hd : nullptr);
     }
 }
 
@@ -1715,13 +1716,22 @@ __global__ void k_attn_probs(const float *q, const float *K, const float *V, flo
 
 /* ---- elementwise ---- */
 
-/* x[t] = embed[tokens[t]] widened (one block per row). */
+/* x[t] = embed[tokens[t]] widened (one block per row), and the cos/sin
+ * table of position pos0 + t that every layer's k_post reads (cs: T rows of
+ * half cosines then half sines). */
 template <typename T>
-__global__ void k_embed(float *x, const T *emb, const int *tokens, int dim)
+__global__ void k_embed(float *x, const T *emb, const int *tokens, int dim, const float *inv_freq, int pos0, float *cs,
+                        int half)
 {
     const T *r = emb + (size_t)tokens[blockIdx.x] * dim;
     for (int i = threadIdx.x; i < dim; i += blockDim.x)
         x[(size_t)blockIdx.x * dim + i] = to_f32(r[i]);
+    float *c = cs + (size_t)blockIdx.x * 2 * half;
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        float ang = (float)(pos0 + (int)blockIdx.x) * inv_freq[i];
+        c[i] = (float)cos((double)ang);
+        c[half + i] = (float)sin((double)ang);
+    }
 }
 
 /* The decode step's first kernel: x = embed[*tok], and the cos/sin table of
@@ -1786,7 +1796,19 @@ __global__ void k_rmsnorm(TO *out, const float *x, const float *w, int dim, floa
 template <typename TO>
 __global__ void k_swiglu(TO *out, const float *g, const float *u, size_t n)
 {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    size_t i0 = (size_t)blockIdx.x * blockDim.x + threadIdx.x, step = (size_t)gridDim.x * blockDim.x;
+    if (n % 4 == 0) {   /* 16-byte loads */
+        struct alignas(4 * sizeof(TO)) TO4 { TO v[4]; };
+        const float4 *g4 = reinterpret_cast<const float4 *>(g), *u4 = reinterpret_cast<const float4 *>(u);
+        TO4 *o4 = reinterpret_cast<TO4 *>(out);
+        for (size_t i = i0; i < n / 4; i += step) {
+            float4 a = g4[i], b = u4[i];
+            o4[i] = TO4{{from_f32<TO>(a.x / (1.0f + expf(-a.x)) * b.x), from_f32<TO>(a.y / (1.0f + expf(-a.y)) * b.y),
+                         from_f32<TO>(a.z / (1.0f + expf(-a.z)) * b.z), from_f32<TO>(a.w / (1.0f + expf(-a.w)) * b.w)}};
+        }
+        return;
+    }
+    for (size_t i = i0; i < n; i += step) {
         float a = g[i];
         out[i] = from_f32<TO>(a / (1.0f + expf(-a)) * u[i]);
     }
