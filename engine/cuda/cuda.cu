@@ -51,6 +51,7 @@ struct dmat {
 
 struct dlayer {
     dmat wq, wk, wv, wo, wg, wu, wd;
+    dmat wkv;       /* wk and wv as one matrix (they are uploaded side by side): prefill's one GEMM */
     float *attn_norm, *ffn_norm, *bq, *bk, *bv, *qn, *kn;
     float *K, *V;   /* (n_kv_heads, S, head_dim) */
 };
@@ -75,7 +76,7 @@ struct cuctx {
     dlayer *L;
 
     /* activations for up to sz.max_rows positions */
-    float *x, *q, *k, *v, *att, *g, *u, *logits, *P;
+    float *x, *q, *k, *v, *att, *g, *u, *logits, *P;   /* v = k + kv_dim: rows of k and v interleaved */
     float *xn;              /* decode: the residual after o, the fused MLP's input (it adds into x) */
     size_t n_P;             /* floats in P (grown on demand) */
     void *xa;               /* GEMM input in the weights' dtype */
@@ -423,7 +424,7 @@ bool mlp_fits(const cuctx *c, const config_t *cf)
 
 /* Uploads a matrix in its stored dtype; transpose: stored as (cols, rows)
  * instead (d keeps the logical rows and cols, d->tr says so). */
-int upload_mat(cuctx *c, dmat *d, const tensor_t *t, const char *name, bool transpose = false)
+int upload_mat(cuctx *c, dmat *d, const tensor_t *t, const char *name, bool transpose = false, void *into = nullptr)
 {
     if (t->dtype != c->dt) {
         if (!c->failed)
@@ -432,8 +433,8 @@ int upload_mat(cuctx *c, dmat *d, const tensor_t *t, const char *name, bool tran
         return c->failed;
     }
     size_t bytes = tensor_elems(t) * dtype_size(t->dtype);
-    void *p;
-    if (dev_alloc(c, &p, bytes, name))
+    void *p = into;
+    if (!p && dev_alloc(c, &p, bytes, name))
         return c->failed;
     *d = dmat{p, (int)t->shape[0], t->ndim > 1 ? (int)t->shape[1] : 1, transpose};
     if (!transpose) {
@@ -514,8 +515,11 @@ int upload_model(cuctx *c, const bk_forward *f)
     for (int l = 0; l < cf->n_layers; l++) {
         const layer_weights_t *lw = &w->layers[l];
         dlayer *d = &c->L[l];
-        if (upload_mat(c, &d->wq, &lw->wq, "q_proj") || upload_mat(c, &d->wk, &lw->wk, "k_proj") ||
-            upload_mat(c, &d->wv, &lw->wv, "v_proj") || upload_mat(c, &d->wo, &lw->wo, "o_proj") ||
+        size_t kb = tensor_elems(&lw->wk) * dtype_size(c->dt), vb = tensor_elems(&lw->wv) * dtype_size(c->dt);
+        void *kv = nullptr;
+        if (upload_mat(c, &d->wq, &lw->wq, "q_proj") || dev_alloc(c, &kv, kb + vb, "k_proj and v_proj") ||
+            upload_mat(c, &d->wk, &lw->wk, "k_proj", false, kv) ||
+            upload_mat(c, &d->wv, &lw->wv, "v_proj", false, (char *)kv + kb) || upload_mat(c, &d->wo, &lw->wo, "o_proj") ||
             upload_mat(c, &d->wg, &lw->w_gate, "gate_proj") || upload_mat(c, &d->wu, &lw->w_up, "up_proj") ||
             upload_mat(c, &d->wd, &lw->w_down, "down_proj", c->mlp) ||
             upload_vec(c, &d->attn_norm, &lw->attn_norm, "input_layernorm") ||
@@ -525,6 +529,7 @@ int upload_model(cuctx *c, const bk_forward *f)
             upload_vec(c, &d->kn, &lw->k_norm, "k_norm") || alloc_n(c, &d->K, kv_floats, "the KV cache") ||
             alloc_n(c, &d->V, kv_floats, "the KV cache"))
             return c->failed;
+        d->wkv = dmat{kv, d->wk.rows + d->wv.rows, d->wk.cols, false};
     }
     if (alloc_n(c, &c->inv_freq, (size_t)half, "rope table"))
         return c->failed;
@@ -564,7 +569,7 @@ int upload_model(cuctx *c, const bk_forward *f)
     int parts = c->attn_head && c->head_split > c->n_split ? c->head_split : c->n_split;
     if (alloc_n(c, &c->x, (size_t)C * cf->dim, "activations") || alloc_n(c, &c->xn, (size_t)cf->dim, "activations") ||
         alloc_n(c, &c->q, (size_t)C * q_dim, "activations") ||
-        alloc_n(c, &c->k, (size_t)C * kv_dim, "activations") || alloc_n(c, &c->v, (size_t)C * kv_dim, "activations") ||
+        alloc_n(c, &c->k, (size_t)C * 2 * kv_dim, "activations") ||
         alloc_n(c, &c->att, (size_t)C * q_dim, "activations") ||
         alloc_n(c, &c->g, (size_t)C * cf->hidden_dim, "activations") ||
         alloc_n(c, &c->u, (size_t)C * cf->hidden_dim, "activations") ||
@@ -576,6 +581,7 @@ int upload_model(cuctx *c, const bk_forward *f)
         alloc_n(c, &c->part_ml, (size_t)nh * parts * 2, "attention partials") ||
         alloc_n(c, &c->ticket, (size_t)nh, "attention tickets"))
         return c->failed;
+    c->v = c->k + kv_dim;   /* prefill's k|v GEMM writes rows of 2 kv_dim: k then v */
     CK(c, cudaMemsetAsync(c->ticket, 0, (size_t)nh * sizeof(unsigned), c->st), "attention tickets");
     CK(c, cudaStreamSynchronize(c->st), "uploading the model");
     c->m = m;
@@ -1289,11 +1295,11 @@ int prefill(cuctx *c, const bk_forward *f)
         kern::k_rmsnorm<T><<<(unsigned)T_, 256, 0, c->st>>>(xa, c->x, d->attn_norm, dim, eps);
         CK(c, cudaGetLastError(), "rmsnorm launch");
         mark(c, "pf:norm");
-        if (gemm(c, c->q, xa, T_, d->wq, 0.f) || gemm(c, c->k, xa, T_, d->wk, 0.f) || gemm(c, c->v, xa, T_, d->wv, 0.f))
+        if (gemm(c, c->q, xa, T_, d->wq, 0.f) || gemm(c, c->k, xa, T_, d->wkv, 0.f))
             return c->failed;
         mark(c, "pf:qkv");
         kern::post_args p = {c->q, c->k, c->v, d->bq, d->bk, d->bv, d->qn, d->kn, d->K, d->V, c->inv_freq, eps,
-                             T_, f->pos0, nh, nkv, cf->head_dim, c->S, c->rope_rows};
+                             T_, f->pos0, nh, nkv, cf->head_dim, c->S, c->rope_rows, 2 * nkv * cf->head_dim};
         kern::k_post<<<(unsigned)(((long)T_ * (nh + nkv) + 7) / 8), 256, 0, c->st>>>(p);
         CK(c, cudaGetLastError(), "rope launch");
         mark(c, "pf:rope");

@@ -934,7 +934,7 @@ __device__ void head_norm_rope(float *v, int hd, const float *nw, float eps, con
 
 struct post_args {
     float *q;                  /* (T, nh * hd): + bias, normed, rotated in place */
-    const float *k, *v;        /* (T, nkv * hd) */
+    const float *k, *v;        /* (T, nkv * hd), rows kv_stride apart */
     const float *bq, *bk, *bv; /* or NULL */
     const float *qn, *kn;      /* qwen3 per-head norms or NULL */
     float *K, *V;              /* the layer's cache (nkv, S, hd) */
@@ -942,6 +942,7 @@ struct post_args {
     float eps;
     int T, pos0, nh, nkv, hd, S;
     const float *cs;           /* cos/sin of each row's position (T, hd), or NULL: computed here */
+    int kv_stride;             /* floats from one row of k (and of v) to the next; 0: nkv * hd */
 };
 
 /* One warp per (row t, head): q heads first, then k/v heads, whose rotated
@@ -962,7 +963,8 @@ __global__ void k_post(post_args a)
         head_norm_rope(q, a.hd, a.qn, a.eps, a.inv_freq, pos, a.cs ? a.cs + (size_t)t * a.hd : nullptr);
     } else {
         h -= a.nh;
-        const float *k = a.k + ((size_t)t * a.nkv + h) * a.hd, *v = a.v + ((size_t)t * a.nkv + h) * a.hd;
+        size_t row = (size_t)t * (a.kv_stride ? a.kv_stride : a.nkv * a.hd) + (size_t)h * a.hd;
+        const float *k = a.k + row, *v = a.v + row;
         float *kc = a.K + ((size_t)h * a.S + pos) * a.hd, *vc = a.V + ((size_t)h * a.S + pos) * a.hd;
         for (int d = lane; d < a.hd; d += 32) {
             kc[d] = k[d] + (a.bk ? a.bk[h * a.hd + d] : 0.f);
