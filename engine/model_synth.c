@@ -45,6 +45,9 @@ static const synth_shape shapes[] = {
      true, false, true, ROPE_NONE, 0, 0, 0, 0},
     {"tiny-llama3", ARCH_LLAMA, "llama", 64, 128, 2, 8, 2, 8, 97, 256, 1e-5f, 500000.0f,
      true, false, false, ROPE_LLAMA3, 8.0f, 1.0f, 4.0f, 32},
+    /* head_dim 128 (as Qwen3 and Llama-3-8B), wider than dim / heads */
+    {"tiny-hd128", ARCH_QWEN3, "qwen3", 96, 160, 2, 2, 1, 128, 89, 1024, 1e-6f, 1000000.0f,
+     true, false, true, ROPE_NONE, 0, 0, 0, 0},
 };
 
 typedef struct {
@@ -125,7 +128,7 @@ int model_synthetic(model_t **out, const char *name, eng_dtype dtype, uint64_t s
     if (!sh)
         return eng_fail(err, ENG_EINPUT,
                         "unknown synthetic model '%s' (smollm2-135m, smollm2-360m, qwen2.5-0.5b, "
-                        "tinyllama-1.1b, llama-3.2-1b, tiny, tiny-qwen2, tiny-qwen3, tiny-llama3)",
+                        "tinyllama-1.1b, llama-3.2-1b, tiny, tiny-qwen2, tiny-qwen3, tiny-llama3, tiny-hd128)",
                         name ? name : "");
     if (dtype != DT_F32 && dtype != DT_F16 && dtype != DT_BF16)
         return eng_fail(err, ENG_EINPUT, "synthetic model: unknown dtype %d", (int)dtype);

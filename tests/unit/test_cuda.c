@@ -233,9 +233,10 @@ static void prefill_attention_on_tensor_cores_matches_the_cpu(void **state)
     long before = cuda_launches("flash_tc");
     compare_devices("tiny", DT_BF16, 700, 2, true, BF16_TOL);
     compare_devices("tiny", DT_F16, 300, 2, true, BF16_TOL);
+    compare_devices("tiny-hd128", DT_BF16, 300, 2, true, BF16_TOL);   /* 32-key tiles */
     long ran = cuda_launches("flash_tc") - before;
     printf("  flash_tc ran %ld times\n", ran);
-    assert_true(ran >= 4);
+    assert_true(ran >= 6);
     const eng_dtype dts[2] = {DT_BF16, DT_F16};
     const double tols[2] = {BF16_TOL, 2e-3};
     for (int i = 0; i < 2; i++) {

@@ -13,7 +13,7 @@
 
 #include "engine.h"
 
-static const char *variants[] = {"tiny", "tiny-qwen2", "tiny-qwen3", "tiny-llama3"};
+static const char *variants[] = {"tiny", "tiny-qwen2", "tiny-qwen3", "tiny-llama3", "tiny-hd128"};
 #define N_VARIANTS (int)(sizeof variants / sizeof variants[0])
 
 static model_t *open_synth(const char *name, eng_dtype t)
