@@ -50,8 +50,7 @@ struct dmat {
 };
 
 struct dlayer {
-    dmat wq, wk, wv, wo, wg, wu, wd;
-    dmat wkv;       /* wk and wv as one matrix (they are uploaded side by side): prefill's one GEMM */
+    dmat wq, wk, wv, wo, wg, wu, wd;   /* wv lies right after wk: prefill multiplies them as one (kv_of) */
     float *attn_norm, *ffn_norm, *bq, *bk, *bv, *qn, *kn;
     float *K, *V;   /* (n_kv_heads, S, head_dim) */
 };
@@ -529,7 +528,6 @@ int upload_model(cuctx *c, const bk_forward *f)
             upload_vec(c, &d->kn, &lw->k_norm, "k_norm") || alloc_n(c, &d->K, kv_floats, "the KV cache") ||
             alloc_n(c, &d->V, kv_floats, "the KV cache"))
             return c->failed;
-        d->wkv = dmat{kv, d->wk.rows + d->wv.rows, d->wk.cols, false};
     }
     if (alloc_n(c, &c->inv_freq, (size_t)half, "rope table"))
         return c->failed;
@@ -943,6 +941,21 @@ int mlp_qkv_setup(cuctx *c)
     return ENG_OK;
 }
 
+/* Query rows a block of k_flash_tc (128 measured the same: docs/performance.md). */
+constexpr int FLASH_TC_BQ = 64;
+
+/* Lets k_flash_tc take the shared memory its tiles need (raised once, at
+ * start, as for k_mlp). */
+template <typename T>
+int flash_tc_allow(cuctx *c)
+{
+    CK(c, cudaFuncSetAttribute(kern::k_flash_tc<T, 64, FLASH_TC_BQ>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               (int)kern::tc_shape<64>::SMEM), "flash attention shared memory");
+    CK(c, cudaFuncSetAttribute(kern::k_flash_tc<T, 128, FLASH_TC_BQ>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               (int)kern::tc_shape<128>::SMEM), "flash attention shared memory");
+    return ENG_OK;
+}
+
 /* Lets k_mlp take the shared memory it needs (raised once, at start: not
  * while a graph is being captured). */
 template <typename T>
@@ -984,8 +997,8 @@ int decode_layers(cuctx *c, const bk_forward *f, bool observed)
             mark(c, "qkv");
         }
         if (observed) {
-            kern::post_args p = {c->q, c->k, c->v, NULL, NULL, NULL, d->qn, d->kn, d->K, d->V, c->inv_freq, eps,
-                                 1, f->pos0, nh, nkv, hd, c->S};
+            kern::post_args p = {c->q, c->k, c->v, NULL, NULL, NULL, d->qn, d->kn, d->K, d->V, eps,
+                                 1, f->pos0, nh, nkv, hd, c->S, c->rope_cs, 2 * nkv * hd};
             kern::k_post<<<(nh + nkv + 7) / 8, 256, 0, c->st>>>(p);
             int nk = f->pos0 + 1;
             kern::k_attn_probs<<<dim3(1, (unsigned)nh), 256, 0, c->st>>>(c->q, d->K, d->V, c->att, c->P, 1, f->pos0,
@@ -1215,20 +1228,21 @@ int flash(cuctx *c, const dlayer *d, int T_, int pos0)
     return ENG_OK;
 }
 
+/* k_proj and v_proj as one matrix: rows of k then v (upload_model puts wv
+ * right after wk). */
+dmat kv_of(const dlayer *d)
+{
+    return dmat{d->wk.p, d->wk.rows + d->wv.rows, d->wk.cols, false};
+}
+
 /* Prefill attention on tensor cores (f16 / bf16 weights; head_dim 16, 32,
- * 64 or 128): k_flash_tc, 64 query rows a block (128 measured the same:
- * docs/performance.md). */
+ * 64 or 128): k_flash_tc. */
 template <typename T, int HD>
 int flash_tc(cuctx *c, const dlayer *d, int T_, int pos0)
 {
     const config_t *cf = &c->m->cfg;
-    constexpr int BQ = 64;
-    constexpr size_t smem = kern::tc_shape<HD>::SMEM;
-    static bool allowed;   /* the shared-memory limit raised (once per process: one device) */
-    if (!allowed && smem > 48 * 1024)
-        CK(c, cudaFuncSetAttribute(kern::k_flash_tc<T, HD, BQ>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
-           "flash attention shared memory");
-    allowed = true;
+    constexpr int BQ = FLASH_TC_BQ;
+    constexpr size_t smem = kern::tc_shape<HD>::SMEM;   /* raised at start: flash_tc_allow */
     counted[CNT_FLASH_TC]++;
     dim3 grid((unsigned)((T_ + BQ - 1) / BQ), (unsigned)cf->n_heads);
     kern::k_flash_tc<T, HD, BQ><<<grid, 2 * BQ, smem, c->st>>>(c->q, d->K, d->V, (T *)c->xa, T_, pos0, cf->n_heads,
@@ -1295,10 +1309,10 @@ int prefill(cuctx *c, const bk_forward *f)
         kern::k_rmsnorm<T><<<(unsigned)T_, 256, 0, c->st>>>(xa, c->x, d->attn_norm, dim, eps);
         CK(c, cudaGetLastError(), "rmsnorm launch");
         mark(c, "pf:norm");
-        if (gemm(c, c->q, xa, T_, d->wq, 0.f) || gemm(c, c->k, xa, T_, d->wkv, 0.f))
+        if (gemm(c, c->q, xa, T_, d->wq, 0.f) || gemm(c, c->k, xa, T_, kv_of(d), 0.f))
             return c->failed;
         mark(c, "pf:qkv");
-        kern::post_args p = {c->q, c->k, c->v, d->bq, d->bk, d->bv, d->qn, d->kn, d->K, d->V, c->inv_freq, eps,
+        kern::post_args p = {c->q, c->k, c->v, d->bq, d->bk, d->bv, d->qn, d->kn, d->K, d->V, eps,
                              T_, f->pos0, nh, nkv, cf->head_dim, c->S, c->rope_rows, 2 * nkv * cf->head_dim};
         kern::k_post<<<(unsigned)(((long)T_ * (nh + nkv) + 7) / 8), 256, 0, c->st>>>(p);
         CK(c, cudaGetLastError(), "rope launch");
@@ -1528,7 +1542,8 @@ int cu_new(void **out, const bk_sizes *sz, eng_err *err)
     c->mlp_qkv_want = env_is("ATTNSCOPE_CUDA_MLP_QKV", "1");   /* measured slower: docs/cuda.md */
     c->flash_f32 = env_is("ATTNSCOPE_CUDA_FLASH", "f32");
     if (ring_mv_allow<kern::f32w>(c) || ring_mv_allow<kern::bf16w>(c) || ring_mv_allow<kern::f16w>(c) ||
-        mlp_allow<kern::f32w>(c) || mlp_allow<kern::bf16w>(c) || mlp_allow<kern::f16w>(c)) {
+        mlp_allow<kern::f32w>(c) || mlp_allow<kern::bf16w>(c) || mlp_allow<kern::f16w>(c) ||
+        flash_tc_allow<kern::bf16w>(c) || flash_tc_allow<kern::f16w>(c)) {
         eng_err e = c->err;
         int rc = c->failed;
         cu_free(c);

@@ -897,11 +897,21 @@ __global__ void __launch_bounds__(MVS_THREADS) k_mvs(mv_args a, mvs_plan p)
 
 /* ---- per-head steps: qwen3's q/k RMSNorm, then RoPE (rotate_half) ---- */
 
+/* The rotation table of position pos into cs: cos then sin of (float)pos *
+ * inv_freq[i] for i < half (angles in f32 like transformers; cos and sin in
+ * double, rounded, like the CPU), by threads tid, tid + nt, ... */
+__device__ __forceinline__ void rope_table(float *cs, const float *inv_freq, int pos, int half, int tid, int nt)
+{
+    for (int i = tid; i < half; i += nt) {
+        float ang = (float)pos * inv_freq[i];
+        cs[i] = (float)cos((double)ang);
+        cs[half + i] = (float)sin((double)ang);
+    }
+}
+
 /* One warp: v (head_dim floats, shared or global) normed by nw (or not),
- * then rotated to position pos. inv_freq (head_dim/2). Angles in f32 like
- * transformers; cos and sin in double, rounded, like the CPU. */
-__device__ void head_norm_rope(float *v, int hd, const float *nw, float eps, const float *inv_freq, int pos,
-                               const float *cs_tab = nullptr)
+ * then rotated by the table cs_tab of its position (rope_table). */
+__device__ void head_norm_rope(float *v, int hd, const float *nw, float eps, const float *cs_tab)
 {
     int lane = threadIdx.x & 31, half = hd / 2;
     if (nw) {
@@ -916,15 +926,7 @@ __device__ void head_norm_rope(float *v, int hd, const float *nw, float eps, con
         __syncwarp();
     }
     for (int i = lane; i < half; i += 32) {
-        float cs, sn;
-        if (cs_tab) {
-            cs = cs_tab[i];
-            sn = cs_tab[half + i];
-        } else {
-            float ang = (float)pos * inv_freq[i];
-            cs = (float)cos((double)ang);
-            sn = (float)sin((double)ang);
-        }
+        float cs = cs_tab[i], sn = cs_tab[half + i];
         float a = v[i], b = v[i + half];
         v[i] = a * cs - b * sn;
         v[i + half] = b * cs + a * sn;
@@ -938,11 +940,10 @@ struct post_args {
     const float *bq, *bk, *bv; /* or NULL */
     const float *qn, *kn;      /* qwen3 per-head norms or NULL */
     float *K, *V;              /* the layer's cache (nkv, S, hd) */
-    const float *inv_freq;
     float eps;
     int T, pos0, nh, nkv, hd, S;
-    const float *cs;           /* cos/sin of each row's position (T, hd), or NULL: computed here */
-    int kv_stride;             /* floats from one row of k (and of v) to the next; 0: nkv * hd */
+    const float *cs;           /* the rotation table of each row's position (T, hd; rope_table) */
+    int kv_stride;             /* floats from one row of k (and of v) to the next */
 };
 
 /* One warp per (row t, head): q heads first, then k/v heads, whose rotated
@@ -960,10 +961,10 @@ __global__ void k_post(post_args a)
             for (int d = lane; d < a.hd; d += 32)
                 q[d] += a.bq[h * a.hd + d];
         __syncwarp();
-        head_norm_rope(q, a.hd, a.qn, a.eps, a.inv_freq, pos, a.cs ? a.cs + (size_t)t * a.hd : nullptr);
+        head_norm_rope(q, a.hd, a.qn, a.eps, a.cs + (size_t)t * a.hd);
     } else {
         h -= a.nh;
-        size_t row = (size_t)t * (a.kv_stride ? a.kv_stride : a.nkv * a.hd) + (size_t)h * a.hd;
+        size_t row = (size_t)t * a.kv_stride + (size_t)h * a.hd;
         const float *k = a.k + row, *v = a.v + row;
         float *kc = a.K + ((size_t)h * a.S + pos) * a.hd, *vc = a.V + ((size_t)h * a.S + pos) * a.hd;
         for (int d = lane; d < a.hd; d += 32) {
@@ -971,7 +972,7 @@ __global__ void k_post(post_args a)
             vc[d] = v[d] + (a.bv ? a.bv[h * a.hd + d] : 0.f);
         }
         __syncwarp();
-        head_norm_rope(kc, a.hd, a.kn, a.eps, a.inv_freq, pos, a.cs ? a.cs + (size_t)t * a.hd : nullptr);
+        head_norm_rope(kc, a.hd, a.kn, a.eps, a.cs + (size_t)t * a.hd);
     }
 }
 
@@ -1095,11 +1096,11 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
         }
     __syncthreads();
     for (int h = warp; h < G; h += nw)
-        head_norm_rope(qs + h * hd, hd, a.qn, a.eps, a.inv_freq, pos, cs);
+        head_norm_rope(qs + h * hd, hd, a.qn, a.eps, cs);
     if (has_new && warp == nw - 1) {
         float *kc = a.K + ((size_t)g * a.S + pos) * hd, *vc = a.V + ((size_t)g * a.S + pos) * hd;
         if (stage) {
-            head_norm_rope(knew, hd, a.kn, a.eps, a.inv_freq, pos, cs);
+            head_norm_rope(knew, hd, a.kn, a.eps, cs);
             for (int d = lane; d < hd; d += 32) {
                 kc[d] = knew[d];
                 vc[d] = vs[(size_t)(pos - j0) * hd + d];
@@ -1110,7 +1111,7 @@ __global__ void __launch_bounds__(256) k_attn_decode(dec_args a)
                 vc[d] = a.v[g * hd + d];
             }
             __syncwarp();
-            head_norm_rope(kc, hd, a.kn, a.eps, a.inv_freq, pos, cs);
+            head_norm_rope(kc, hd, a.kn, a.eps, cs);
         }
     }
     if (stage)
@@ -1303,9 +1304,9 @@ __global__ void __launch_bounds__(256) k_attn_head(dec_args a)
     }
     __syncthreads();
     if (warp == 0)
-        head_norm_rope(qs, hd, a.qn, a.eps, a.inv_freq, pos, a.rope_cs);
+        head_norm_rope(qs, hd, a.qn, a.eps, a.rope_cs);
     if (has_new && warp == 1)
-        head_norm_rope(ks, hd, a.kn, a.eps, a.inv_freq, pos, a.rope_cs);
+        head_norm_rope(ks, hd, a.kn, a.eps, a.rope_cs);
     __syncthreads();
     if (has_new && h % G == 0) {
         float *kc = a.K + ((size_t)g * a.S + pos) * hd, *vc = a.V + ((size_t)g * a.S + pos) * hd;
@@ -1728,12 +1729,7 @@ __global__ void k_embed(float *x, const T *emb, const int *tokens, int dim, cons
     const T *r = emb + (size_t)tokens[blockIdx.x] * dim;
     for (int i = threadIdx.x; i < dim; i += blockDim.x)
         x[(size_t)blockIdx.x * dim + i] = to_f32(r[i]);
-    float *c = cs + (size_t)blockIdx.x * 2 * half;
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-        float ang = (float)(pos0 + (int)blockIdx.x) * inv_freq[i];
-        c[i] = (float)cos((double)ang);
-        c[half + i] = (float)sin((double)ang);
-    }
+    rope_table(cs + (size_t)blockIdx.x * 2 * half, inv_freq, pos0 + (int)blockIdx.x, half, threadIdx.x, blockDim.x);
 }
 
 /* The decode step's first kernel: x = embed[*tok], and the cos/sin table of
@@ -1745,11 +1741,19 @@ __global__ void k_embed_rope(float *x, const T *emb, const int *tok, int dim, co
     const T *r = emb + (size_t)*tok * dim;
     for (int i = threadIdx.x; i < dim; i += blockDim.x)
         x[i] = to_f32(r[i]);
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-        float ang = (float)*pos * inv_freq[i];
-        rope_cs[i] = (float)cos((double)ang);
-        rope_cs[half + i] = (float)sin((double)ang);
-    }
+    rope_table(rope_cs, inv_freq, *pos, half, threadIdx.x, blockDim.x);
+}
+
+/* Four elements of type TO stored as one (8 or 16 bytes). */
+template <typename TO>
+struct alignas(4 * sizeof(TO)) pack4 {
+    TO v[4];
+};
+
+template <typename TO>
+__device__ __forceinline__ pack4<TO> pack4_of(float a, float b, float c, float d)
+{
+    return pack4<TO>{{from_f32<TO>(a), from_f32<TO>(b), from_f32<TO>(c), from_f32<TO>(d)}};
 }
 
 /* out[t] = RMSNorm(x[t]) * w as TO (the next GEMM's input type). */
@@ -1760,9 +1764,8 @@ __global__ void k_rmsnorm(TO *out, const float *x, const float *w, int dim, floa
     const float *xr = x + (size_t)blockIdx.x * dim;
     constexpr int R = 4;   /* 16-byte packs a thread keeps in registers */
     if (dim % 4 == 0 && dim <= 4 * R * (int)blockDim.x) {   /* one read of x, 16 bytes at a time */
-        struct alignas(4 * sizeof(TO)) TO4 { TO v[4]; };
         const float4 *x4 = reinterpret_cast<const float4 *>(xr), *w4 = reinterpret_cast<const float4 *>(w);
-        TO4 *o4 = reinterpret_cast<TO4 *>(out + (size_t)blockIdx.x * dim);
+        pack4<TO> *o4 = reinterpret_cast<pack4<TO> *>(out + (size_t)blockIdx.x * dim);
         float4 v[R];
         float ss = 0.f;
 #pragma unroll
@@ -1780,8 +1783,7 @@ __global__ void k_rmsnorm(TO *out, const float *x, const float *w, int dim, floa
             int i = threadIdx.x + u * blockDim.x;
             if (i < dim / 4) {
                 float4 g = w4[i];
-                o4[i] = TO4{{from_f32<TO>(g.x * (v[u].x * r)), from_f32<TO>(g.y * (v[u].y * r)),
-                             from_f32<TO>(g.z * (v[u].z * r)), from_f32<TO>(g.w * (v[u].w * r))}};
+                o4[i] = pack4_of<TO>(g.x * (v[u].x * r), g.y * (v[u].y * r), g.z * (v[u].z * r), g.w * (v[u].w * r));
             }
         }
         return;
@@ -1800,13 +1802,12 @@ __global__ void k_swiglu(TO *out, const float *g, const float *u, size_t n)
 {
     size_t i0 = (size_t)blockIdx.x * blockDim.x + threadIdx.x, step = (size_t)gridDim.x * blockDim.x;
     if (n % 4 == 0) {   /* 16-byte loads */
-        struct alignas(4 * sizeof(TO)) TO4 { TO v[4]; };
         const float4 *g4 = reinterpret_cast<const float4 *>(g), *u4 = reinterpret_cast<const float4 *>(u);
-        TO4 *o4 = reinterpret_cast<TO4 *>(out);
+        pack4<TO> *o4 = reinterpret_cast<pack4<TO> *>(out);
         for (size_t i = i0; i < n / 4; i += step) {
             float4 a = g4[i], b = u4[i];
-            o4[i] = TO4{{from_f32<TO>(a.x / (1.0f + expf(-a.x)) * b.x), from_f32<TO>(a.y / (1.0f + expf(-a.y)) * b.y),
-                         from_f32<TO>(a.z / (1.0f + expf(-a.z)) * b.z), from_f32<TO>(a.w / (1.0f + expf(-a.w)) * b.w)}};
+            o4[i] = pack4_of<TO>(a.x / (1.0f + expf(-a.x)) * b.x, a.y / (1.0f + expf(-a.y)) * b.y,
+                                 a.z / (1.0f + expf(-a.z)) * b.z, a.w / (1.0f + expf(-a.w)) * b.w);
         }
         return;
     }

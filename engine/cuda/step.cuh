@@ -238,7 +238,7 @@ __device__ void st_attention(const st_args &a, const st_layer &L, int pos, const
             qs[i] = __ldcg(&a.q[(size_t)g * G * hd + i]);
         cons_sync();
         for (int h = warp; h < G; h += ST_CW)
-            head_norm_rope(qs + h * hd, hd, L.qn, a.eps, a.inv_freq, pos, cs);
+            head_norm_rope(qs + h * hd, hd, L.qn, a.eps, cs);
         if (pos < j1 && warp == ST_CW - 1) {   /* this item holds the new key */
             float *kc = L.K + ((size_t)g * a.S + pos) * hd, *vc = L.V + ((size_t)g * a.S + pos) * hd;
             for (int d = lane; d < hd; d += 32) {
@@ -246,7 +246,7 @@ __device__ void st_attention(const st_args &a, const st_layer &L, int pos, const
                 vc[d] = __ldcg(&a.v[g * hd + d]);
             }
             __syncwarp();
-            head_norm_rope(kc, hd, L.kn, a.eps, a.inv_freq, pos, cs);
+            head_norm_rope(kc, hd, L.kn, a.eps, cs);
         }
         cons_sync();
         const float *Kg = L.K + ((size_t)g * a.S + j0) * hd;
@@ -483,11 +483,7 @@ __global__ void __launch_bounds__(ST_THREADS, 1) k_step(st_args a)
 
     /* the consumers */
     int pos = *a.pos;
-    for (int i = threadIdx.x; i < a.hd / 2; i += ST_CW * 32) {
-        float ang = (float)pos * a.inv_freq[i];
-        cs[i] = (float)cos((double)ang);
-        cs[a.hd / 2 + i] = (float)sin((double)ang);
-    }
+    rope_table(cs, a.inv_freq, pos, a.hd / 2, threadIdx.x, ST_CW * 32);
     unsigned nb = 0;
     int c = 0;
     unsigned long long t_start = a.trace ? st_now() : 0, t0 = t_start;
