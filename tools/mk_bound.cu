@@ -1,0 +1,385 @@
+/* mk_bound.cu - how close can one persistent decode kernel come to the copy
+ * bandwidth on this GPU, whatever its arithmetic?
+ *
+ * A skeleton of the megakernel design for a LLaMA-shaped decode step: one
+ * block per multiprocessor, all resident. In each block a producer warp
+ * streams the block's share (whole rows) of every matrix of the step, in the
+ * order the step uses them, through a ring of shared-memory stages
+ * (cp.async.bulk completing on mbarriers), never waiting for the phases;
+ * consumer warps multiply every row of a stage with an input vector in shared
+ * memory (bf16 weights, f32 products, as the real kernels do). Where the
+ * model's data dependencies need the whole grid (every input of the next
+ * matrix depends on every block's output), the consumers stop at a grid
+ * barrier (a counter in global memory: release add, acquire polls), then
+ * reload the input vector from global memory. A phase that ends in a
+ * reduction into x adds the block's dim partial sums (red.global.add.v4.f32,
+ * as k_mlp does). Attention is modelled as a delay only.
+ *
+ * The structures (syncs a layer; "|" is a grid barrier):
+ *   none : no barriers at all (the ring's streaming ceiling)
+ *   k5   : qkv | attention | o | gate/up | down |    (the persistent k_step)
+ *   k4   : qkv | attention | o | gate/up + down |   (the kernel-per-matrix
+ *          path's dependencies: down reduced into x as in k_mlp)
+ *   k2   : qkv, attention, o | gate/up + down |     (the fewest whole-grid
+ *          dependencies a layer has: RMSNorm needs all of x after o and
+ *          after down; attention's and o's per-head dependencies taken as
+ *          free, o reduced into x)
+ * so each result is an upper bound for its structure: real attention, real
+ * per-head dependencies and real outputs only add to it.
+ *
+ * Build and run (GPU machine):
+ *   nvcc -O3 -std=c++17 -arch=sm_90a -o /tmp/mk_bound tools/mk_bound.cu
+ *   /tmp/mk_bound [steps]
+ * Prints, per model and structure, us a step and the share of the measured
+ * device-to-device copy bandwidth (read + write, as tools/gpu_check.sh). */
+#include <cuda_runtime.h>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+#include <algorithm>
+
+#define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { \
+    fprintf(stderr, "mk_bound: %s: %s\n", #x, cudaGetErrorString(e_)); exit(1); } } while (0)
+
+constexpr int CW = 16;                 /* consumer warps */
+constexpr int NTHREADS = (CW + 1) * 32; /* + the producer warp */
+constexpr int MAX_PH = 256;
+constexpr int MAX_NS = 8;
+
+struct phase {
+    long long off;      /* bytes into the weights */
+    int rows, cols;     /* row-major bf16 */
+    int sync_after;     /* a grid barrier after it */
+    int reduce;         /* the block adds dim partial sums into x at its end */
+    int delay_ns;       /* consumers wait this long after it (attention) */
+    int in_len;         /* input floats reloaded after the barrier before it */
+};
+
+struct args {
+    const unsigned char *w;
+    float *x;           /* (dim) the reduced output and the reloaded input */
+    float *sink;        /* per block: keeps the products live */
+    unsigned *bar;
+    unsigned base;      /* the barrier count before this step */
+    int nph, dim, ns, stage_bytes;
+};
+
+__constant__ phase c_ph[MAX_PH];
+
+__device__ __forceinline__ uint32_t sa(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ unsigned long long now_ns()
+{
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+__device__ __forceinline__ void mb_init(uint64_t *b, unsigned n)
+{ asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(sa(b)), "r"(n) : "memory"); }
+__device__ __forceinline__ void mb_expect(uint64_t *b, unsigned bytes)
+{ asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(sa(b)), "r"(bytes) : "memory"); }
+__device__ __forceinline__ void mb_arrive(uint64_t *b)
+{ asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(sa(b)) : "memory"); }
+__device__ __forceinline__ void mb_wait(uint64_t *b, unsigned parity)
+{
+    uint32_t ok = 0;
+    long long t0 = clock64();
+    while (!ok) {
+        asm volatile("{\n\t.reg .pred p;\n\tmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\t"
+                     "selp.u32 %0, 1, 0, p;\n\t}" : "=r"(ok) : "r"(sa(b)), "r"(parity) : "memory");
+        if (clock64() - t0 > (1ll << 32))
+            __trap();
+    }
+}
+__device__ __forceinline__ void bulk(void *dst, const void *src, unsigned bytes, uint64_t *b)
+{
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 ::"r"(sa(dst)), "l"(src), "r"(bytes), "r"(sa(b)) : "memory");
+}
+__device__ __forceinline__ void cons_sync() { asm volatile("bar.sync 1, %0;" ::"n"(CW * 32) : "memory"); }
+__device__ __forceinline__ float wsum(float v)
+{
+    for (int o = 16; o; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ void block_rows(const phase &P, int &r0, int &r1)
+{
+    r0 = (int)((long long)P.rows * blockIdx.x / gridDim.x);
+    r1 = (int)((long long)P.rows * (blockIdx.x + 1) / gridDim.x);
+}
+
+__global__ void __launch_bounds__(NTHREADS, 1) k_skel(args a)
+{
+    extern __shared__ __align__(128) unsigned char sm[];
+    uint64_t *full = (uint64_t *)sm, *empty = full + MAX_NS;
+    float *xs = (float *)(sm + 256);
+    int in_max = 0;
+    for (int p = 0; p < a.nph; p++)
+        in_max = max(in_max, max(c_ph[p].cols, a.dim));
+    unsigned char *ring = sm + 256 + ((in_max * 4 + 127) & ~127);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (threadIdx.x == 0) {
+        for (int i = 0; i < a.ns; i++) {
+            mb_init(&full[i], 1);
+            mb_init(&empty[i], CW);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+
+    if (warp == CW) {   /* producer */
+        if (lane)
+            return;
+        int c = 0;
+        for (int p = 0; p < a.nph; p++) {
+            const phase &P = c_ph[p];
+            int r0, r1, rb = P.cols * 2, upc = max(1, a.stage_bytes / rb);
+            block_rows(P, r0, r1);
+            for (int r = r0; r < r1; r += upc, c++) {
+                int st = c % a.ns, n = min(upc, r1 - r);
+                if (c >= a.ns) {
+                    mb_wait(&empty[st], (unsigned)((c / a.ns) - 1) & 1u);
+                    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+                }
+                mb_expect(&full[st], (unsigned)(n * rb));
+                bulk(ring + (size_t)st * a.stage_bytes, a.w + P.off + (size_t)r * rb, (unsigned)(n * rb), &full[st]);
+            }
+        }
+        return;
+    }
+
+    /* consumers */
+    unsigned nbar = a.base;
+    float keep = 0.f;
+    int c = 0;
+    for (int i = threadIdx.x; i < c_ph[0].cols; i += CW * 32)
+        xs[i] = __ldcg(&a.x[i % a.dim]);
+    cons_sync();
+    for (int p = 0; p < a.nph; p++) {
+        const phase &P = c_ph[p];
+        int r0, r1, rb = P.cols * 2, upc = max(1, a.stage_bytes / rb);
+        block_rows(P, r0, r1);
+        float acc = 0.f;
+        for (int r = r0; r < r1; r += upc, c++) {
+            int st = c % a.ns, n = min(upc, r1 - r);
+            mb_wait(&full[st], (unsigned)(c / a.ns) & 1u);
+            const uint4 *s4 = (const uint4 *)(ring + (size_t)st * a.stage_bytes);
+            int ppr = P.cols / 8;   /* 16-byte packs a row; every consumer thread takes every 512th */
+            float d = 0.f;
+            for (int i = threadIdx.x; i < n * ppr; i += CW * 32) {
+                uint4 v = s4[i];
+                const float *xv = xs + (i % ppr) * 8;
+                uint32_t u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    d += __uint_as_float(u[e] << 16) * xv[2 * e];
+                    d += __uint_as_float(u[e] & 0xffff0000u) * xv[2 * e + 1];
+                }
+            }
+            acc += d;
+            __syncwarp();
+            if (lane == 0)
+                mb_arrive(&empty[st]);
+        }
+        keep += acc;
+        if (P.reduce) {   /* the block's dim partial sums into x */
+            float4 *x4 = (float4 *)a.x;
+            for (int i = threadIdx.x; i < a.dim / 4; i += CW * 32) {
+                float v = keep * 1e-30f;
+                asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};"
+                             ::"l"(x4 + i), "f"(v), "f"(v), "f"(v), "f"(v) : "memory");
+            }
+        }
+        if (P.delay_ns) {
+            unsigned long long t0 = now_ns();
+            while (now_ns() - t0 < (unsigned long long)P.delay_ns)
+                ;
+        }
+        if (P.sync_after) {
+            cons_sync();
+            nbar++;
+            if (threadIdx.x == 0) {
+                asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(a.bar) : "memory");
+                unsigned seen, target = nbar * gridDim.x;
+                long long t0 = clock64();
+                do {
+                    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(a.bar) : "memory");
+                    if (clock64() - t0 > (1ll << 32))
+                        __trap();
+                } while ((int)(seen - target) < 0);
+            }
+            cons_sync();
+            if (p + 1 < a.nph) {   /* the next input, written by every block */
+                int n = c_ph[p + 1].in_len;
+                for (int i = threadIdx.x; i < n; i += CW * 32)
+                    xs[i] = __ldcg(&a.x[i % a.dim]) * 1e-3f;
+                cons_sync();
+            }
+        }
+    }
+    if (lane == 0)
+        atomicAdd(&a.sink[blockIdx.x], keep);
+}
+
+/* A plain streaming read at full occupancy: the read ceiling. */
+__global__ void k_read(const uint4 *w, long long n, float *sink)
+{
+    float s = 0.f;
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x, stride = (long long)gridDim.x * blockDim.x;
+    for (; i + 3 * stride < n; i += 4 * stride) {
+        uint4 v0 = __ldcs(&w[i]), v1 = __ldcs(&w[i + stride]), v2 = __ldcs(&w[i + 2 * stride]),
+              v3 = __ldcs(&w[i + 3 * stride]);
+        s += __uint_as_float(v0.x ^ v1.y ^ v2.z ^ v3.w);
+    }
+    for (; i < n; i += stride)
+        s += __uint_as_float(w[i].x);
+    if (s == 1.2345f)
+        sink[0] = s;
+}
+
+struct model {
+    const char *name;
+    int dim, hidden, nh, nkv, hd, layers, vocab;
+};
+
+static int build(const model &m, const char *mode, int att_ns, std::vector<phase> &ph, long long &bytes)
+{
+    ph.clear();
+    long long off = 0;
+    auto add = [&](int rows, int cols, int sync, int red, int delay, int in_len) {
+        phase P = {off, rows, cols, sync, red, delay, in_len};
+        off += (long long)rows * cols * 2;
+        off = (off + 255) & ~255ll;
+        ph.push_back(P);
+    };
+    int qd = m.nh * m.hd, kvd = m.nkv * m.hd;
+    bool none = !strcmp(mode, "none"), k5 = !strcmp(mode, "k5"), k4 = !strcmp(mode, "k4"), k2 = !strcmp(mode, "k2");
+    if (!none && !k5 && !k4 && !k2)
+        return -1;
+    for (int l = 0; l < m.layers; l++) {
+        if (k5 || k4) {
+            add(qd + 2 * kvd, m.dim, 1, 0, 0, m.dim);   /* qkv | */
+            add(0, m.dim, 1, 0, att_ns, 0);             /* attention | */
+        } else {
+            add(qd + 2 * kvd, m.dim, 0, 0, att_ns, m.dim);   /* qkv, attention (a delay) */
+        }
+        add(m.dim, qd, !none, k2, 0, qd);                /* o (k2: reduced into x) */
+        add(2 * m.hidden, m.dim, k5, 0, 0, m.dim);       /* gate/up */
+        add(m.dim, m.hidden, !none, k4 || k2, 0, m.hidden);   /* down (k4, k2: reduced into x) */
+    }
+    add(m.vocab, m.dim, 0, 0, 0, m.dim);                 /* lm_head */
+    bytes = 0;
+    for (auto &P : ph)
+        bytes += (long long)P.rows * P.cols * 2;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int steps = argc > 1 ? atoi(argv[1]) : 30;
+    int dev = 0, nsm;
+    CK(cudaSetDevice(dev));
+    CK(cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev));
+    cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, dev));
+
+    /* device-to-device copy bandwidth, read + written bytes per second */
+    size_t cn = (size_t)1 << 30;
+    void *ca, *cb;
+    CK(cudaMalloc(&ca, cn));
+    CK(cudaMalloc(&cb, cn));
+    CK(cudaMemset(ca, 1, cn));
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    float best = 1e30f;
+    for (int i = 0; i < 12; i++) {
+        CK(cudaEventRecord(e0));
+        CK(cudaMemcpyAsync(cb, ca, cn, cudaMemcpyDeviceToDevice));
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        float ms;
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        if (i >= 2 && ms < best)
+            best = ms;
+    }
+    double copy_bw = 2.0 * cn / (best * 1e-3);
+    CK(cudaFree(cb));
+    printf("%s, %d SMs; d2d copy: read+write %.1f GB/s\n", prop.name, nsm, copy_bw / 1e9);
+
+    model models[] = {{"tinyllama-1.1b", 2048, 5632, 32, 4, 64, 22, 32000},
+                      {"llama-3.2-1b", 2048, 8192, 32, 8, 64, 16, 128256}};
+    size_t wmax = (size_t)3 << 30;
+    unsigned char *w;
+    float *x, *sink;
+    unsigned *bar;
+    CK(cudaMalloc(&w, wmax));
+    CK(cudaMemset(w, 0x3c, wmax));
+    CK(cudaMalloc(&x, 65536 * 4));
+    CK(cudaMemset(x, 0, 65536 * 4));
+    CK(cudaMalloc(&sink, 4096 * 4));
+    CK(cudaMalloc(&bar, 4));
+
+    const char *env_ns = getenv("MK_NS"), *env_st = getenv("MK_STAGE");
+    int ns = env_ns ? atoi(env_ns) : 6, stage = (env_st ? atoi(env_st) : 32) * 1024;
+    for (const model &m : models) {
+        std::vector<phase> ph;
+        long long bytes;
+        build(m, "none", 0, ph, bytes);
+        /* the plain read of the same bytes */
+        float rbest = 1e30f;
+        for (int i = 0; i < 10; i++) {
+            CK(cudaEventRecord(e0));
+            k_read<<<nsm * 4, 512>>>((const uint4 *)w, bytes / 16, sink);
+            CK(cudaEventRecord(e1));
+            CK(cudaEventSynchronize(e1));
+            float ms;
+            CK(cudaEventElapsedTime(&ms, e0, e1));
+            if (i >= 2 && ms < rbest)
+                rbest = ms;
+        }
+        printf("\n%s: %.1f MB a step; plain read %.1f us = %.3f of copy\n", m.name, bytes / 1e6, rbest * 1e3,
+               bytes / (rbest * 1e-3) / copy_bw);
+        printf("  %-6s %6s %7s %8s %9s %7s\n", "struct", "att_us", "syncs", "barriers", "us/step", "share");
+        struct { const char *mode; int att_us; } cfgs[] = {
+            {"none", 0}, {"k5", 0}, {"k5", 7}, {"k4", 0}, {"k4", 7}, {"k2", 0}, {"k2", 3}, {"k2", 7}};
+        for (auto &cf : cfgs) {
+            build(m, cf.mode, cf.att_us * 1000, ph, bytes);
+            if ((int)ph.size() > MAX_PH) {
+                printf("  %s: too many phases\n", cf.mode);
+                continue;
+            }
+            int nb = 0, in_max = m.dim;
+            for (auto &P : ph) {
+                nb += P.sync_after ? 1 : 0;
+                in_max = std::max(in_max, P.cols);
+            }
+            CK(cudaMemcpyToSymbol(c_ph, ph.data(), ph.size() * sizeof(phase)));
+            size_t smem = 256 + ((in_max * 4 + 127) & ~127) + (size_t)ns * stage;
+            CK(cudaFuncSetAttribute(k_skel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+            CK(cudaMemset(bar, 0, 4));
+            args a = {w, x, sink, bar, 0, (int)ph.size(), m.dim, ns, stage};
+            std::vector<float> t;
+            for (int s = 0; s < steps + 3; s++) {
+                a.base = (unsigned)(s * nb);
+                CK(cudaEventRecord(e0));
+                k_skel<<<nsm, NTHREADS, smem>>>(a);
+                CK(cudaEventRecord(e1));
+                CK(cudaEventSynchronize(e1));
+                CK(cudaGetLastError());
+                float ms;
+                CK(cudaEventElapsedTime(&ms, e0, e1));
+                if (s >= 3)
+                    t.push_back(ms);
+            }
+            std::sort(t.begin(), t.end());
+            float med = t[t.size() / 2];
+            printf("  %-6s %6d %7.1f %8d %9.1f %7.3f\n", cf.mode, cf.att_us, (double)nb / m.layers, nb, med * 1e3,
+                   bytes / (med * 1e-3) / copy_bw);
+        }
+    }
+    return 0;
+}
