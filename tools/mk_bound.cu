@@ -46,7 +46,8 @@
 constexpr int CW = 16;                 /* consumer warps */
 constexpr int NTHREADS = (CW + 1) * 32; /* + the producer warp */
 constexpr int MAX_PH = 256;
-constexpr int MAX_NS = 8;
+constexpr int MAX_NS = 16;
+constexpr int HDR = 512;   /* shared bytes before the input: the ring's barriers, then meta */
 
 struct phase {
     long long off;      /* bytes into the weights */
@@ -61,9 +62,15 @@ struct args {
     const unsigned char *w;
     float *x;           /* (dim) the reduced output and the reloaded input */
     float *sink;        /* per block: keeps the products live */
+    unsigned long long *tsum;   /* [0]: ns in barrier waits, [1]: ns reloading the input, over blocks */
     unsigned *bar;
     unsigned base;      /* the barrier count before this step */
     int nph, dim, ns, stage_bytes;
+    long long pf;       /* bytes the producer prefetches into the L2 ahead of its ring loads (0: none) */
+    int infl;           /* bytes the producer keeps in flight at most (0: the whole ring) */
+    int dyn;            /* blocks claim chunks of rows from a counter per phase instead of a fixed share */
+    unsigned *cnt;      /* (2, MAX_PH) claim counters: this step's (epoch & 1), the next step's zeroed */
+    unsigned epoch;
 };
 
 __constant__ phase c_ph[MAX_PH];
@@ -115,11 +122,11 @@ __global__ void __launch_bounds__(NTHREADS, 1) k_skel(args a)
 {
     extern __shared__ __align__(128) unsigned char sm[];
     uint64_t *full = (uint64_t *)sm, *empty = full + MAX_NS;
-    float *xs = (float *)(sm + 256);
+    float *xs = (float *)(sm + HDR);
     int in_max = 0;
     for (int p = 0; p < a.nph; p++)
         in_max = max(in_max, max(c_ph[p].cols, a.dim));
-    unsigned char *ring = sm + 256 + ((in_max * 4 + 127) & ~127);
+    unsigned char *ring = sm + HDR + ((in_max * 4 + 127) & ~127);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (threadIdx.x == 0) {
         for (int i = 0; i < a.ns; i++) {
@@ -128,24 +135,93 @@ __global__ void __launch_bounds__(NTHREADS, 1) k_skel(args a)
         }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
+    if (a.dyn && blockIdx.x == 0)   /* the next step's counters (the last step's: it has ended) */
+        for (int i = threadIdx.x; i < a.nph; i += blockDim.x)
+            a.cnt[((a.epoch + 1) & 1) * MAX_PH + i] = 0;
     __syncthreads();
 
     if (warp == CW) {   /* producer */
         if (lane)
             return;
         int c = 0;
+        int *meta = (int *)(sm + 256);   /* rows in each stage; 0: the phase's end */
+        int done = 0, fl = 0, bytes_of[MAX_NS];   /* the oldest stage not seen arrived; bytes in flight */
+        auto issue = [&](const phase &P, int r, int n) {
+            int st = c % a.ns, rb = P.cols * 2;
+            if (c >= a.ns) {
+                mb_wait(&empty[st], (unsigned)((c / a.ns) - 1) & 1u);
+                asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+            }
+            for (; done <= c - a.ns; done++)   /* consumed, so arrived */
+                fl -= bytes_of[done % a.ns];
+            /* at most a.infl bytes in flight: the rest of the ring holds
+             * arrived stages, a buffer for when the consumers stop */
+            while (a.infl && done < c && fl + n * rb > a.infl) {
+                mb_wait(&full[done % a.ns], (unsigned)(done / a.ns) & 1u);
+                fl -= bytes_of[done % a.ns];
+                done++;
+            }
+            bytes_of[st] = n * rb;
+            fl += n * rb;
+            meta[st] = n;
+            if (n) {
+                mb_expect(&full[st], (unsigned)(n * rb));
+                bulk(ring + (size_t)st * a.stage_bytes, a.w + P.off + (size_t)r * rb, (unsigned)(n * rb), &full[st]);
+            } else {
+                mb_arrive(&full[st]);
+            }
+            c++;
+        };
+        if (a.dyn) {
+            /* claims run four ahead (each an atomic round trip); once one
+             * comes back past the end, so do the later ones */
+            unsigned *cnt = a.cnt + (a.epoch & 1) * MAX_PH;
+            for (int p = 0; p < a.nph; p++) {
+                const phase &P = c_ph[p];
+                int upc = max(1, a.stage_bytes / (P.cols * 2)), nch = (P.rows + upc - 1) / upc;
+                if (nch) {
+                    unsigned q0 = atomicAdd(&cnt[p], 1u), q1 = atomicAdd(&cnt[p], 1u), q2 = atomicAdd(&cnt[p], 1u),
+                             q3 = atomicAdd(&cnt[p], 1u);
+#define CLAIM(q) { if ((int)q >= nch) break; issue(P, (int)q * upc, min(upc, P.rows - (int)q * upc)); q = atomicAdd(&cnt[p], 1u); }
+                    for (;;) {
+                        CLAIM(q0) CLAIM(q1) CLAIM(q2) CLAIM(q3)
+                    }
+#undef CLAIM
+                }
+                issue(P, 0, 0);
+            }
+            return;
+        }
+        long long issued = 0, fetched = 0;   /* bytes of the block's sequence loaded / prefetched */
+        int fp = 0;                          /* the prefetch cursor: phase, and bytes into its span */
+        long long fo = 0;
         for (int p = 0; p < a.nph; p++) {
             const phase &P = c_ph[p];
             int r0, r1, rb = P.cols * 2, upc = max(1, a.stage_bytes / rb);
             block_rows(P, r0, r1);
-            for (int r = r0; r < r1; r += upc, c++) {
-                int st = c % a.ns, n = min(upc, r1 - r);
-                if (c >= a.ns) {
-                    mb_wait(&empty[st], (unsigned)((c / a.ns) - 1) & 1u);
-                    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+            for (int r = r0; r < r1; r += upc) {
+                int n = min(upc, r1 - r);
+                /* the L2 prefetch runs a.pf bytes ahead of the ring's loads:
+                 * the memory keeps streaming while the ring is full */
+                while (a.pf && fp < a.nph && fetched < issued + n * rb + a.pf) {
+                    const phase &F = c_ph[fp];
+                    int f0, f1;
+                    block_rows(F, f0, f1);
+                    long long span = (long long)(f1 - f0) * F.cols * 2;
+                    if (fo >= span) {
+                        fp++;
+                        fo = 0;
+                        continue;
+                    }
+                    unsigned k = (unsigned)min(span - fo, 32768ll);
+                    const unsigned char *src = a.w + F.off + (long long)f0 * F.cols * 2 + fo;
+                    if (fetched >= issued)
+                        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src), "r"(k) : "memory");
+                    fo += k;
+                    fetched += k;
                 }
-                mb_expect(&full[st], (unsigned)(n * rb));
-                bulk(ring + (size_t)st * a.stage_bytes, a.w + P.off + (size_t)r * rb, (unsigned)(n * rb), &full[st]);
+                issue(P, r, n);
+                issued += n * rb;
             }
         }
         return;
@@ -163,9 +239,19 @@ __global__ void __launch_bounds__(NTHREADS, 1) k_skel(args a)
         int r0, r1, rb = P.cols * 2, upc = max(1, a.stage_bytes / rb);
         block_rows(P, r0, r1);
         float acc = 0.f;
-        for (int r = r0; r < r1; r += upc, c++) {
+        for (int r = r0; a.dyn || r < r1; r += upc, c++) {
             int st = c % a.ns, n = min(upc, r1 - r);
             mb_wait(&full[st], (unsigned)(c / a.ns) & 1u);
+            if (a.dyn) {
+                n = ((volatile int *)(sm + 256))[st];
+                if (!n) {   /* the phase's end */
+                    __syncwarp();
+                    if (lane == 0)
+                        mb_arrive(&empty[st]);
+                    c++;
+                    break;
+                }
+            }
             const uint4 *s4 = (const uint4 *)(ring + (size_t)st * a.stage_bytes);
             int ppr = P.cols / 8;   /* 16-byte packs a row; every consumer thread takes every 512th */
             float d = 0.f;
@@ -201,6 +287,7 @@ __global__ void __launch_bounds__(NTHREADS, 1) k_skel(args a)
         if (P.sync_after) {
             cons_sync();
             nbar++;
+            unsigned long long tb = now_ns();
             if (threadIdx.x == 0) {
                 asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(a.bar) : "memory");
                 unsigned seen, target = nbar * gridDim.x;
@@ -212,11 +299,16 @@ __global__ void __launch_bounds__(NTHREADS, 1) k_skel(args a)
                 } while ((int)(seen - target) < 0);
             }
             cons_sync();
+            unsigned long long tr = now_ns();
             if (p + 1 < a.nph) {   /* the next input, written by every block */
                 int n = c_ph[p + 1].in_len;
                 for (int i = threadIdx.x; i < n; i += CW * 32)
                     xs[i] = __ldcg(&a.x[i % a.dim]) * 1e-3f;
                 cons_sync();
+            }
+            if (threadIdx.x == 0) {
+                atomicAdd(&a.tsum[0], tr - tb);
+                atomicAdd(&a.tsum[1], now_ns() - tr);
             }
         }
     }
@@ -316,6 +408,10 @@ int main(int argc, char **argv)
     unsigned char *w;
     float *x, *sink;
     unsigned *bar;
+    unsigned long long *tsum;
+    CK(cudaMalloc(&tsum, 16));
+    unsigned *cnt;
+    CK(cudaMalloc(&cnt, 2 * MAX_PH * 4));
     CK(cudaMalloc(&w, wmax));
     CK(cudaMemset(w, 0x3c, wmax));
     CK(cudaMalloc(&x, 65536 * 4));
@@ -324,7 +420,13 @@ int main(int argc, char **argv)
     CK(cudaMalloc(&bar, 4));
 
     const char *env_ns = getenv("MK_NS"), *env_st = getenv("MK_STAGE");
+    const char *env_pf = getenv("MK_PF");
     int ns = env_ns ? atoi(env_ns) : 6, stage = (env_st ? atoi(env_st) : 32) * 1024;
+    long long pf = env_pf ? atoll(env_pf) * 1024 : 0;
+    int dyn = getenv("MK_DYN") ? atoi(getenv("MK_DYN")) : 0;
+    int infl = getenv("MK_INFL") ? atoi(getenv("MK_INFL")) * 1024 : 0;
+    printf("ring %d x %d KiB, at most %d KiB in flight, L2 prefetch %lld KiB ahead, %s shares\n", ns, stage / 1024,
+           infl ? infl / 1024 : ns * stage / 1024, pf / 1024, dyn ? "claimed" : "fixed");
     for (const model &m : models) {
         std::vector<phase> ph;
         long long bytes;
@@ -343,7 +445,7 @@ int main(int argc, char **argv)
         }
         printf("\n%s: %.1f MB a step; plain read %.1f us = %.3f of copy\n", m.name, bytes / 1e6, rbest * 1e3,
                bytes / (rbest * 1e-3) / copy_bw);
-        printf("  %-6s %6s %7s %8s %9s %7s\n", "struct", "att_us", "syncs", "barriers", "us/step", "share");
+        printf("  %-6s %6s %7s %8s %9s %7s %9s %9s\n", "struct", "att_us", "syncs", "barriers", "us/step", "share", "wait_us", "reload_us");
         struct { const char *mode; int att_us; } cfgs[] = {
             {"none", 0}, {"k5", 0}, {"k5", 7}, {"k4", 0}, {"k4", 7}, {"k2", 0}, {"k2", 3}, {"k2", 7}};
         for (auto &cf : cfgs) {
@@ -358,13 +460,16 @@ int main(int argc, char **argv)
                 in_max = std::max(in_max, P.cols);
             }
             CK(cudaMemcpyToSymbol(c_ph, ph.data(), ph.size() * sizeof(phase)));
-            size_t smem = 256 + ((in_max * 4 + 127) & ~127) + (size_t)ns * stage;
+            size_t smem = HDR + ((in_max * 4 + 127) & ~127) + (size_t)ns * stage;
             CK(cudaFuncSetAttribute(k_skel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
             CK(cudaMemset(bar, 0, 4));
-            args a = {w, x, sink, bar, 0, (int)ph.size(), m.dim, ns, stage};
+            CK(cudaMemset(tsum, 0, 16));
+            CK(cudaMemset(cnt, 0, 2 * MAX_PH * 4));
+            args a = {w, x, sink, tsum, bar, 0, (int)ph.size(), m.dim, ns, stage, pf, infl, dyn, cnt, 0};
             std::vector<float> t;
             for (int s = 0; s < steps + 3; s++) {
                 a.base = (unsigned)(s * nb);
+                a.epoch = (unsigned)s;
                 CK(cudaEventRecord(e0));
                 k_skel<<<nsm, NTHREADS, smem>>>(a);
                 CK(cudaEventRecord(e1));
@@ -377,8 +482,11 @@ int main(int argc, char **argv)
             }
             std::sort(t.begin(), t.end());
             float med = t[t.size() / 2];
-            printf("  %-6s %6d %7.1f %8d %9.1f %7.3f\n", cf.mode, cf.att_us, (double)nb / m.layers, nb, med * 1e3,
-                   bytes / (med * 1e-3) / copy_bw);
+            unsigned long long ts[2];
+            CK(cudaMemcpy(ts, tsum, 16, cudaMemcpyDeviceToHost));
+            double per = nb ? (double)nb * nsm * (steps + 3) * 1e3 : 1.0;   /* barriers passed, over blocks, in us */
+            printf("  %-6s %6d %7.1f %8d %9.1f %7.3f %9.2f %9.2f\n", cf.mode, cf.att_us, (double)nb / m.layers, nb,
+                   med * 1e3, bytes / (med * 1e-3) / copy_bw, ts[0] / per, ts[1] / per);
         }
     }
     return 0;
