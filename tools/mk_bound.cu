@@ -71,6 +71,7 @@ struct args {
     int dyn;            /* blocks claim chunks of rows from a counter per phase instead of a fixed share */
     unsigned *cnt;      /* (2, MAX_PH) claim counters: this step's (epoch & 1), the next step's zeroed */
     unsigned epoch;
+    int bar_kind;       /* 0: poll the count, 1: a flag raised by the last block, 2: poll with sleeps */
 };
 
 __constant__ phase c_ph[MAX_PH];
@@ -289,14 +290,29 @@ __global__ void __launch_bounds__(NTHREADS, 1) k_skel(args a)
             nbar++;
             unsigned long long tb = now_ns();
             if (threadIdx.x == 0) {
-                asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(a.bar) : "memory");
                 unsigned seen, target = nbar * gridDim.x;
                 long long t0 = clock64();
-                do {
-                    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(a.bar) : "memory");
-                    if (clock64() - t0 > (1ll << 32))
-                        __trap();
-                } while ((int)(seen - target) < 0);
+                if (a.bar_kind == 1) {   /* the last to arrive raises a flag, the others poll it */
+                    unsigned old;
+                    asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;" : "=r"(old) : "l"(a.bar) : "memory");
+                    if (old == target - 1)
+                        asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(a.bar + 32), "r"(nbar) : "memory");
+                    else
+                        do {
+                            asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(a.bar + 32) : "memory");
+                            if (clock64() - t0 > (1ll << 32))
+                                __trap();
+                        } while ((int)(seen - nbar) < 0);
+                } else {   /* 0: every block polls the count; 2: the same, polls 200 ns apart */
+                    asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(a.bar) : "memory");
+                    do {
+                        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(a.bar) : "memory");
+                        if (clock64() - t0 > (1ll << 32))
+                            __trap();
+                        if (a.bar_kind == 2 && (int)(seen - target) < 0)
+                            __nanosleep(200);
+                    } while ((int)(seen - target) < 0);
+                }
             }
             cons_sync();
             unsigned long long tr = now_ns();
@@ -417,15 +433,17 @@ int main(int argc, char **argv)
     CK(cudaMalloc(&x, 65536 * 4));
     CK(cudaMemset(x, 0, 65536 * 4));
     CK(cudaMalloc(&sink, 4096 * 4));
-    CK(cudaMalloc(&bar, 4));
+    CK(cudaMalloc(&bar, 256));
 
     const char *env_ns = getenv("MK_NS"), *env_st = getenv("MK_STAGE");
     const char *env_pf = getenv("MK_PF");
     int ns = env_ns ? atoi(env_ns) : 6, stage = (env_st ? atoi(env_st) : 32) * 1024;
     long long pf = env_pf ? atoll(env_pf) * 1024 : 0;
     int dyn = getenv("MK_DYN") ? atoi(getenv("MK_DYN")) : 0;
+    int bar_kind = getenv("MK_BAR") ? atoi(getenv("MK_BAR")) : 0, dry = getenv("MK_DRY") != NULL;
     int infl = getenv("MK_INFL") ? atoi(getenv("MK_INFL")) * 1024 : 0;
-    printf("ring %d x %d KiB, at most %d KiB in flight, L2 prefetch %lld KiB ahead, %s shares\n", ns, stage / 1024,
+    printf("barrier kind %d%s; ring %d x %d KiB, at most %d KiB in flight, L2 prefetch %lld KiB ahead, %s shares\n", bar_kind,
+           dry ? " (dry: no weights)" : "", ns, stage / 1024,
            infl ? infl / 1024 : ns * stage / 1024, pf / 1024, dyn ? "claimed" : "fixed");
     for (const model &m : models) {
         std::vector<phase> ph;
@@ -450,6 +468,9 @@ int main(int argc, char **argv)
             {"none", 0}, {"k5", 0}, {"k5", 7}, {"k4", 0}, {"k4", 7}, {"k2", 0}, {"k2", 3}, {"k2", 7}};
         for (auto &cf : cfgs) {
             build(m, cf.mode, cf.att_us * 1000, ph, bytes);
+            if (dry)   /* no weights: the barriers' and reloads' own time */
+                for (auto &P : ph)
+                    P.rows = 0;
             if ((int)ph.size() > MAX_PH) {
                 printf("  %s: too many phases\n", cf.mode);
                 continue;
@@ -462,10 +483,10 @@ int main(int argc, char **argv)
             CK(cudaMemcpyToSymbol(c_ph, ph.data(), ph.size() * sizeof(phase)));
             size_t smem = HDR + ((in_max * 4 + 127) & ~127) + (size_t)ns * stage;
             CK(cudaFuncSetAttribute(k_skel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-            CK(cudaMemset(bar, 0, 4));
+            CK(cudaMemset(bar, 0, 256));
             CK(cudaMemset(tsum, 0, 16));
             CK(cudaMemset(cnt, 0, 2 * MAX_PH * 4));
-            args a = {w, x, sink, tsum, bar, 0, (int)ph.size(), m.dim, ns, stage, pf, infl, dyn, cnt, 0};
+            args a = {w, x, sink, tsum, bar, 0, (int)ph.size(), m.dim, ns, stage, pf, infl, dyn, cnt, 0, bar_kind};
             std::vector<float> t;
             for (int s = 0; s < steps + 3; s++) {
                 a.base = (unsigned)(s * nb);
