@@ -27,6 +27,15 @@
  * so each result is an upper bound for its structure: real attention, real
  * per-head dependencies and real outputs only add to it.
  *
+ * Variants (environment): MK_NS and MK_STAGE (ring stages and KiB a stage,
+ * default 6 x 32), MK_INFL=KiB (the producer keeps at most that much in
+ * flight, the rest of the ring a buffer of arrived stages), MK_PF=KiB (L2
+ * bulk prefetch that far ahead of the ring's loads), MK_DYN=1 (blocks claim
+ * chunks of rows from a counter per phase instead of fixed shares), MK_BAR=1
+ * (the last block to arrive raises a flag) or 2 (polls 200 ns apart),
+ * MK_NOP=1 (consumers release every stage unread: the fastest consumer
+ * there is), MK_DRY=1 (no weights: the barriers' own time).
+ *
  * Build and run (GPU machine):
  *   nvcc -O3 -std=c++17 -arch=sm_90a -o /tmp/mk_bound tools/mk_bound.cu
  *   /tmp/mk_bound [steps]
@@ -71,6 +80,7 @@ struct args {
     int dyn;            /* blocks claim chunks of rows from a counter per phase instead of a fixed share */
     unsigned *cnt;      /* (2, MAX_PH) claim counters: this step's (epoch & 1), the next step's zeroed */
     unsigned epoch;
+    int nop;            /* consumers release every stage unread */
     int bar_kind;       /* 0: poll the count, 1: a flag raised by the last block, 2: poll with sleeps */
 };
 
@@ -252,6 +262,12 @@ __global__ void __launch_bounds__(NTHREADS, 1) k_skel(args a)
                     c++;
                     break;
                 }
+            }
+            if (a.nop) {   /* the fastest consumer there is: release the stage unread */
+                __syncwarp();
+                if (lane == 0)
+                    mb_arrive(&empty[st]);
+                continue;
             }
             const uint4 *s4 = (const uint4 *)(ring + (size_t)st * a.stage_bytes);
             int ppr = P.cols / 8;   /* 16-byte packs a row; every consumer thread takes every 512th */
@@ -440,10 +456,11 @@ int main(int argc, char **argv)
     int ns = env_ns ? atoi(env_ns) : 6, stage = (env_st ? atoi(env_st) : 32) * 1024;
     long long pf = env_pf ? atoll(env_pf) * 1024 : 0;
     int dyn = getenv("MK_DYN") ? atoi(getenv("MK_DYN")) : 0;
+    int nop = getenv("MK_NOP") != NULL;
     int bar_kind = getenv("MK_BAR") ? atoi(getenv("MK_BAR")) : 0, dry = getenv("MK_DRY") != NULL;
     int infl = getenv("MK_INFL") ? atoi(getenv("MK_INFL")) * 1024 : 0;
-    printf("barrier kind %d%s; ring %d x %d KiB, at most %d KiB in flight, L2 prefetch %lld KiB ahead, %s shares\n", bar_kind,
-           dry ? " (dry: no weights)" : "", ns, stage / 1024,
+    printf("barrier kind %d%s%s; ring %d x %d KiB, at most %d KiB in flight, L2 prefetch %lld KiB ahead, %s shares\n", bar_kind,
+           dry ? " (dry: no weights)" : "", nop ? " (stages released unread)" : "", ns, stage / 1024,
            infl ? infl / 1024 : ns * stage / 1024, pf / 1024, dyn ? "claimed" : "fixed");
     for (const model &m : models) {
         std::vector<phase> ph;
@@ -486,7 +503,7 @@ int main(int argc, char **argv)
             CK(cudaMemset(bar, 0, 256));
             CK(cudaMemset(tsum, 0, 16));
             CK(cudaMemset(cnt, 0, 2 * MAX_PH * 4));
-            args a = {w, x, sink, tsum, bar, 0, (int)ph.size(), m.dim, ns, stage, pf, infl, dyn, cnt, 0, bar_kind};
+            args a = {w, x, sink, tsum, bar, 0, (int)ph.size(), m.dim, ns, stage, pf, infl, dyn, cnt, 0, nop, bar_kind};
             std::vector<float> t;
             for (int s = 0; s < steps + 3; s++) {
                 a.base = (unsigned)(s * nb);
