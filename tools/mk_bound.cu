@@ -75,6 +75,7 @@ struct args {
     unsigned *bar;
     unsigned base;      /* the barrier count before this step */
     int nph, dim, ns, stage_bytes;
+    int ring_off;       /* shared bytes before the ring: HDR, then the input (the longest, 128-byte aligned) */
     long long pf;       /* bytes the producer prefetches into the L2 ahead of its ring loads (0: none) */
     int infl;           /* bytes the producer keeps in flight at most (0: the whole ring) */
     int dyn;            /* blocks claim chunks of rows from a counter per phase instead of a fixed share */
@@ -116,13 +117,6 @@ __device__ __forceinline__ void bulk(void *dst, const void *src, unsigned bytes,
                  ::"r"(sa(dst)), "l"(src), "r"(bytes), "r"(sa(b)) : "memory");
 }
 __device__ __forceinline__ void cons_sync() { asm volatile("bar.sync 1, %0;" ::"n"(CW * 32) : "memory"); }
-__device__ __forceinline__ float wsum(float v)
-{
-    for (int o = 16; o; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 __device__ __forceinline__ void block_rows(const phase &P, int &r0, int &r1)
 {
     r0 = (int)((long long)P.rows * blockIdx.x / gridDim.x);
@@ -134,10 +128,8 @@ __global__ void __launch_bounds__(NTHREADS, 1) k_skel(args a)
     extern __shared__ __align__(128) unsigned char sm[];
     uint64_t *full = (uint64_t *)sm, *empty = full + MAX_NS;
     float *xs = (float *)(sm + HDR);
-    int in_max = 0;
-    for (int p = 0; p < a.nph; p++)
-        in_max = max(in_max, max(c_ph[p].cols, a.dim));
-    unsigned char *ring = sm + HDR + ((in_max * 4 + 127) & ~127);
+    int *meta = (int *)(sm + 256);   /* rows in each stage (claimed shares); 0: the phase's end */
+    unsigned char *ring = sm + a.ring_off;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (threadIdx.x == 0) {
         for (int i = 0; i < a.ns; i++) {
@@ -155,7 +147,6 @@ __global__ void __launch_bounds__(NTHREADS, 1) k_skel(args a)
         if (lane)
             return;
         int c = 0;
-        int *meta = (int *)(sm + 256);   /* rows in each stage; 0: the phase's end */
         int done = 0, fl = 0, bytes_of[MAX_NS];   /* the oldest stage not seen arrived; bytes in flight */
         auto issue = [&](const phase &P, int r, int n) {
             int st = c % a.ns, rb = P.cols * 2;
@@ -254,7 +245,7 @@ __global__ void __launch_bounds__(NTHREADS, 1) k_skel(args a)
             int st = c % a.ns, n = min(upc, r1 - r);
             mb_wait(&full[st], (unsigned)(c / a.ns) & 1u);
             if (a.dyn) {
-                n = ((volatile int *)(sm + 256))[st];
+                n = ((volatile int *)meta)[st];
                 if (!n) {   /* the phase's end */
                     __syncwarp();
                     if (lane == 0)
@@ -364,6 +355,27 @@ __global__ void k_read(const uint4 *w, long long n, float *sink)
         sink[0] = s;
 }
 
+/* Times f(i) for i = 0 .. warm + reps - 1 with events around each call;
+ * returns the last reps times in ms, sorted. */
+template <typename F>
+static std::vector<float> timed(cudaEvent_t e0, cudaEvent_t e1, int warm, int reps, F f)
+{
+    std::vector<float> t;
+    for (int i = 0; i < warm + reps; i++) {
+        CK(cudaEventRecord(e0));
+        f(i);
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        CK(cudaGetLastError());
+        float ms;
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        if (i >= warm)
+            t.push_back(ms);
+    }
+    std::sort(t.begin(), t.end());
+    return t;
+}
+
 struct model {
     const char *name;
     int dim, hidden, nh, nkv, hd, layers, vocab;
@@ -419,18 +431,9 @@ int main(int argc, char **argv)
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
-    float best = 1e30f;
-    for (int i = 0; i < 12; i++) {
-        CK(cudaEventRecord(e0));
-        CK(cudaMemcpyAsync(cb, ca, cn, cudaMemcpyDeviceToDevice));
-        CK(cudaEventRecord(e1));
-        CK(cudaEventSynchronize(e1));
-        float ms;
-        CK(cudaEventElapsedTime(&ms, e0, e1));
-        if (i >= 2 && ms < best)
-            best = ms;
-    }
+    float best = timed(e0, e1, 2, 10, [&](int) { CK(cudaMemcpyAsync(cb, ca, cn, cudaMemcpyDeviceToDevice)); })[0];
     double copy_bw = 2.0 * cn / (best * 1e-3);
+    CK(cudaFree(ca));
     CK(cudaFree(cb));
     printf("%s, %d SMs; d2d copy: read+write %.1f GB/s\n", prop.name, nsm, copy_bw / 1e9);
 
@@ -467,17 +470,7 @@ int main(int argc, char **argv)
         long long bytes;
         build(m, "none", 0, ph, bytes);
         /* the plain read of the same bytes */
-        float rbest = 1e30f;
-        for (int i = 0; i < 10; i++) {
-            CK(cudaEventRecord(e0));
-            k_read<<<nsm * 4, 512>>>((const uint4 *)w, bytes / 16, sink);
-            CK(cudaEventRecord(e1));
-            CK(cudaEventSynchronize(e1));
-            float ms;
-            CK(cudaEventElapsedTime(&ms, e0, e1));
-            if (i >= 2 && ms < rbest)
-                rbest = ms;
-        }
+        float rbest = timed(e0, e1, 2, 8, [&](int) { k_read<<<nsm * 4, 512>>>((const uint4 *)w, bytes / 16, sink); })[0];
         printf("\n%s: %.1f MB a step; plain read %.1f us = %.3f of copy\n", m.name, bytes / 1e6, rbest * 1e3,
                bytes / (rbest * 1e-3) / copy_bw);
         printf("  %-6s %6s %7s %8s %9s %7s %9s %9s\n", "struct", "att_us", "syncs", "barriers", "us/step", "share", "wait_us", "reload_us");
@@ -498,27 +491,18 @@ int main(int argc, char **argv)
                 in_max = std::max(in_max, P.cols);
             }
             CK(cudaMemcpyToSymbol(c_ph, ph.data(), ph.size() * sizeof(phase)));
-            size_t smem = HDR + ((in_max * 4 + 127) & ~127) + (size_t)ns * stage;
+            int ring_off = HDR + ((in_max * 4 + 127) & ~127);
+            size_t smem = (size_t)ring_off + (size_t)ns * stage;
             CK(cudaFuncSetAttribute(k_skel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
             CK(cudaMemset(bar, 0, 256));
             CK(cudaMemset(tsum, 0, 16));
             CK(cudaMemset(cnt, 0, 2 * MAX_PH * 4));
-            args a = {w, x, sink, tsum, bar, 0, (int)ph.size(), m.dim, ns, stage, pf, infl, dyn, cnt, 0, nop, bar_kind};
-            std::vector<float> t;
-            for (int s = 0; s < steps + 3; s++) {
+            args a = {w, x, sink, tsum, bar, 0, (int)ph.size(), m.dim, ns, stage, ring_off, pf, infl, dyn, cnt, 0, nop, bar_kind};
+            std::vector<float> t = timed(e0, e1, 3, steps, [&](int s) {
                 a.base = (unsigned)(s * nb);
                 a.epoch = (unsigned)s;
-                CK(cudaEventRecord(e0));
                 k_skel<<<nsm, NTHREADS, smem>>>(a);
-                CK(cudaEventRecord(e1));
-                CK(cudaEventSynchronize(e1));
-                CK(cudaGetLastError());
-                float ms;
-                CK(cudaEventElapsedTime(&ms, e0, e1));
-                if (s >= 3)
-                    t.push_back(ms);
-            }
-            std::sort(t.begin(), t.end());
+            });
             float med = t[t.size() / 2];
             unsigned long long ts[2];
             CK(cudaMemcpy(ts, tsum, 16, cudaMemcpyDeviceToHost));
