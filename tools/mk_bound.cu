@@ -416,6 +416,10 @@ static int build(const model &m, const char *mode, int att_ns, std::vector<phase
 int main(int argc, char **argv)
 {
     int steps = argc > 1 ? atoi(argv[1]) : 30;
+    if (argc > 2 || steps < 1) {
+        fprintf(stderr, "usage: mk_bound [steps >= 1] (variants through MK_* in the environment)\n");
+        return 2;
+    }
     int dev = 0, nsm;
     CK(cudaSetDevice(dev));
     CK(cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev));
